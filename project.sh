@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The project's two entry points, for a fresh Debian/Ubuntu machine as root:
+#   ./project.sh main   set everything up, then run the main job (nvsim GPUs + nvctl)
+#   ./project.sh test   set everything up, then run the whole test suite
+#   ./project.sh setup  set everything up only
+# Set-up is idempotent: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+ROOT=$PWD
+VENV=$ROOT/.venv
+
+APT_PACKAGES=(
+  gcc libc6-dev make python3 python3-venv python3-dev
+  runc crun umoci skopeo podman buildah docker-registry
+  busybox-static debootstrap golang-github-opencontainers-specs-dev
+  iproute2 procps util-linux kmod tar gzip ca-certificates
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "project.sh must run as root (it installs packages and runs containers)" >&2
+    exit 4
+  fi
+}
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "apt: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+install_venv() {
+  local py=${PYTHON:-python3}
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "venv: creating $VENV"
+    "$py" -m venv "$VENV"
+  fi
+  local stamp=$VENV/.installed
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    log "venv: installing the project and its test dependencies"
+    "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+    "$VENV/bin/pip" install -q -e ".[test]"
+    touch "$stamp"
+  fi
+}
+
+build_nvsim() {
+  log "nvsim: building libnvidia-ml.so.1"
+  "$VENV/bin/nvsim" build
+}
+
+setup() {
+  need_root
+  install_apt
+  install_venv
+  build_nvsim
+}
+
+main_job() {
+  export NVSIM_STATE=${NVSIM_STATE:-/run/nvsim}
+  log "nvsim: starting two virtual RTX 4090s in $NVSIM_STATE"
+  "$VENV/bin/nvsim" up --gpus 2 --model rtx4090
+  eval "$("$VENV/bin/nvsim" env)"
+  "$VENV/bin/nvsim" load 1 80
+  log "nvctl gpu list"
+  "$VENV/bin/nvctl" gpu list
+  log "nvctl gpu watch --count 5 --interval 1"
+  "$VENV/bin/nvctl" gpu watch --count 5 --interval 1
+  "$VENV/bin/nvsim" load 1 0
+}
+
+run_tests() {
+  export PATH=$VENV/bin:$PATH
+  log "lint: ruff + mypy"
+  ruff check src tests bench
+  ruff format --check src tests bench
+  mypy
+  log "tests"
+  pytest -q -p no:cacheprovider "$@"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  main) setup; main_job ;;
+  test) setup; run_tests "$@" ;;
+  *) echo "usage: $0 main|test|setup" >&2; exit 2 ;;
+esac
