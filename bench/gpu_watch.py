@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""CPU cost of monitoring: ``nvctl gpu watch --json`` against gpustat's and nvitop's own
+query loops, on the same nvsim GPUs, in one run.
+
+Each contender runs as its own process taking N samples back to back (no sleeping), and we
+read that process's user+system CPU time.  Each is also run with a single sample, so the
+report gives both the whole-process cost (start-up included) and the marginal cost of one
+sample.  Ratios are peer / nvctl: above 1 means nvctl is cheaper.
+
+    .venv/bin/python bench/gpu_watch.py [--gpus 2] [--samples 100] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+GPUSTAT_LOOP = """
+import sys, gpustat
+for _ in range(int(sys.argv[1])):
+    gpustat.new_query()
+"""
+
+# nvitop's TUI refresh: a snapshot of every device and of its processes.
+NVITOP_LOOP = """
+import sys
+from nvitop import Device
+devices = Device.all()
+for _ in range(int(sys.argv[1])):
+    for d in devices:
+        d.as_snapshot()
+        d.processes()
+"""
+
+
+def cpu_of(cmd: list[str], env: dict[str, str]) -> float:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def contenders(n: int) -> dict[str, list[str]]:
+    py = sys.executable
+    return {
+        "nvctl": [
+            str(BIN / "nvctl"),
+            "gpu",
+            "watch",
+            "--json",
+            "--interval",
+            "0",
+            "--count",
+            str(n),
+        ],
+        "gpustat": [py, "-c", GPUSTAT_LOOP, str(n)],
+        "nvitop": [py, "-c", NVITOP_LOOP, str(n)],
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--gpus", type=int, default=2)
+    ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "nvsim"
+        nvsim = [str(BIN / "nvsim"), "--state", str(state)]
+        subprocess.run([*nvsim, "up", "--gpus", str(args.gpus), "--model", "rtx4090"], check=True)
+        try:
+            env = dict(os.environ)
+            env.update(json.loads(subprocess.check_output([*nvsim, "env", "--format", "json"])))
+            subprocess.run([*nvsim, "load", "0", "60"], check=True)
+            full: dict[str, list[float]] = {k: [] for k in contenders(1)}
+            one: dict[str, list[float]] = {k: [] for k in contenders(1)}
+            for _ in range(args.rounds):  # interleaved, so drift hits everyone alike
+                for name, cmd in contenders(args.samples).items():
+                    full[name].append(cpu_of(cmd, env))
+                for name, cmd in contenders(1).items():
+                    one[name].append(cpu_of(cmd, env))
+        finally:
+            subprocess.run([*nvsim, "down"], check=False)
+
+    total = {k: statistics.median(v) for k, v in full.items()}
+    marginal = {
+        k: max(total[k] - statistics.median(one[k]), 1e-9) / (args.samples - 1) for k in total
+    }
+    print(f"{args.samples} samples of {args.gpus} nvsim GPUs, median of {args.rounds} rounds")
+    print(
+        f"{'tool':<10}{'CPU s / run':>14}{'ms / sample':>14}{'run ratio':>12}{'sample ratio':>14}"
+    )
+    for name in total:
+        print(
+            f"{name:<10}{total[name]:>14.3f}{marginal[name] * 1000:>14.3f}"
+            f"{total[name] / total['nvctl']:>12.2f}{marginal[name] / marginal['nvctl']:>14.2f}"
+        )
+    print("ratios are tool / nvctl: above 1.00 means nvctl uses less CPU")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
