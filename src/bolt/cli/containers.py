@@ -1,0 +1,239 @@
+"""``bolt ps|logs|exec|stop|kill|rm|inspect|wait``: container commands over the engine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("ps", help="list containers")
+    p.add_argument("-a", "--all", action="store_true", help="include stopped containers")
+    p.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=ps)
+
+    p = sub.add_parser("logs", help="show a container's output")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--tail", type=int, metavar="N")
+    p.add_argument("--timestamps", action="store_true")
+    p.add_argument("--json", action="store_true", help="the raw JSON lines")
+    p.add_argument("name")
+    p.set_defaults(handler=logs)
+
+    p = sub.add_parser("exec", help="run a command in a running container")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("name")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=exec_)
+
+    p = sub.add_parser("stop", help="stop containers (stop signal, then SIGKILL)")
+    p.add_argument("-t", "--time", type=float, default=10, help="seconds before SIGKILL")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(handler=stop)
+
+    p = sub.add_parser("kill", help="send a signal to containers")
+    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(handler=kill)
+
+    p = sub.add_parser("rm", help="remove containers")
+    p.add_argument("-f", "--force", action="store_true", help="kill running ones first")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(handler=rm)
+
+    p = sub.add_parser("inspect", help="a container's details as JSON")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(handler=inspect)
+
+    p = sub.add_parser("wait", help="wait for containers to exit; print their exit codes")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(handler=wait)
+
+
+def _db(args: argparse.Namespace) -> Any:
+    from bolt.state.db import StateDB
+
+    return StateDB(args.root)
+
+
+def describe(row: Any) -> dict[str, Any]:
+    details = row.details_dict
+    return {
+        "id": row.id,
+        "name": row.name,
+        "image": row.image,
+        "image_id": row.image_id,
+        "command": row.command_list,
+        "status": row.status,
+        "exit_code": row.exit_code,
+        "created": row.created,
+        "started": row.started,
+        "finished": row.finished,
+        "pid": row.pid if row.status in ("created", "running") else None,
+        "runtime": row.runtime,
+        "supervised": not details.get("unsupervised", False),
+        "labels": row.labels_dict,
+        "error": details.get("error"),
+    }
+
+
+def _status_text(d: dict[str, Any]) -> str:
+    if d["status"] == "running":
+        up = int(time.time() - (d["started"] or d["created"]))
+        return f"Up {up}s" + ("" if d["supervised"] else " (monitor lost)")
+    if d["status"] == "exited":
+        code = "?" if d["exit_code"] is None else d["exit_code"]
+        return f"Exited ({code})"
+    return d["status"].capitalize()
+
+
+def ps(args: argparse.Namespace) -> int:
+    from bolt.runtime.engine import is_live, reconcile
+
+    db = _db(args)
+    rows = [reconcile(args.root, db, r) for r in db.all()]
+    if not args.all:
+        rows = [r for r in rows if is_live(r)]
+    items = [describe(r) for r in rows]
+    if args.json:
+        print(json.dumps(items, indent=2))
+    elif args.quiet:
+        for d in items:
+            print(d["id"][:12])
+    else:
+        print(f"{'CONTAINER ID':<14}{'IMAGE':<24}{'COMMAND':<24}{'STATUS':<22}NAMES")
+        for d in items:
+            cmd = " ".join(d["command"])
+            cmd = cmd if len(cmd) <= 22 else cmd[:19] + "..."
+            print(
+                f"{d['id'][:12]:<14}{d['image'][:23]:<24}{cmd:<24}{_status_text(d):<22}{d['name']}"
+            )
+    return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    from bolt.runtime.logs import follow_lines
+
+    db = _db(args)
+    row = db.get(args.name)
+    for record in follow_lines(args.root, db, row, tail=args.tail, follow=args.follow):
+        if args.json:
+            sys.stdout.write(json.dumps(record) + "\n")
+        else:
+            text = record["log"]
+            if args.timestamps:
+                text = f"{record['time']} {text}"
+            stream = sys.stdout if record["stream"] == "stdout" else sys.stderr
+            stream.write(text)
+        if args.follow:
+            sys.stdout.flush()
+    return 0
+
+
+def exec_(args: argparse.Namespace) -> int:
+    from bolt.errors import InvalidInput
+    from bolt.runtime.engine import exec_replace
+
+    if not args.cmd:
+        raise InvalidInput("exec: no command given", hint="bolt exec NAME CMD...")
+    db = _db(args)
+    row = db.get(args.name)
+    exec_replace(
+        args.root,
+        db,
+        row,
+        args.cmd,
+        env=args.env,
+        cwd=args.workdir,
+        user=args.user,
+        tty=args.tty,
+        interactive=args.interactive,
+    )
+    return 1  # not reached: the process became the runtime's exec
+
+
+def _each(args: argparse.Namespace, action: Any) -> int:
+    from bolt.errors import BoltError, render
+
+    db = _db(args)
+    failed = 0
+    for name in args.names:
+        try:
+            out = action(db, db.get(name))
+        except BoltError as err:
+            print(render(err), file=sys.stderr)
+            failed = failed or int(err.exit_code)
+            continue
+        if out is not None:
+            print(out)
+    return failed
+
+
+def stop(args: argparse.Namespace) -> int:
+    from bolt.runtime import engine
+
+    def one(db: Any, row: Any) -> str:
+        engine.stop(args.root, db, row, args.time)
+        return str(row.name)
+
+    return _each(args, one)
+
+
+def kill(args: argparse.Namespace) -> int:
+    from bolt.runtime import engine
+
+    def one(db: Any, row: Any) -> str:
+        engine.kill(args.root, db, row, args.signal)
+        return str(row.name)
+
+    return _each(args, one)
+
+
+def rm(args: argparse.Namespace) -> int:
+    from bolt.runtime import engine
+
+    def one(db: Any, row: Any) -> str:
+        engine.remove(args.root, db, row, args.force)
+        return str(row.name)
+
+    return _each(args, one)
+
+
+def wait(args: argparse.Namespace) -> int:
+    from bolt.runtime import engine
+
+    def one(db: Any, row: Any) -> str:
+        code = engine.wait(args.root, db, row)
+        return "unknown" if code is None else str(code)
+
+    return _each(args, one)
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from bolt.runtime.engine import reconcile
+    from bolt.runtime.layout import ContainerDir
+
+    db = _db(args)
+    out = []
+    for name in args.names:
+        row = reconcile(args.root, db, db.get(name))
+        item = describe(row)
+        cdir = ContainerDir.of(args.root, row.id)
+        item["details"] = row.details_dict
+        item["bundle"] = str(cdir.bundle)
+        item["log_path"] = str(cdir.log)
+        try:
+            item["config"] = json.loads(cdir.config.read_text())
+        except (OSError, ValueError):
+            item["config"] = None
+        out.append(item)
+    print(json.dumps(out, indent=2))
+    return 0

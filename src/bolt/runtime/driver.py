@@ -1,0 +1,220 @@
+"""The OCI runtime driver: command lines for crun and runc, and which one to use.
+
+``select_runtime("auto", root)`` picks crun when it works on this host and runc otherwise.
+crun 1.8 refuses hybrid cgroup hosts; there Bolt runs it inside a private mount
+namespace with the cgroup2 mount hidden (``linux.private_mount_namespace_without_cgroup2``).
+Whether crun works is probed once by running a real container and cached in
+``$BOLT_ROOT/runtime-probe.json`` (keyed by the binary's path, size and mtime).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bolt.errors import BoltError, InvalidInput, Unsupported
+
+RUNTIMES = ("crun", "runc")
+PROBE_FILE = "runtime-probe.json"
+
+
+class RuntimeFailure(BoltError):
+    """The OCI runtime refused an operation; the message carries its own words."""
+
+
+def hybrid_cgroups() -> bool:
+    """cgroup v1 controllers with a cgroup2 tree at /sys/fs/cgroup/unified."""
+    return os.path.ismount("/sys/fs/cgroup/unified")
+
+
+def cgroup_v2() -> bool:
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+@dataclass(frozen=True)
+class OciRuntime:
+    name: str
+    path: str
+    state_root: str
+    private_ns: bool = False  # run in a mount namespace without the cgroup2 mount
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.path, "--root", self.state_root, *args]
+
+    def preexec(self) -> Callable[[], None] | None:
+        """The child set-up a runtime process needs (only valid in a single-threaded parent)."""
+        if not self.private_ns:
+            return None
+        from bolt.runtime.linux import private_mount_namespace_without_cgroup2
+
+        return private_mount_namespace_without_cgroup2
+
+    def _run(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            self.argv(*args),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            preexec_fn=self.preexec(),
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeFailure(f"{self.name} {args[0]} failed: {runtime_message(proc.stderr)}")
+        return proc
+
+    def start(self, cid: str) -> None:
+        self._run("start", cid)
+
+    def state(self, cid: str) -> dict[str, Any] | None:
+        """The runtime's view of ``cid`` (status created|running|stopped|paused), or None."""
+        proc = self._run("state", cid, check=False)
+        if proc.returncode != 0:
+            return None
+        try:
+            return json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            return None
+
+    def kill(self, cid: str, sig: int = signal.SIGTERM, all_processes: bool = False) -> bool:
+        args = ["kill", *(["--all"] if all_processes else []), cid, str(int(sig))]
+        return self._run(*args, check=False).returncode == 0
+
+    def delete(self, cid: str, force: bool = False) -> None:
+        proc = self._run("delete", *(["--force"] if force else []), cid, check=False)
+        if proc.returncode != 0 and self.state(cid) is not None:
+            raise RuntimeFailure(f"{self.name} delete failed: {runtime_message(proc.stderr)}")
+
+    def exec_argv(
+        self,
+        cid: str,
+        args: Sequence[str],
+        *,
+        env: Sequence[str] = (),
+        cwd: str | None = None,
+        tty: bool = False,
+        user: str | None = None,
+    ) -> list[str]:
+        argv = self.argv("exec")
+        if tty:
+            argv.append("--tty")
+        for item in env:
+            argv += ["--env", item]
+        if cwd:
+            argv += ["--cwd", cwd]
+        if user:
+            argv += ["--user", user]
+        return [*argv, cid, *args]
+
+
+def runtime_message(stderr: str) -> str:
+    """The useful line of a runtime's error output (runc logs JSON-ish 'msg=' lines)."""
+    lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
+    if not lines:
+        return "no error output"
+    last = lines[-1]
+    if last.startswith("{"):
+        try:
+            return str(json.loads(last).get("msg", last))
+        except json.JSONDecodeError:
+            return last
+    return last
+
+
+def _binary(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def _fingerprint(path: str) -> str:
+    st = os.stat(path)
+    return f"{path}:{st.st_size}:{int(st.st_mtime)}"
+
+
+def _probe(rt: OciRuntime, work: Path) -> tuple[bool, str]:
+    """Run /bin/true with the host's /usr etc. bind-mounted read-only into an empty rootfs."""
+    from bolt.runtime.ocispec import generate
+    from bolt.runtime.spec import ContainerSpec, Mount
+
+    work.mkdir(parents=True, exist_ok=True)
+    bundle = Path(tempfile.mkdtemp(prefix="probe-", dir=work))
+    try:
+        (bundle / "rootfs").mkdir()
+        mounts = tuple(
+            Mount(destination=d, source=os.path.realpath(d), readonly=True)
+            for d in ("/bin", "/lib", "/lib64", "/usr")
+            if os.path.isdir(d)
+        )
+        spec = ContainerSpec(
+            id=os.urandom(8).hex(),
+            name="bolt-probe",
+            rootfs=str(bundle / "rootfs"),
+            args=("/bin/true",),
+            mounts=mounts,
+            cgroups_path=f"/bolt/probe-{os.getpid()}",
+        )
+        (bundle / "config.json").write_text(json.dumps(generate(spec)))
+        try:
+            proc = subprocess.run(
+                rt.argv("run", "--bundle", str(bundle), spec.id),
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                timeout=30,
+                preexec_fn=rt.preexec(),
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return False, str(exc)
+        rt._run("delete", "--force", spec.id, check=False)
+        return proc.returncode == 0, runtime_message(proc.stderr) if proc.returncode else "ok"
+    finally:
+        shutil.rmtree(bundle, ignore_errors=True)
+
+
+def make_runtime(name: str, root: Path) -> OciRuntime:
+    path = _binary(name)
+    if path is None:
+        raise Unsupported(
+            f"OCI runtime {name!r} is not installed", hint=f"install the {name} package"
+        )
+    return OciRuntime(
+        name=name,
+        path=path,
+        state_root=str(root / "run" / name),
+        private_ns=name == "crun" and hybrid_cgroups(),
+    )
+
+
+def select_runtime(choice: str, root: Path) -> OciRuntime:
+    """``crun`` / ``runc`` as asked, or for ``auto`` crun if it works here, else runc."""
+    if choice in RUNTIMES:
+        return make_runtime(choice, root)
+    if choice != "auto":
+        raise InvalidInput(f"runtime: {choice!r} is not one of auto, crun, runc")
+    crun = _binary("crun")
+    if crun is not None:
+        probe_path = root / PROBE_FILE
+        key = _fingerprint(crun) + (":hybrid" if hybrid_cgroups() else "")
+        try:
+            cached = json.loads(probe_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            cached = {}
+        if cached.get("key") != key:
+            ok, reason = _probe(make_runtime("crun", root), root / "tmp")
+            cached = {"key": key, "crun_works": ok, "reason": reason}
+            tmp = probe_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cached))
+            tmp.replace(probe_path)
+        if cached.get("crun_works"):
+            return make_runtime("crun", root)
+    if _binary("runc") is None:
+        raise Unsupported("no working OCI runtime found", hint="install crun or runc")
+    return make_runtime("runc", root)

@@ -1,0 +1,47 @@
+"""Where one container's files live: ``$BOLT_ROOT/containers/<id>/``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ContainerDir:
+    path: Path
+
+    @classmethod
+    def of(cls, root: Path, cid: str) -> ContainerDir:
+        return cls(root / "containers" / cid)
+
+    @property
+    def bundle(self) -> Path:
+        return self.path / "bundle"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.bundle / "rootfs"
+
+    @property
+    def config(self) -> Path:
+        return self.bundle / "config.json"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "log.jsonl"
+
+    @property
+    def exit_file(self) -> Path:
+        return self.path / "exit"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.path / "pid"
+
+    @property
+    def console_socket(self) -> Path:
+        return self.path / "console.sock"
+
+    @property
+    def monitor_log(self) -> Path:
+        return self.path / "monitor.log"

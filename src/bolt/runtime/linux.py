@@ -1,0 +1,110 @@
+"""Thin wrappers over the Linux system calls Bolt needs and Python 3.11 lacks.
+
+prctl(PR_SET_CHILD_SUBREAPER), mount/umount2, unshare, and process identity (pid plus
+start time, so a recycled pid is never mistaken for the process we started).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from functools import cache
+
+PR_SET_CHILD_SUBREAPER = 36
+CLONE_NEWNS = 0x00020000
+MS_RDONLY = 1
+MS_REC = 0x4000
+MS_SLAVE = 1 << 19
+MNT_DETACH = 2
+
+
+@cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def set_child_subreaper() -> None:
+    _check(_libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
+    ret = _libc().mount(
+        source.encode(),
+        target.encode(),
+        fstype.encode() if fstype else None,
+        flags,
+        data.encode() if data else None,
+    )
+    _check(ret, f"mount {target}")
+
+
+def umount(target: str, detach: bool = False) -> bool:
+    """Unmount ``target``; False if it was not mounted."""
+    ret = _libc().umount2(target.encode(), MNT_DETACH if detach else 0)
+    if ret != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EINVAL, errno.ENOENT):
+            return False
+        raise OSError(err, f"umount {target}: {os.strerror(err)}")
+    return True
+
+
+def private_mount_namespace_without_cgroup2() -> None:
+    """Move this process into a mount namespace that follows the host's (slave) but has
+    no cgroup2 hierarchy mounted at /sys/fs/cgroup/unified.
+
+    crun 1.8 refuses hosts with hybrid cgroups; hiding the v2 mount makes it use v1 only.
+    Call only in a single-threaded process (a fresh child before exec).
+    """
+    _check(_libc().unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    mount("none", "/", "", MS_REC | MS_SLAVE)
+    umount("/sys/fs/cgroup/unified", detach=True)
+
+
+def proc_start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot, or None if it does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name may contain spaces and parentheses: split after the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def proc_state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return data[data.rindex(b")") + 2 :].split()[0].decode()
+
+
+def process_alive(pid: int | None, start_time: int | None) -> bool:
+    """True if ``pid`` still names the process that had ``start_time`` and is not a zombie."""
+    if not pid:
+        return False
+    current = proc_start_time(pid)
+    if current is None or (start_time is not None and current != start_time):
+        return False
+    return proc_state(pid) not in ("Z", "X", None)
+
+
+def is_mountpoint(path: str) -> bool:
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                if line.split()[4] == path:
+                    return True
+    except OSError:
+        return False
+    return False

@@ -1,0 +1,423 @@
+"""The per-container monitor: creates the container, owns its stdio, logs, records the exit.
+
+One monitor process per container, started by ``bolt run`` (forked, so it costs no new
+interpreter) or by the library (``python -m bolt.runtime.monitor``).  It makes itself a
+child subreaper and leaves the caller's session, so it outlives the CLI and inherits the
+container's init when the runtime's create process exits; that lets it ``waitpid`` the
+init for the real exit status and reap every orphan, leaving no zombies.
+
+Output goes to ``log.jsonl`` (one JSON object per line: time, stream, log) and, while a
+client is attached, to the attach socket (``bolt.runtime.attach`` frames).  On exit it
+records the code in the database and in ``exit``, deletes the runtime's container,
+unmounts the root file system, and with ``auto_remove`` removes everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import termios
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bolt.errors import BoltError
+from bolt.runtime import attach, linux, rootfs
+from bolt.runtime.driver import OciRuntime, runtime_message
+from bolt.runtime.layout import ContainerDir
+from bolt.state.db import StateDB, now
+
+
+@dataclass
+class MonitorJob:
+    root: str
+    cid: str
+    runtime: dict[str, object]
+    terminal: bool = False
+    interactive: bool = False
+    start: bool = True
+    auto_remove: bool = False
+
+
+class LogWriter:
+    """JSON-lines log: a record per line of output, long partial lines split at 16 KiB."""
+
+    LIMIT = 16 * 1024
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self.partial: dict[str, bytes] = {}
+
+    def write(self, stream: str, data: bytes) -> None:
+        buf = self.partial.pop(stream, b"") + data
+        *lines, rest = buf.split(b"\n")
+        for line in lines:
+            self._emit(stream, line + b"\n")
+        while len(rest) >= self.LIMIT:
+            self._emit(stream, rest[: self.LIMIT])
+            rest = rest[self.LIMIT :]
+        if rest:
+            self.partial[stream] = rest
+
+    def flush(self) -> None:
+        for stream, rest in list(self.partial.items()):
+            self._emit(stream, rest)
+        self.partial.clear()
+
+    def _emit(self, stream: str, raw: bytes) -> None:
+        stamp = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        record = {"time": stamp, "stream": stream, "log": raw.decode("utf-8", "replace")}
+        os.write(self.fd, (json.dumps(record) + "\n").encode())
+
+
+def exit_code_of(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+class Monitor:
+    def __init__(self, job: MonitorJob, attach_sock: socket.socket | None) -> None:
+        self.job = job
+        self.root = Path(job.root)
+        self.cdir = ContainerDir.of(self.root, job.cid)
+        self.rt = OciRuntime(**job.runtime)  # type: ignore[arg-type]
+        self.client = attach_sock
+        self.db = StateDB(self.root)
+        self.pid = 0
+        self.status: int | None = None
+        self.streams: dict[int, str] = {}
+        self.stdin_fd: int | None = None
+        self.master: int | None = None
+
+    # -- attach client -------------------------------------------------------------------
+    def send(self, kind: int, payload: bytes = b"") -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.sendall(attach.encode(kind, payload))
+        except OSError:
+            self.drop_client()
+
+    def drop_client(self) -> None:
+        if self.client is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self.sel.unregister(self.client)
+            self.client.close()
+            self.client = None
+
+    # -- create ---------------------------------------------------------------------------
+    def create(self) -> None:
+        """Run ``create`` (or ``run --detach``); afterwards the init is our child."""
+        job, cdir = self.job, self.cdir
+        verb = ["run", "--detach"] if job.start else ["create"]
+        args = [*verb, "--bundle", str(cdir.bundle), "--pid-file", str(cdir.pid_file)]
+        listener: socket.socket | None = None
+        err_r, err_w = os.pipe()
+        if job.terminal:
+            with contextlib.suppress(FileNotFoundError):
+                cdir.console_socket.unlink()
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(str(cdir.console_socket))
+            listener.listen(1)
+            args += ["--console-socket", str(cdir.console_socket)]
+            stdio = (os.open(os.devnull, os.O_RDONLY), err_w, err_w)
+        else:
+            out_r, out_w = os.pipe()
+            if job.interactive:
+                in_r, in_w = os.pipe()
+                self.stdin_fd = in_w
+            else:
+                in_r = os.open(os.devnull, os.O_RDONLY)
+            stdio = (in_r, out_w, err_w)
+            self.streams = {out_r: "stdout", err_r: "stderr"}
+        proc = subprocess.Popen(
+            self.rt.argv(*args, job.cid),
+            stdin=stdio[0],
+            stdout=stdio[1],
+            stderr=stdio[2],
+            preexec_fn=self.rt.preexec(),
+        )
+        for fd in set(stdio):
+            os.close(fd)
+        if listener is not None:
+            self.master = self._receive_console(listener, proc)
+            self.streams = {self.master: "stdout"}
+        code = proc.wait()
+        if code != 0:
+            message = runtime_message(_read_available(err_r))
+            raise BoltError(f"{self.rt.name} could not create the container: {message}")
+        if job.terminal:
+            os.close(err_r)
+        self.pid = int(cdir.pid_file.read_text().strip())
+
+    def _receive_console(self, listener: socket.socket, proc: subprocess.Popen[bytes]) -> int:
+        listener.settimeout(0.05)
+        try:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                    break
+                except TimeoutError:
+                    if proc.poll() is not None:
+                        raise BoltError(
+                            f"{self.rt.name} exited before passing the terminal"
+                        ) from None
+            with conn:
+                _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+            if not fds:
+                raise BoltError(f"{self.rt.name} did not pass a terminal")
+            return fds[0]
+        finally:
+            listener.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.cdir.console_socket.unlink()
+
+    # -- supervise ------------------------------------------------------------------------
+    def supervise(self) -> int:
+        self.sel = selectors.DefaultSelector()
+        for fd in self.streams:
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, "output")
+        if self.client is not None:
+            self.sel.register(self.client, selectors.EVENT_READ, "client")
+        pidfd = os.pidfd_open(self.pid)
+        self.sel.register(pidfd, selectors.EVENT_READ, "exit")
+        self.decoder = attach.Decoder()
+        self.logs = LogWriter(self.cdir.log)
+        deadline: float | None = None
+        while self.streams and (deadline is None or time.monotonic() < deadline):
+            for key, _ in self.sel.select(timeout=0.5 if deadline else 5.0):
+                if key.data == "output":
+                    self._pump(int(key.fd))  # type: ignore[arg-type]
+                elif key.data == "client":
+                    self._from_client()
+                elif key.data == "exit":
+                    self.sel.unregister(pidfd)
+                    os.close(pidfd)
+                    self._wait_init()
+            self._reap()
+            if self.status is not None and deadline is None:
+                deadline = time.monotonic() + 2.0  # drain what is still buffered
+        if self.status is None:
+            self._wait_init()
+        self.logs.flush()
+        return exit_code_of(self.status or 0)
+
+    def _pump(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the terminal's other side is gone
+            data = b""
+        stream = self.streams[fd]
+        if not data:
+            self.sel.unregister(fd)
+            del self.streams[fd]
+            if fd != self.master:
+                os.close(fd)
+            return
+        self.logs.write(stream, data)
+        self.send(attach.OUT if stream == "stdout" else attach.ERR, data)
+
+    def _from_client(self) -> None:
+        if self.client is None:  # dropped earlier in this round
+            return
+        try:
+            data = self.client.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self.drop_client()
+            self._close_stdin()
+            return
+        for kind, payload in self.decoder.feed(data):
+            if kind == attach.IN:
+                self._write_stdin(payload)
+            elif kind == attach.IN_EOF:
+                self._close_stdin()
+            elif kind == attach.SIGNAL:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, int(payload))
+            elif kind == attach.RESIZE and self.master is not None:
+                rows, cols = struct.unpack("!HH", payload)
+                fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def _write_stdin(self, data: bytes) -> None:
+        fd = self.master if self.master is not None else self.stdin_fd
+        if fd is None:
+            return
+        try:
+            os.write(fd, data)  # blocking: back-pressure reaches the client through its socket
+        except OSError:
+            self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        if self.stdin_fd is not None:
+            os.close(self.stdin_fd)
+            self.stdin_fd = None
+
+    def _wait_init(self) -> None:
+        if self.status is None:
+            try:
+                _, self.status = os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                self.status = 255 << 8  # reaped elsewhere: the code is unknown
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.pid and self.status is None:
+                self.status = status
+
+    # -- finish ---------------------------------------------------------------------------
+    def finish(self, code: int) -> None:
+        self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
+        with contextlib.suppress(OSError):
+            self.cdir.exit_file.write_text(str(code))
+        self.cleanup()
+        self.send(attach.EXIT, str(code).encode())
+
+    def cleanup(self) -> None:
+        """Delete the runtime's container and unmount; with auto_remove, remove it all."""
+        with contextlib.suppress(BoltError, OSError, subprocess.SubprocessError):
+            self.rt.delete(self.job.cid, force=True)
+        with contextlib.suppress(OSError):
+            rootfs.unmount(self.cdir.rootfs)
+        if self.job.auto_remove:
+            shutil.rmtree(self.cdir.path, ignore_errors=True)
+            self.db.delete(self.job.cid)
+
+
+def _read_available(fd: int) -> str:
+    os.set_blocking(fd, False)
+    chunks = []
+    with contextlib.suppress(OSError):
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
+    """The monitor's whole life; returns its own process exit status."""
+    linux.set_child_subreaper()
+    for sig in (
+        signal.SIGINT,
+        signal.SIGHUP,
+        signal.SIGPIPE,
+        signal.SIGTSTP,
+        signal.SIGTTOU,
+        signal.SIGTTIN,
+    ):
+        signal.signal(sig, signal.SIG_IGN)
+    mon = Monitor(job, attach_sock)
+    mon.db.update(
+        job.cid, monitor_pid=os.getpid(), monitor_start=linux.proc_start_time(os.getpid())
+    )
+    try:
+        mon.create()
+    except (BoltError, OSError) as exc:
+        message = str(exc)
+        mon.db.update(
+            job.cid, status="failed", finished=now(), details=json.dumps({"error": message})
+        )
+        mon.cleanup()
+        mon.send(attach.ERROR, message.encode())
+        return 1
+    pid_start = linux.proc_start_time(mon.pid)
+    status = "running" if job.start else "created"
+    changes: dict[str, object] = {"status": status, "pid": mon.pid, "pid_start": pid_start}
+    if job.start:
+        changes["started"] = now()
+    mon.db.update(job.cid, **changes)
+    mon.send(attach.STARTED, json.dumps({"pid": mon.pid, "status": status}).encode())
+    code = mon.supervise()
+    mon.finish(code)
+    return 0
+
+
+def detach_stdio(log: Path) -> None:
+    """Point fds 0-2 away from the caller's terminal; our own errors go to ``log``."""
+    null = os.open(os.devnull, os.O_RDWR)
+    out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    os.close(null)
+    os.close(out)
+
+
+def run_forked_child(job: MonitorJob, sock: socket.socket | None) -> None:
+    """Body of the forked monitor: never returns."""
+    code = 1
+    try:
+        os.setsid()
+        detach_stdio(ContainerDir.of(Path(job.root), job.cid).monitor_log)
+        code = serve(job, sock)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            print(f"bolt monitor: {exc!r}", file=sys.stderr)
+    finally:
+        os._exit(code)
+
+
+def spawn_forked(job: MonitorJob, interactive_client: bool = True) -> tuple[int, socket.socket]:
+    """Fork a monitor from this (single-threaded) process; return its pid and our socket end."""
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        run_forked_child(job, theirs)
+    theirs.close()
+    return pid, ours
+
+
+def spawn_exec(job: MonitorJob) -> socket.socket:
+    """Start a monitor as a fresh interpreter (safe from threaded programs)."""
+    ours, theirs = socket.socketpair()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bolt.runtime.monitor",
+            json.dumps(asdict(job)),
+            str(theirs.fileno()),
+        ],
+        pass_fds=[theirs.fileno()],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    theirs.close()
+    proc.wait()  # the child forks the real monitor and exits at once
+    return ours
+
+
+def main() -> None:
+    job = MonitorJob(**json.loads(sys.argv[1]))
+    sock = socket.socket(fileno=int(sys.argv[2]))
+    if os.fork() != 0:
+        os._exit(0)
+    run_forked_child(job, sock)
+
+
+if __name__ == "__main__":
+    main()

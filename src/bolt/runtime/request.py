@@ -1,0 +1,332 @@
+"""From user intent (``RunRequest``: ``bolt run`` flags or a library call) to a ``ContainerSpec``.
+
+This is the only place that looks at the host to fill in a spec: device numbers, bind
+sources, named volumes, users in the image's /etc/passwd, CDI specs.  Parsers raise
+``InvalidInput`` naming the flag and value that were wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bolt import volumes
+from bolt.errors import InvalidInput, NotFound
+from bolt.runtime.defaults import DEFAULT_PATH
+from bolt.runtime.spec import ContainerSpec, Device, Mount, Network, Resources, normalize_cap
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+@dataclass
+class RunRequest:
+    image: str
+    command: list[str] = field(default_factory=list)
+    entrypoint: list[str] | None = None
+    name: str | None = None
+    env: list[str] = field(default_factory=list)
+    env_files: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    tmpfs: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    gpus: str | None = None
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    memory: str | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    network: str = "private"
+    read_only: bool = False
+    interactive: bool = False
+    tty: bool = False
+    auto_remove: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    runtime: str = "auto"
+
+
+def parse_memory(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", text.lower())
+    if not m:
+        raise InvalidInput(f"--memory: {text!r} is not a size", hint="use e.g. 512m or 2g")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def parse_network(text: str) -> Network:
+    if text in ("private", "none", "host"):
+        return Network(kind=text)  # type: ignore[arg-type]
+    if text.startswith("ns:") or text.startswith("/"):
+        return Network(kind="netns", path=text.removeprefix("ns:"))
+    raise InvalidInput(
+        f"--network: {text!r} is not supported",
+        hint="use none, host, or ns:PATH to join a network namespace",
+    )
+
+
+def parse_volume(text: str, root: Path) -> Mount:
+    parts = text.split(":")
+    if len(parts) == 1:
+        source, dest, opts = "", parts[0], ""
+    elif len(parts) in (2, 3):
+        source, dest, opts = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
+    else:
+        raise InvalidInput(f"-v: {text!r} is not SRC:DST[:ro]")
+    options = [o for o in opts.split(",") if o]
+    unknown = set(options) - {"ro", "rw", "z", "Z"}
+    if unknown:
+        raise InvalidInput(
+            f"-v: {text!r} has unknown options {', '.join(sorted(unknown))}", hint="use ro or rw"
+        )
+    if not dest.startswith("/"):
+        raise InvalidInput(f"-v: destination {dest!r} is not an absolute path")
+    if source.startswith("/"):
+        if not os.path.exists(source):
+            raise NotFound(f"-v: bind source {source} does not exist")
+        host = os.path.realpath(source)
+    else:
+        host = str(volumes.ensure(root, source or os.urandom(16).hex()))
+    return Mount(destination=dest, source=host, readonly="ro" in options)
+
+
+def parse_tmpfs(text: str) -> Mount:
+    dest, _, opts = text.partition(":")
+    if not dest.startswith("/"):
+        raise InvalidInput(f"--tmpfs: {dest!r} is not an absolute path")
+    options = tuple(o for o in opts.split(",") if o)
+    return Mount(
+        destination=dest,
+        source="tmpfs",
+        kind="tmpfs",
+        readonly="ro" in options,
+        options=tuple(o for o in options if o not in ("ro", "rw")),
+    )
+
+
+def parse_device(text: str) -> Device:
+    parts = text.split(":")
+    host = parts[0]
+    container, access = host, "rwm"
+    if len(parts) == 2:
+        if parts[1].startswith("/"):
+            container = parts[1]
+        else:
+            access = parts[1]
+    elif len(parts) == 3:
+        container, access = parts[1] or host, parts[2]
+    elif len(parts) > 3:
+        raise InvalidInput(f"--device: {text!r} is not HOST[:CONTAINER][:rwm]")
+    if not access or set(access) - set("rwm"):
+        raise InvalidInput(f"--device: permissions {access!r} must combine r, w and m")
+    try:
+        st = os.stat(host)
+    except OSError as exc:
+        raise NotFound(f"--device: {host}: {exc.strerror}") from None
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        raise InvalidInput(f"--device: {host} is not a device node")
+    return Device(
+        path=container,
+        type="c" if stat.S_ISCHR(st.st_mode) else "b",
+        major=os.major(st.st_rdev),
+        minor=os.minor(st.st_rdev),
+        access=access,
+        file_mode=stat.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+    )
+
+
+def gpu_device_names(gpus: str) -> list[str]:
+    """``all`` | ``0,1`` | ``GPU-uuid[,..]`` (optionally ``device=`` prefixed) -> CDI names."""
+    value = gpus.strip().strip('"').removeprefix("device=")
+    if not value:
+        raise InvalidInput("--gpus: empty value", hint="use all, 0,1 or a GPU UUID")
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return [f"nvidia.com/gpu={v}" for v in items]
+
+
+def host_devices() -> list[Device]:
+    """Every char/block node under the host's /dev (for --privileged), as Docker gives."""
+    out: list[Device] = []
+    skip = ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/console")
+    for dirpath, dirnames, filenames in os.walk("/dev"):
+        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in skip]
+        for fname in filenames:
+            path = os.path.join(dirpath, fname)
+            if path in skip or path == "/dev/ptmx":
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                out.append(
+                    Device(
+                        path=path,
+                        type="c" if stat.S_ISCHR(st.st_mode) else "b",
+                        major=os.major(st.st_rdev),
+                        minor=os.minor(st.st_rdev),
+                        file_mode=stat.S_IMODE(st.st_mode),
+                        uid=st.st_uid,
+                        gid=st.st_gid,
+                    )
+                )
+    return out
+
+
+def read_env_file(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise NotFound(f"--env-file: {path}: {exc.strerror}") from None
+    return [ln for ln in (raw.strip() for raw in lines) if ln and not ln.startswith("#")]
+
+
+def merge_env(base: Sequence[str], extra: Sequence[str], host: Mapping[str, str]) -> list[str]:
+    """Later entries override earlier ones by key; ``KEY`` alone copies the host's value."""
+    merged: dict[str, str] = {}
+    for item in [*base, *extra]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            if key in host:
+                merged[key] = host[key]
+            continue
+        merged[key] = value
+    return [f"{k}={v}" for k, v in merged.items()]
+
+
+def _lookup(
+    layers_highest_first: list[Path], rel: str, name: str, field_index: int
+) -> list[str] | None:
+    for layer in layers_highest_first:
+        path = layer / rel
+        if path.is_file():
+            for line in path.read_text(errors="replace").splitlines():
+                parts = line.split(":")
+                if len(parts) > field_index and parts[0] == name:
+                    return parts
+            return None
+    return None
+
+
+def resolve_user(user: str, layers_lowest_first: list[Path]) -> tuple[int, int]:
+    """``uid``, ``name``, ``uid:gid`` or ``name:group`` -> numeric ids via the image's files."""
+    layers = list(reversed(layers_lowest_first))
+    name, _, group = user.partition(":")
+    gid = 0
+    if name.isdigit():
+        uid = int(name)
+        entry = _lookup(layers, "etc/passwd", name, 3)
+    else:
+        entry = _lookup(layers, "etc/passwd", name, 3)
+        if entry is None:
+            raise NotFound(f"--user: no user {name!r} in the image's /etc/passwd")
+        uid = int(entry[2])
+    if entry is not None:
+        gid = int(entry[3])
+    if group:
+        if group.isdigit():
+            gid = int(group)
+        else:
+            gentry = _lookup(layers, "etc/group", group, 2)
+            if gentry is None:
+                raise NotFound(f"--user: no group {group!r} in the image's /etc/group")
+            gid = int(gentry[2])
+    return uid, gid
+
+
+def command_of(req: RunRequest, config: Mapping[str, Any]) -> list[str]:
+    """Docker's rule: entrypoint + command; a given --entrypoint drops the image's Cmd."""
+    entrypoint = (
+        req.entrypoint if req.entrypoint is not None else list(config.get("Entrypoint") or [])
+    )
+    if req.command:
+        cmd = req.command
+    elif req.entrypoint is not None:
+        cmd = []
+    else:
+        cmd = list(config.get("Cmd") or [])
+    return [*entrypoint, *cmd]
+
+
+def hostname_for(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9.-]", "-", name)[:63].strip("-.") or "bolt"
+
+
+def build_spec(
+    req: RunRequest,
+    *,
+    cid: str,
+    name: str,
+    root: Path,
+    rootfs: Path,
+    image_config: Mapping[str, Any],
+    layers_lowest_first: list[Path],
+    extra_mounts: Sequence[Mount] = (),
+) -> ContainerSpec:
+    """Everything but CDI (see ``bolt.runtime.cdi.apply``) resolved into a spec."""
+    network = parse_network(req.network)
+    hostname = req.hostname or (
+        os.uname().nodename if network.kind == "host" else hostname_for(name)
+    )
+    env_base = list(image_config.get("Env") or [])
+    if not any(e.startswith("PATH=") for e in env_base):
+        env_base.insert(0, f"PATH={DEFAULT_PATH}")
+    env_base.append(f"HOSTNAME={hostname}")
+    if req.tty:
+        env_base.append("TERM=xterm")
+    extra: list[str] = []
+    for path in req.env_files:
+        extra += read_env_file(path)
+    env = merge_env(env_base, [*extra, *req.env], os.environ)
+    user = req.user or str(image_config.get("User") or "")
+    uid, gid = resolve_user(user, layers_lowest_first) if user else (0, 0)
+    mounts = [*extra_mounts]
+    mounts += [parse_volume(v, root) for v in req.volumes]
+    mounts += [parse_tmpfs(t) for t in req.tmpfs]
+    devices = [parse_device(d) for d in req.devices if "=" not in d]
+    if req.privileged:
+        known = {d.path for d in devices}
+        devices += [d for d in host_devices() if d.path not in known]
+    resources = Resources(
+        memory=parse_memory(req.memory) if req.memory else None,
+        cpus=req.cpus,
+        pids=req.pids_limit,
+    )
+    annotations = {"org.bolt.name": name, "org.bolt.image": req.image, **req.labels}
+    return ContainerSpec(
+        id=cid,
+        name=name,
+        rootfs=str(rootfs),
+        args=tuple(command_of(req, image_config)),
+        env=tuple(env),
+        cwd=req.workdir or str(image_config.get("WorkingDir") or "/"),
+        uid=uid,
+        gid=gid,
+        hostname=hostname,
+        terminal=req.tty,
+        readonly_rootfs=req.read_only,
+        network=network,
+        mounts=tuple(mounts),
+        devices=tuple(devices),
+        resources=resources,
+        privileged=req.privileged,
+        cap_add=tuple(normalize_cap(c) for c in req.cap_add),
+        cap_drop=tuple(normalize_cap(c) for c in req.cap_drop),
+        annotations=tuple(sorted(annotations.items())),
+        cgroups_path=f"/bolt/{cid}",
+    )
+
+
+def cdi_names(req: RunRequest) -> list[str]:
+    names = [d for d in req.devices if "=" in d]
+    if req.gpus:
+        names += gpu_device_names(req.gpus)
+    return names

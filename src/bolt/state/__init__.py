@@ -1,0 +1,1 @@
+"""Bolt state: the SQLite database of containers."""
