@@ -50,7 +50,10 @@ class OciRuntime:
         return [self.path, "--root", self.state_root, *args]
 
     def preexec(self) -> Callable[[], None] | None:
-        """The child set-up a runtime process needs (only valid in a single-threaded parent)."""
+        """The child set-up ``create``/``run`` need (only valid in a single-threaded parent).
+
+        Only those verbs look at the cgroup layout; start, state, kill, delete and exec
+        work in the host's mount namespace."""
         if not self.private_ns:
             return None
         from bolt.runtime.linux import private_mount_namespace_without_cgroup2
@@ -66,7 +69,6 @@ class OciRuntime:
             text=True,
             stdin=subprocess.DEVNULL,
             timeout=timeout,
-            preexec_fn=self.preexec(),
         )
         if check and proc.returncode != 0:
             raise RuntimeFailure(f"{self.name} {args[0]} failed: {runtime_message(proc.stderr)}")

@@ -377,6 +377,4 @@ def exec_replace(
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
-    if rt.private_ns:
-        linux.private_mount_namespace_without_cgroup2()
     os.execv(argv[0], argv)

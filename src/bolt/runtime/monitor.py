@@ -118,9 +118,12 @@ class Monitor:
 
     # -- create ---------------------------------------------------------------------------
     def create(self) -> None:
-        """Run ``create`` (or ``run --detach``); afterwards the init is our child."""
+        """Run ``create`` (or runc's ``run --detach``); afterwards the init is our child.
+
+        crun may reap an init that exits before ``run --detach`` returns, losing the exit
+        status, so for crun the start is a separate step (``start_created``)."""
         job, cdir = self.job, self.cdir
-        verb = ["run", "--detach"] if job.start else ["create"]
+        verb = ["run", "--detach"] if job.start and self.rt.name == "runc" else ["create"]
         args = [*verb, "--bundle", str(cdir.bundle), "--pid-file", str(cdir.pid_file)]
         listener: socket.socket | None = None
         err_r, err_w = os.pipe()
@@ -160,6 +163,8 @@ class Monitor:
         if job.terminal:
             os.close(err_r)
         self.pid = int(cdir.pid_file.read_text().strip())
+        if job.start and verb == ["create"]:
+            self.rt.start(job.cid)
 
     def _receive_console(self, listener: socket.socket, proc: subprocess.Popen[bytes]) -> int:
         listener.settimeout(0.05)

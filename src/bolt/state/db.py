@@ -85,7 +85,9 @@ class StateDB:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(root / "state.db"), timeout=30, isolation_level=None)
+        self.conn = sqlite3.connect(
+            str(root / "state.db"), timeout=30, isolation_level=None, check_same_thread=False
+        )
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)

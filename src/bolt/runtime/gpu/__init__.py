@@ -1,0 +1,1 @@
+"""GPU passthrough for containers (NVIDIA through CDI)."""
