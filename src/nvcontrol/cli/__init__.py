@@ -28,9 +28,29 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from nvcontrol.cli import gpu
+    from nvcontrol.cli import boot, clocks, confirm, fan, gpu, overclock, power, snapshot
 
     cli.add_command(gpu.gpu)
+    cli.add_command(overclock.overclock)
+    cli.add_command(clocks.clocks)
+    cli.add_command(power.power)
+    cli.add_command(fan.fan)
+    cli.add_command(snapshot.snapshot)
+    cli.add_command(confirm.confirm)
+    cli.add_command(confirm.transactions)
+    cli.add_command(boot.boot)
+
+
+def _repair_first() -> None:
+    """Before any command: roll back transactions whose process died and give fans back
+    from dead curve controllers (cheap when the journal does not exist)."""
+    from nvcontrol.control import paths
+
+    if not paths.journal_path().exists():
+        return
+    from nvcontrol.control.recovery import repair
+
+    repair(lambda text: click.echo(text, err=True))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -38,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("NVCTL_DEBUG") == "1"
     _register()
     try:
+        _repair_first()
         cli.main(args=args, prog_name="nvctl", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -1,0 +1,76 @@
+"""``nvctl clocks lock|reset`` — locked graphics and memory clocks."""
+
+from __future__ import annotations
+
+import click
+
+from nvcontrol.cli.changes import run_change, run_direct, tx_options
+from nvcontrol.cli.common import gpu_option, json_option
+
+
+def _span(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    lo, sep, hi = value.partition(",")
+    try:
+        if not sep:
+            raise ValueError
+        return int(lo), int(hi)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not MIN,MAX in MHz (e.g. 1500,2500)") from None
+
+
+@click.group()
+def clocks() -> None:
+    """Locked clocks.  NVML cannot read them back, so nvctl records what it set."""
+
+
+@clocks.command("lock")
+@click.option(
+    "-i",
+    "--select",
+    "selector",
+    metavar="SEL",
+    default=None,
+    help="GPUs (index, UUID, PCI bus id, comma list, 'all'); here --gpu is the graphics range.",
+)
+@click.option(
+    "--gpu",
+    "graphics",
+    callback=_span,
+    default=None,
+    metavar="MIN,MAX",
+    help="Graphics clock range, MHz.",
+)
+@click.option(
+    "--memory", callback=_span, default=None, metavar="MIN,MAX", help="Memory clock range, MHz."
+)
+@tx_options(window=5.0)
+@json_option
+def lock_cmd(
+    selector: str | None,
+    graphics: tuple[int, int] | None,
+    memory: tuple[int, int] | None,
+    confirm: bool | None,
+    confirm_timeout: float,
+    window: float,
+    temp_guard: float | None,
+    as_json: bool,
+) -> None:
+    """Lock clocks into MIN,MAX (as a transaction)."""
+    run_change(
+        lambda m, o: m.lock_clocks(selector, graphics, memory, o),
+        confirm=bool(confirm),
+        confirm_timeout=confirm_timeout,
+        window=window,
+        temp_guard=temp_guard,
+        as_json=as_json,
+    )
+
+
+@clocks.command("reset")
+@gpu_option
+@json_option
+def reset_cmd(selector: str | None, as_json: bool) -> None:
+    """Unlock graphics and memory clocks."""
+    run_direct(lambda m: m.reset_clocks(selector), as_json=as_json, nothing="nothing to unlock")

@@ -1,0 +1,449 @@
+"""``GpuManager`` — the asyncio API over GPU control; the CLI (and the agent) stay thin.
+
+``async with GpuManager() as m: await m.apply_offsets("0", graphics=100)``.  Changes that
+can hurt (offsets, power limit, locked clocks, manual fans, snapshot restore) run as
+transactions (:mod:`nvcontrol.control.runner`); resets and modes are direct writes, each
+read back.  Status methods return JSON-ready dicts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pynvml
+
+from bolt.errors import InvalidInput
+from nvcontrol.control import fanstore, settings
+from nvcontrol.control.errors import SnapshotError
+from nvcontrol.control.fancurve import FanCurve
+from nvcontrol.control.journal import OPEN, Journal, TxRecord
+from nvcontrol.control.runner import (
+    TxOptions,
+    TxReport,
+    Write,
+    capture,
+    live_configs,
+    require_root,
+    run,
+)
+from nvcontrol.control.snapshots import Snapshot, SnapshotStore, check_name, diff, plan_restore
+from nvcontrol.control.transaction import Outcome
+from nvcontrol.errors import NvctlError
+from nvcontrol.nvml import Gpu, Nvml
+from nvcontrol.readings import watts
+from nvcontrol.selection import select
+
+
+class GpuManager:
+    def __init__(self) -> None:
+        self.nvml = Nvml()
+        self._journal: Journal | None = None
+        self.snapshots = SnapshotStore()
+
+    # ------------------------------------------------------------ session
+
+    async def __aenter__(self) -> GpuManager:
+        self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> GpuManager:
+        self.nvml.open()
+        return self
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        self.nvml.close()
+
+    def select(self, selector: str | None) -> list[Gpu]:
+        return select(selector, self.nvml.gpus)
+
+    @property
+    def journal(self) -> Journal:
+        """The journal, created if needed (only for callers allowed to change things)."""
+        if self._journal is None:
+            self._journal = Journal()
+        return self._journal
+
+    def _reader(self) -> Journal | None:
+        """The journal for reading, if it exists and this user may read it."""
+        if self._journal is None:
+            self._journal = Journal.if_exists()
+        return self._journal
+
+    def _live_for(self, gpus: Sequence[Gpu]) -> list[dict[str, Any]]:
+        j = self._reader()
+        if j is None:
+            return []
+        uuids = {g.uuid for g in gpus}
+        return [t.to_json() for t in j.live() if uuids & set(t.gpus)]
+
+    async def _transact(
+        self, kind: str, description: str, writes: list[Write], options: TxOptions
+    ) -> TxReport:
+        for w in writes:
+            settings.validate(w.gpu, w.field, w.value)
+        require_root([w.gpu for w in writes])
+        return await run(self.journal, kind, description, writes, options, fanstore.load_curves())
+
+    def _direct(self, writes: list[Write]) -> list[Outcome]:
+        """Writes that only move towards defaults: validated, applied, read back; a value the
+        driver ignored is an error (exit 1), never reported as success."""
+        for w in writes:
+            settings.validate(w.gpu, w.field, w.value)
+        require_root([w.gpu for w in writes])
+        journal = self.journal
+        outcomes = []
+        for w in writes:
+            prior = settings.read_field(w.gpu, w.field, journal) if w.field != "fan_curve" else None
+            outcomes.append(settings.apply(w.gpu, w.field, w.value, journal, prior))
+        ignored = [o for o in outcomes if o.failed]
+        if ignored:
+            raise NvctlError("; ".join(o.describe() for o in ignored))
+        return outcomes
+
+    # ------------------------------------------------------------ offsets
+
+    async def offsets_status(self, selector: str | None) -> list[dict[str, Any]]:
+        out = []
+        for g in self.select(selector):
+            api = settings.offset_api(g)
+            pstates: dict[str, Any] = {}
+            for p in settings._offset_pstates(g) if api else []:
+                entry = {d: settings.offset_info(g, p, d) for d in settings.DOMAINS}
+                if any(entry.values()):
+                    pstates[f"P{p}"] = entry
+            out.append(
+                {
+                    "index": g.index,
+                    "uuid": g.uuid,
+                    "name": g.name,
+                    "api": api,
+                    "units": "NVML MHz (nvidia-settings' memory transfer-rate offset = 2 x memory_mhz)",
+                    "pstates": pstates,
+                    "transactions": self._live_for([g]),
+                }
+            )
+        return out
+
+    async def apply_offsets(
+        self,
+        selector: str | None,
+        graphics_mhz: int | None,
+        memory_mhz: int | None,
+        pstate: str,
+        options: TxOptions,
+    ) -> TxReport:
+        if graphics_mhz is None and memory_mhz is None:
+            raise InvalidInput("give --gpu-offset and/or --memory-offset")
+        gpus = self.select(selector)
+        writes = []
+        for g in gpus:
+            if graphics_mhz is not None:
+                writes.append(Write(g, f"offsets.{pstate}.graphics_mhz", graphics_mhz))
+            if memory_mhz is not None:
+                writes.append(Write(g, f"offsets.{pstate}.memory_mhz", memory_mhz))
+        parts = [
+            f"graphics {graphics_mhz:+d} MHz" if graphics_mhz is not None else "",
+            f"memory {memory_mhz:+d} MHz" if memory_mhz is not None else "",
+        ]
+        what = ", ".join(p for p in parts if p)
+        desc = f"overclock {what} at {pstate} on " + ", ".join(f"GPU {g.index}" for g in gpus)
+        return await self._transact("overclock apply", desc, writes, options)
+
+    async def reset_offsets(self, selector: str | None) -> list[Outcome]:
+        writes = []
+        for g in self.select(selector):
+            if settings.offset_api(g) is None:
+                raise NvctlError(f"{g.label}: this GPU or driver has no clock offsets to reset")
+            for p in settings._offset_pstates(g):
+                for d in settings.DOMAINS:
+                    info = settings.offset_info(g, p, d)
+                    if info is not None and info["offset_mhz"] != 0:
+                        writes.append(Write(g, f"offsets.P{p}.{d}_mhz", 0))
+        return self._direct(writes)
+
+    # ------------------------------------------------------------ locked clocks
+
+    async def lock_clocks(
+        self,
+        selector: str | None,
+        graphics: tuple[int, int] | None,
+        memory: tuple[int, int] | None,
+        options: TxOptions,
+    ) -> TxReport:
+        if graphics is None and memory is None:
+            raise InvalidInput("give --gpu MIN,MAX and/or --memory MIN,MAX")
+        gpus = self.select(selector)
+        writes = []
+        for g in gpus:
+            if graphics is not None:
+                writes.append(Write(g, "locked_clocks.graphics_mhz", list(graphics)))
+            if memory is not None:
+                writes.append(Write(g, "locked_clocks.memory_mhz", list(memory)))
+        desc = "lock clocks " + ", ".join(
+            f"{n} {s[0]}-{s[1]} MHz" for n, s in (("graphics", graphics), ("memory", memory)) if s
+        )
+        return await self._transact("clocks lock", desc, writes, options)
+
+    async def reset_clocks(self, selector: str | None) -> list[Outcome]:
+        writes = [
+            Write(g, f"locked_clocks.{d}_mhz", "unlocked")
+            for g in self.select(selector)
+            for d in settings.DOMAINS
+        ]
+        return self._direct(writes)
+
+    def locked_clocks(self, gpu: Gpu) -> dict[str, list[int] | None]:
+        j = self._reader()
+        locks = j.locked_clocks(gpu.uuid) if j else {}
+        return {f"{d}_mhz": list(locks[d]) if d in locks else None for d in settings.DOMAINS}
+
+    # ------------------------------------------------------------ power
+
+    async def power_status(self, selector: str | None) -> list[dict[str, Any]]:
+        out = []
+        for g in self.select(selector):
+            rng = settings.power_range_w(g)
+            limit = g.get(pynvml.nvmlDeviceGetPowerManagementLimit)
+            default = rng[2] if rng else None
+            limit_w = watts(limit)
+            out.append(
+                {
+                    "index": g.index,
+                    "uuid": g.uuid,
+                    "name": g.name,
+                    "usage_w": watts(g.get(pynvml.nvmlDeviceGetPowerUsage)),
+                    "limit_w": limit_w,
+                    "limit_pct_of_default": round(100 * limit_w / default, 1)
+                    if limit_w and default
+                    else None,
+                    "default_limit_w": default,
+                    "min_limit_w": rng[0] if rng else None,
+                    "max_limit_w": rng[1] if rng else None,
+                    "min_limit_pct": round(100 * rng[0] / rng[2], 1) if rng else None,
+                    "max_limit_pct": round(100 * rng[1] / rng[2], 1) if rng else None,
+                    "persistence_mode": settings.read_field(g, "persistence_mode", None),
+                    "transactions": self._live_for([g]),
+                }
+            )
+        return out
+
+    async def set_power_limit(
+        self,
+        selector: str | None,
+        watts_: float | None,
+        percent: float | None,
+        options: TxOptions,
+    ) -> TxReport:
+        if (watts_ is None) == (percent is None):
+            raise InvalidInput("give exactly one of --watts W or --percent P")
+        gpus = self.select(selector)
+        writes = []
+        for g in gpus:
+            target = watts_
+            if percent is not None:
+                rng = settings.power_range_w(g)
+                if rng is None:
+                    raise NvctlError(f"{g.label}: this GPU has no adjustable power limit")
+                target = round(rng[2] * percent / 100.0, 3)
+            assert target is not None
+            writes.append(Write(g, "power_limit_w", target))
+        unit = f"{watts_:g} W" if watts_ is not None else f"{percent:g}% of default"
+        return await self._transact("power limit", f"power limit {unit}", writes, options)
+
+    async def reset_power(self, selector: str | None) -> list[Outcome]:
+        writes = []
+        for g in self.select(selector):
+            rng = settings.power_range_w(g)
+            if rng is None:
+                raise NvctlError(f"{g.label}: this GPU has no adjustable power limit")
+            writes.append(Write(g, "power_limit_w", rng[2]))
+        return self._direct(writes)
+
+    async def set_persistence(self, selector: str | None, on: bool) -> list[Outcome]:
+        return self._direct([Write(g, "persistence_mode", on) for g in self.select(selector)])
+
+    # ------------------------------------------------------------ fans
+
+    async def fan_status(self, selector: str | None) -> list[dict[str, Any]]:
+        curves = fanstore.load_curves()
+        j = self._reader()
+        controllers = j.fan_controllers() if j else []
+        out = []
+        for g in self.select(selector):
+            fans = []
+            for i in range(settings.fan_count(g)):
+                policy = settings.read_fan(g, i)
+                fans.append(
+                    {
+                        "index": i,
+                        "speed_pct": g.get(pynvml.nvmlDeviceGetFanSpeed_v2, i),
+                        "target_pct": g.get(pynvml.nvmlDeviceGetTargetFanSpeed, i),
+                        "policy": policy["policy"] if policy else None,
+                    }
+                )
+            curve = curves.get(g.uuid)
+            out.append(
+                {
+                    "index": g.index,
+                    "uuid": g.uuid,
+                    "name": g.name,
+                    "temperature_c": g.get(
+                        pynvml.nvmlDeviceGetTemperature, pynvml.NVML_TEMPERATURE_GPU
+                    ),
+                    "speed_range_pct": list(settings.fan_range(g)),
+                    "fans": fans,
+                    "curve": curve.to_dict() if curve else None,
+                    "curve_controller_pid": next(
+                        (c["pid"] for c in controllers if c["alive"] and g.uuid in c["gpus"]), None
+                    ),
+                    "transactions": self._live_for([g]),
+                }
+            )
+        return out
+
+    def _fan_indexes(self, g: Gpu, fan: int | None) -> list[int]:
+        count = settings.fan_count(g)
+        if count == 0:
+            raise NvctlError(f"{g.label}: this GPU has no controllable fans")
+        return list(range(count)) if fan is None else [fan]
+
+    async def set_fans(
+        self, selector: str | None, fan: int | None, percent: int, options: TxOptions
+    ) -> TxReport:
+        writes = [
+            Write(g, f"fans.{i}", {"policy": "manual", "speed_pct": percent})
+            for g in self.select(selector)
+            for i in self._fan_indexes(g, fan)
+        ]
+        which = "all fans" if fan is None else f"fan {fan}"
+        return await self._transact("fan set", f"{which} to {percent}%", writes, options)
+
+    async def fans_auto(self, selector: str | None) -> list[Outcome]:
+        writes = [
+            Write(g, f"fans.{i}", {"policy": "auto"})
+            for g in self.select(selector)
+            for i in self._fan_indexes(g, None)
+        ]
+        return self._direct(writes)
+
+    async def set_fan_curve(self, selector: str | None, curve: FanCurve) -> list[dict[str, Any]]:
+        out = []
+        for g in self.select(selector):
+            lo, hi = settings.fan_range(g)
+            from nvcontrol.control.fancurve import make_curve
+
+            checked = make_curve(list(curve.points), curve.hysteresis_c, min_pct=lo, max_pct=hi)
+            if settings.fan_count(g) == 0:
+                raise NvctlError(f"{g.label}: this GPU has no controllable fans")
+            fanstore.save_curve(g.uuid, checked)
+            out.append({"index": g.index, "uuid": g.uuid, "curve": checked.to_dict()})
+        return out
+
+    # ------------------------------------------------------------ snapshots
+
+    async def snapshot_create(
+        self, name: str, selector: str | None, *, overwrite: bool = False
+    ) -> Snapshot:
+        check_name(name)
+        if self.snapshots.exists(name) and not overwrite:
+            raise SnapshotError(
+                f"snapshot {name!r} already exists",
+                hint=f"delete it first (`nvctl snapshot delete {name}`) or pick another name",
+            )
+        snap = capture(self.select(selector), self._reader(), fanstore.load_curves(), name)
+        self.snapshots.save(snap, overwrite=overwrite)
+        return snap
+
+    async def snapshot_diff(self, name: str, selector: str | None) -> list[dict[str, Any]]:
+        snap = self._scoped(self.snapshots.load(name), selector)
+        gpus = self.nvml.by_uuid(snap.gpus)
+        return diff(snap, live_configs(gpus, self._reader(), fanstore.load_curves()))
+
+    def _scoped(self, snap: Snapshot, selector: str | None) -> Snapshot:
+        if selector is None:
+            return snap
+        wanted = {g.uuid for g in self.select(selector)}
+        kept = {u: e for u, e in snap.gpus.items() if u in wanted}
+        if not kept:
+            raise SnapshotError(f"snapshot {snap.name!r} holds none of the selected GPUs")
+        return Snapshot(snap.name, snap.created, kept)
+
+    async def snapshot_restore(
+        self, name: str, selector: str | None, options: TxOptions
+    ) -> TxReport | None:
+        """Restore as one transaction; ``None`` when the live state already matches."""
+        snap = self._scoped(self.snapshots.load(name), selector)
+        gpus = {g.uuid: g for g in self.nvml.by_uuid(snap.gpus)}
+        plan = plan_restore(
+            diff(snap, live_configs(list(gpus.values()), self._reader(), fanstore.load_curves()))
+        )
+        if not plan:
+            return None
+        writes = [Write(gpus[u], f, v) for u, f, v in plan]
+        return await self._transact("snapshot restore", f"restore snapshot {name}", writes, options)
+
+    def snapshot_import(self, path: str, name: str | None, *, overwrite: bool) -> Snapshot:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as err:
+            raise SnapshotError(f"cannot read {path}: {err.strerror}") from None
+        snap = Snapshot.from_toml(text, source=path)
+        if name is not None:
+            snap.name = check_name(name)
+        self.snapshots.save(snap, overwrite=overwrite)
+        return snap
+
+    def snapshot_export(self, name: str, path: str) -> None:
+        snap = self.snapshots.load(name)
+        try:
+            with open(path, "w") as f:
+                f.write(snap.to_toml())
+        except OSError as err:
+            raise SnapshotError(f"cannot write {path}: {err.strerror}") from None
+
+    # ------------------------------------------------------------ transactions
+
+    def transactions(self, limit: int = 20) -> list[TxRecord]:
+        j = self._reader()
+        return j.recent(limit) if j else []
+
+    def confirm(self, tx_id: int | None, wait_s: float = 5.0) -> TxRecord:
+        """Confirm a live transaction (from any shell); waits for its owner to commit."""
+        j = self._reader()
+        live = [t for t in (j.live() if j else []) if t.state == OPEN and t.owner_alive]
+        if tx_id is None:
+            if len(live) != 1:
+                listing = ", ".join(f"{t.id} ({t.description})" for t in live) or "none"
+                raise InvalidInput(
+                    "name the transaction to confirm" if live else "no transaction is waiting",
+                    hint=f"live transactions: {listing}",
+                )
+            tx_id = live[0].id
+        elif not any(t.id == tx_id for t in live):
+            raise InvalidInput(
+                f"transaction {tx_id} is not waiting for confirmation",
+                hint="`nvctl confirm` without an id confirms the only live one",
+            )
+        assert j is not None
+        if os.geteuid() != 0:
+            require_root(self.nvml.by_uuid(next(t.gpus for t in live if t.id == tx_id)))
+        j.confirm(tx_id)
+        end = time.monotonic() + wait_s
+        while time.monotonic() < end:
+            rec = j.get(tx_id)
+            if rec is not None and rec.state != OPEN:
+                return rec
+            time.sleep(0.05)
+        rec = j.get(tx_id)
+        assert rec is not None
+        return rec
