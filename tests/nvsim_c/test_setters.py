@@ -22,6 +22,8 @@ from tests.nvsim_c import fakestate
 from tests.nvsim_c.conftest import call
 from tests.nvsim_c.fakestate import FakeState
 
+pytestmark = pytest.mark.root  # setters succeed only for root, and the refusal test drops to nobody
+
 OK = pynvml.NVML_SUCCESS
 BAD = pynvml.NVML_ERROR_INVALID_ARGUMENT
 UNSUPPORTED = pynvml.NVML_ERROR_NOT_SUPPORTED
