@@ -1,0 +1,160 @@
+"""A hostile corpus: layers that try to write outside the directory they are unpacked into.
+
+Each is either refused or contained (written inside the target); in every case the sentinel
+directory beside the target is byte-for-byte unchanged and no file appears outside.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bolt.errors import ExitCode, InvalidInput
+from bolt.images.errors import UnsafeLayer
+from bolt.images.unpack import unpack_layer
+from tests.bolt_images.image_helpers import Entry, snapshot, write_layer
+
+MODES = ["overlay", "flatten"]
+
+
+@pytest.fixture
+def arena(tmp_path: Path) -> tuple[Path, Path]:
+    """``(sentinel, dest)``: a populated directory an attacker would like to change, and
+    the empty target beside it."""
+    sentinel = tmp_path / "sentinel"
+    (sentinel / "sub").mkdir(parents=True)
+    (sentinel / "file").write_text("original")
+    (sentinel / "sub" / "deep").write_text("deep original")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    return sentinel, dest
+
+
+def _unpack(tmp_path: Path, dest: Path, entries: list[Entry], mode: str) -> None:
+    unpack_layer(write_layer(tmp_path / "hostile.tar.gz", entries), dest, mode=mode)  # type: ignore[arg-type]
+
+
+def _outside(tmp_path: Path, dest: Path) -> set[str]:
+    """Files under tmp_path that are not in dest, the sentinel or the layer itself."""
+    return {
+        p
+        for p in snapshot(tmp_path)
+        if not p.startswith(("dest", "sentinel")) and p != "hostile.tar.gz"
+    }
+
+
+REFUSED = {
+    "dotdot": [Entry("../sentinel/file", data=b"pwned")],
+    "dotdot-inside": [Entry("a/../../sentinel/file", data=b"pwned")],
+    "hardlink-dotdot": [Entry("link", "hardlink", target="../sentinel/file")],
+    "hardlink-absolute": [Entry("link", "hardlink", target="{sentinel}/file")],
+    "hardlink-through-symlink": [
+        Entry("evil", "symlink", target="{sentinel}"),
+        Entry("link", "hardlink", target="evil/file"),
+    ],
+    "hardlink-to-missing": [Entry("link", "hardlink", target="nothing/here")],
+    "symlink-loop": [
+        Entry("a", "symlink", target="b"),
+        Entry("b", "symlink", target="a"),
+        Entry("a/x", data=b"pwned"),
+    ],
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_hostile_layer_is_refused_and_nothing_outside_changes(
+    tmp_path: Path, arena: tuple[Path, Path], case: str, mode: str
+) -> None:
+    sentinel, dest = arena
+    before = snapshot(sentinel)
+    entries = [
+        Entry(e.name, e.kind, e.data, e.target.format(sentinel=sentinel)) for e in REFUSED[case]
+    ]
+    with pytest.raises(InvalidInput) as err:
+        _unpack(tmp_path, dest, entries, mode)
+    assert err.value.exit_code == ExitCode.INVALID_INPUT
+    assert snapshot(sentinel) == before
+    assert _outside(tmp_path, dest) == set()
+
+
+def test_dotdot_names_the_member_in_the_error(tmp_path: Path, arena: tuple[Path, Path]) -> None:
+    _, dest = arena
+    with pytest.raises(UnsafeLayer, match=r"'\.\./sentinel/file'"):
+        _unpack(tmp_path, dest, [Entry("../sentinel/file", data=b"pwned")], "overlay")
+
+
+# (entries, where the payload must land inside dest)
+CONTAINED = {
+    "absolute-path": ([Entry("{sentinel}/file", data=b"pwned")], "{sentinel}/file"),
+    "absolute-symlink-then-write-through": (
+        [Entry("evil", "symlink", target="{sentinel}"), Entry("evil/file", data=b"pwned")],
+        "{sentinel}/file",
+    ),
+    "relative-symlink-then-write-through": (
+        [
+            Entry("a/b", "dir"),
+            Entry("a/b/evil", "symlink", target="../../../../../../sentinel"),
+            Entry("a/b/evil/file", data=b"pwned"),
+        ],
+        "sentinel/file",
+    ),
+    "symlink-chain": (
+        [
+            Entry("one", "symlink", target="two/sub"),
+            Entry("two", "symlink", target="{sentinel}"),
+            Entry("one/deep", data=b"pwned"),
+        ],
+        "{sentinel}/sub/deep",
+    ),
+    "symlink-then-overwrite-the-link-itself": (
+        [Entry("evil", "symlink", target="{sentinel}/file"), Entry("evil", data=b"pwned")],
+        "evil",
+    ),
+    "symlink-dir-then-mkdir-below": (
+        [
+            Entry("evil", "symlink", target="{sentinel}"),
+            Entry("evil/newdir", "dir", mode=0o777),
+            Entry("evil/newdir/file", data=b"pwned"),
+        ],
+        "{sentinel}/newdir/file",
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", sorted(CONTAINED))
+def test_hostile_layer_is_contained_inside_the_target(
+    tmp_path: Path, arena: tuple[Path, Path], case: str, mode: str
+) -> None:
+    sentinel, dest = arena
+    before = snapshot(sentinel)
+    raw, landing = CONTAINED[case]
+    entries = [
+        Entry(e.name.format(sentinel=sentinel), e.kind, e.data, e.target.format(sentinel=sentinel))
+        for e in raw
+    ]
+    _unpack(tmp_path, dest, entries, mode)
+    assert snapshot(sentinel) == before
+    assert _outside(tmp_path, dest) == set()
+    landed = dest / landing.format(sentinel=sentinel).lstrip("/")
+    assert landed.read_bytes() == b"pwned"
+    assert not landed.is_symlink()
+    assert os.path.realpath(landed).startswith(str(dest) + "/")
+
+
+def test_legitimate_absolute_symlinks_stay_as_they_are(
+    tmp_path: Path, arena: tuple[Path, Path]
+) -> None:
+    sentinel, dest = arena
+    entries = [
+        Entry("bin/busybox", data=b"bb", mode=0o755),
+        Entry("bin/sh", "symlink", target="/bin/busybox"),
+        Entry("etc/escape", "symlink", target=f"{sentinel}/file"),
+    ]
+    _unpack(tmp_path, dest, entries, "overlay")
+    assert os.readlink(dest / "bin/sh") == "/bin/busybox"
+    assert os.readlink(dest / "etc/escape") == f"{sentinel}/file"
+    assert (sentinel / "file").read_text() == "original"
