@@ -51,6 +51,18 @@ def _note(text: str) -> None:
     click.echo(f"note: {text}", err=True)
 
 
+def _json_flag(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="One JSON document.")(func)  # type: ignore[return-value]
+
+
+def _report(changes: list[control.Change], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"changes": [c.as_dict() for c in changes]}))
+    else:
+        for change in changes:
+            click.echo(str(change))
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--state",
@@ -95,9 +107,16 @@ def cli(ctx: click.Context, state: Path | None, debug: bool) -> None:
     show_default=True,
     help="Seed of UUIDs, serials, PCI buses and silicon quality.",
 )
+@_json_flag
 @_with_state
 def up(
-    gpus: int, model: str, driver: str, time_scale: float, seed: int, state_here: Path | None
+    gpus: int,
+    model: str,
+    driver: str,
+    time_scale: float,
+    seed: int,
+    as_json: bool,
+    state_here: Path | None,
 ) -> None:
     """Create the instance and start its model."""
     state_dir = _state_dir(state_here)
@@ -107,6 +126,12 @@ def up(
     )
     for note in result.notes:
         _note(note)
+    if as_json:
+        with instance.open_state(state_dir) as sf:
+            view = status.snapshot(sf)
+        view["notes"] = result.notes
+        click.echo(json.dumps(view, indent=2))
+        return
     names = sorted({m.name for m in chosen})
     click.echo(
         f"nvsim up: {gpus} GPU(s) ({', '.join(names)}) at {state_dir}, "
@@ -163,41 +188,56 @@ def status_cmd(as_json: bool, state_here: Path | None) -> None:
     default=None,
     help="Process listed as holding the load (default: the daemon; 0: none listed).",
 )
+@_json_flag
 @_with_state
 def load(
-    gpu: str, percent: int, memory_mib: int | None, pid: int | None, state_here: Path | None
+    gpu: str,
+    percent: int,
+    memory_mib: int | None,
+    pid: int | None,
+    as_json: bool,
+    state_here: Path | None,
 ) -> None:
     """Put PERCENT load on GPU (index, UUID or PCI bus id); 0 clears it."""
     with instance.open_state(_state_dir(state_here)) as sf:
-        click.echo(control.set_load(sf, gpu, percent, memory_mib=memory_mib, pid=pid))
+        change = control.set_load(sf, gpu, percent, memory_mib=memory_mib, pid=pid)
+    _report([change], as_json)
 
 
 @cli.command()
 @click.argument("gpu")
 @click.argument("kind", type=click.Choice(control.FAULT_KINDS))
 @click.argument("code", type=int, required=False)
+@_json_flag
 @_with_state
-def fault(gpu: str, kind: str, code: int | None, state_here: Path | None) -> None:
+def fault(gpu: str, kind: str, code: int | None, as_json: bool, state_here: Path | None) -> None:
     """Inject a fault: 'xid CODE', 'lost' (falls off the bus) or 'thermal' (cooling fails)."""
     with instance.open_state(_state_dir(state_here)) as sf:
-        click.echo(control.inject_fault(sf, gpu, kind, code))
+        change = control.inject_fault(sf, gpu, kind, code)
+    _report([change], as_json)
 
 
 @cli.command()
 @click.argument("gpus", nargs=-1)
+@_json_flag
 @_with_state
-def reset(gpus: tuple[str, ...], state_here: Path | None) -> None:
+def reset(gpus: tuple[str, ...], as_json: bool, state_here: Path | None) -> None:
     """Reset GPUs (all by default): clear faults, restore default settings, drop load."""
     with instance.open_state(_state_dir(state_here)) as sf:
-        for line in control.reset(sf, gpus):
-            click.echo(line)
+        changes = control.reset(sf, gpus)
+    _report(changes, as_json)
 
 
 @cli.command()
+@_json_flag
 @_with_state
-def down(state_here: Path | None) -> None:
+def down(as_json: bool, state_here: Path | None) -> None:
     """Stop the model and remove what 'up' created."""
-    for line in instance.down(_state_dir(state_here)):
+    done = instance.down(_state_dir(state_here))
+    if as_json:
+        click.echo(json.dumps({"done": done}))
+        return
+    for line in done:
         click.echo(line)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bolt.errors import InvalidInput
 from nvsim import layout, models
@@ -21,6 +22,25 @@ DEFAULT_LOAD_MEMORY_MIB = 300  # roughly what a CUDA context and a small working
 
 def gpu_label(gpu: layout.Gpu, index: int) -> str:
     return f"GPU {index} ({gpu.uuid.decode()})"
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one operation did to one GPU."""
+
+    index: int
+    uuid: str
+    what: str
+
+    @classmethod
+    def of(cls, gpu: layout.Gpu, index: int, what: str) -> Change:
+        return cls(index, gpu.uuid.decode(), what)
+
+    def __str__(self) -> str:
+        return f"GPU {self.index} ({self.uuid}): {self.what}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"index": self.index, "uuid": self.uuid, "change": self.what}
 
 
 def resolve_gpu(sf: StateFile, ref: str) -> tuple[int, layout.Gpu]:
@@ -54,7 +74,7 @@ def set_load(
     *,
     memory_mib: int | None = None,
     pid: int | None = None,
-) -> str:
+) -> Change:
     """Set a GPU's load and the compute process that holds it.
 
     ``pid`` defaults to the daemon's pid.  With ``pid=0`` the memory is held by no process
@@ -87,9 +107,9 @@ def set_load(
             _set_process(gpu, index, owner, mem_bytes)
         gpu.load_pct = percent
     if percent == 0:
-        return f"{gpu_label(gpu, index)}: idle"
+        return Change.of(gpu, index, "idle")
     holder = "no listed process" if owner == 0 else f"pid {owner}"
-    return f"{gpu_label(gpu, index)}: load {percent}%, {mem} MiB held by {holder}"
+    return Change.of(gpu, index, f"load {percent}%, {mem} MiB held by {holder}")
 
 
 def _set_process(gpu: layout.Gpu, index: int, pid: int, used_bytes: int) -> None:
@@ -113,7 +133,7 @@ def _set_process(gpu: layout.Gpu, index: int, pid: int, used_bytes: int) -> None
 FAULT_KINDS = ("xid", "lost", "thermal")
 
 
-def inject_fault(sf: StateFile, ref: str, kind: str, code: int | None = None) -> str:
+def inject_fault(sf: StateFile, ref: str, kind: str, code: int | None = None) -> Change:
     """``xid CODE``: report an Xid (79 also loses the GPU); ``lost``: the GPU falls off
     the bus; ``thermal``: its cooling fails."""
     if kind not in FAULT_KINDS:
@@ -128,17 +148,17 @@ def inject_fault(sf: StateFile, ref: str, kind: str, code: int | None = None) ->
     with sf.lock():
         if kind == "thermal":
             gpu.fault_thermal = 1
-            return f"{gpu_label(gpu, index)}: cooling failed"
+            return Change.of(gpu, index, "cooling failed")
         xid = XID_FALLEN_OFF_BUS if kind == "lost" else int(code or 0)
         append_event(gpu, layout.EVENT_XID_CRITICAL, xid, now_us)
         gpu.xid_count += 1
         if xid == XID_FALLEN_OFF_BUS:
             gpu.lost = layout.LOST_YES
-            return f"{gpu_label(gpu, index)}: Xid 79, fell off the bus"
-    return f"{gpu_label(gpu, index)}: Xid {xid}"
+            return Change.of(gpu, index, "Xid 79, fell off the bus")
+    return Change.of(gpu, index, f"Xid {xid}")
 
 
-def reset(sf: StateFile, refs: Sequence[str] = ()) -> list[str]:
+def reset(sf: StateFile, refs: Sequence[str] = ()) -> list[Change]:
     """Reset GPUs (all when ``refs`` is empty), as ``nvidia-smi --gpu-reset`` does.
 
     The board comes back: lost and faults clear, every setting returns to its default
@@ -146,7 +166,7 @@ def reset(sf: StateFile, refs: Sequence[str] = ()) -> list[str]:
     default compute mode), and its contexts are gone (no load, no processes).
     """
     targets = [resolve_gpu(sf, r) for r in refs] if refs else list(enumerate(sf.gpus()))
-    done = []
+    done: list[Change] = []
     with sf.lock():
         for index, gpu in targets:
             model = models.get_model(gpu.model_key.decode())
@@ -158,5 +178,5 @@ def reset(sf: StateFile, refs: Sequence[str] = ()) -> list[str]:
             gpu.fault_thermal = 0
             gpu.instability = 0.0
             gpu.lost = layout.LOST_NONE
-            done.append(f"{gpu_label(gpu, index)}: reset")
+            done.append(Change.of(gpu, index, "reset"))
     return done

@@ -40,6 +40,7 @@ UVM_FALLBACK_MAJOR = 510
 LOG_FILE = "daemon.log"
 DAEMON_START_TIMEOUT_S = 15.0
 DAEMON_STOP_TIMEOUT_S = 5.0
+FRESH_TICK_US = 2_000_000  # a daemon that ticked this recently is running
 
 # CUDA version each driver branch ships (cudaDriverGetVersion encoding).
 _CUDA_BY_BRANCH = [
@@ -122,6 +123,20 @@ def daemon_alive(pid: int) -> bool:
     return fields[0] not in ("Z", "X") and b"nvsim.daemon" in cmdline
 
 
+def daemon_running(header: layout.Header) -> bool:
+    """Is the instance's daemon ticking?
+
+    Its pid answers in our PID namespace; from another one (a container with the state
+    directory mounted) the pid is not visible, and recent ticks answer instead.
+    """
+    pid = header.daemon_pid
+    if daemon_alive(pid):
+        return True
+    if pid <= 0 or Path(f"/proc/{pid}").exists():
+        return False
+    return time.time_ns() // 1000 - header.tick_us < FRESH_TICK_US
+
+
 class NoInstance(Unsupported):
     """No nvsim instance is up in the state directory."""
 
@@ -137,7 +152,7 @@ def open_state(state_dir: Path, *, require_daemon: bool = True) -> StateFile:
         ) from None
     except PermissionError as err:
         raise PermissionDenied(f"cannot open {err.filename}: permission denied") from None
-    if require_daemon and not daemon_alive(sf.header.daemon_pid):
+    if require_daemon and not daemon_running(sf.header):
         sf.close()
         raise NoInstance(
             f"the nvsim instance at {state_dir} is not running (its daemon exited; "
@@ -214,9 +229,10 @@ def _refuse_if_running(state_dir: Path) -> None:
     try:
         with StateFile.open(state_dir) as sf:
             pid = sf.header.daemon_pid
+            running = daemon_running(sf.header)
     except StateFileError:
         return
-    if daemon_alive(pid):
+    if running:
         raise BoltError(
             f"an nvsim instance is already up at {state_dir} (daemon pid {pid})",
             hint=f"take it down first: nvsim --state {state_dir} down",

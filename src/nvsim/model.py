@@ -257,8 +257,11 @@ def _fans(gpu: layout.Gpu, dt: float) -> None:
         if fan.policy == layout.FAN_POLICY_MANUAL:
             target = _clamp(fan.target_pct, gpu.fan_min_pct, gpu.fan_max_pct)
         else:
-            fan.target_pct = auto_target
             target = auto_target
+            # Re-read the policy right before writing, so a manual target an NVML setter
+            # is storing now is not overwritten by the automatic one.
+            if fan.policy == layout.FAN_POLICY_AUTO and fan.target_pct != auto_target:
+                fan.target_pct = auto_target
         fan.speed_pct = _smooth(fan.speed_pct, target, dt, FAN_TAU_S)
         fan.rpm = round(fan.speed_pct / 100.0 * gpu.fan_max_rpm)
 

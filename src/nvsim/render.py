@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -37,6 +38,19 @@ def _flags(gpu: dict[str, Any]) -> str:
     return " ".join(flags) or "ok"
 
 
+SHORT_REASONS = {
+    "gpu_idle": "idle",
+    "sw_power_cap": "power",
+    "sw_thermal_slowdown": "sw-therm",
+    "hw_thermal_slowdown": "hw-therm",
+    "hw_slowdown": "hw-slow",
+    "hw_power_brake": "brake",
+    "applications_clocks": "app",
+    "sync_boost": "sync",
+    "display_clocks": "display",
+}
+
+
 def print_status(view: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     daemon = view["daemon"]
@@ -46,43 +60,30 @@ def print_status(view: dict[str, Any], console: Console | None = None) -> None:
         f"CUDA {view['cuda_version']}, time x{view['time_scale']:g}, "
         f"daemon {daemon['pid']} {alive}"
     )
-    table = Table(show_edge=False)
-    for col in (
-        "GPU",
-        "name",
-        "load",
-        "temp",
-        "power / limit",
-        "P",
-        "gpc / mem MHz",
-        "offset P0 gpc/mem",
-        "fans",
-        "reasons",
-        "hidden stable",
-        "state",
-    ):
-        table.add_column(col)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("GPU", "load", "temp", "power W", "P", "gpc/mem MHz", "offset", "fans", "reasons"):
+        table.add_column(col, no_wrap=col != "reasons")
     for g in view["gpus"]:
-        hidden = g["hidden"]
-        stable = (
-            f"+{hidden['stable_gpc_offset_mhz']}/+{hidden['stable_mem_offset_mhz']}"
-            if hidden["stable_gpc_offset_mhz"] is not None
-            else "n/a"
-        )
         table.add_row(
             str(g["index"]),
-            g["name"],
             f"{g['load_pct']}%",
             f"{g['temperature_c']:.0f}°C",
-            f"{g['power_w']:.0f} / {g['power_limit_w']:.0f} W",
+            f"{g['power_w']:.0f}/{g['power_limit_w']:.0f}",
             g["pstate"],
-            f"{g['clocks_mhz']['graphics']} / {g['clocks_mhz']['memory']}",
+            f"{g['clocks_mhz']['graphics']}/{g['clocks_mhz']['memory']}",
             _offsets(g),
             _fans(g),
-            ",".join(g["clocks_event_reasons"]) or "-",
-            stable,
-            _flags(g),
+            " ".join(SHORT_REASONS.get(r, r) for r in g["clocks_event_reasons"]) or "-",
         )
     console.print(table)
     for g in view["gpus"]:
-        console.print(f"  {g['index']}: {g['uuid']}  {g['pci_bus_id']}  model {g['model']}")
+        hidden = g["hidden"]
+        stable = (
+            f"stable +{hidden['stable_gpc_offset_mhz']}/+{hidden['stable_mem_offset_mhz']}"
+            if hidden["stable_gpc_offset_mhz"] is not None
+            else "no offsets"
+        )
+        console.print(
+            f"{g['index']}: {g['name']}  {g['uuid']}  {g['pci_bus_id']}  {stable}  {_flags(g)}",
+            highlight=False,
+        )

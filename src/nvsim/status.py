@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nvsim import layout, model
-from nvsim.instance import LOG_FILE, daemon_alive, device_node_specs
+from nvsim.instance import LOG_FILE, daemon_running, device_node_specs
 from nvsim.state import StateFile
 
 MIB = 1024 * 1024
@@ -43,7 +43,7 @@ def snapshot(sf: StateFile) -> dict[str, Any]:
         "state_dir": str(state_dir),
         "daemon": {
             "pid": h.daemon_pid,
-            "alive": daemon_alive(h.daemon_pid),
+            "alive": daemon_running(h),
             "log": str(state_dir / LOG_FILE),
             "tick_us": h.tick_us,
             "ticks": h.seq,

@@ -259,3 +259,20 @@ def test_without_mknod_permission_up_works_and_says_there_are_no_device_nodes(
 def test_state_dir_that_cannot_be_created_is_permission_denied_exit_4() -> None:
     res = nvsim("--state", "/sys/nvsim-test", "up")  # sysfs refuses even root
     assert_clean_error(res, 4, "cannot create /sys/nvsim-test", "--state")
+
+
+def test_every_command_can_answer_in_json(tmp_path: Path) -> None:
+    state = str(tmp_path / "nv")
+    up = json.loads(nvsim("--state", state, "up", "--gpus", "2", "--json").stdout)
+    assert [g["index"] for g in up["gpus"]] == [0, 1] and up["daemon"]["alive"]
+    pid, uuid1 = up["daemon"]["pid"], up["gpus"][1]["uuid"]
+    load = json.loads(nvsim("--state", state, "load", uuid1[:12], "50", "--json").stdout)
+    assert load == {
+        "changes": [{"index": 1, "uuid": uuid1, "change": f"load 50%, 300 MiB held by pid {pid}"}]
+    }
+    fault = json.loads(nvsim("--state", state, "fault", "1", "xid", "43", "--json").stdout)
+    assert fault["changes"][0]["change"] == "Xid 43"
+    reset = json.loads(nvsim("--state", state, "reset", "--json").stdout)
+    assert [c["change"] for c in reset["changes"]] == ["reset", "reset"]
+    down = json.loads(nvsim("--state", state, "down", "--json").stdout)
+    assert f"stopped daemon {pid}" in down["done"]
