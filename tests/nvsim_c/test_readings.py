@@ -185,6 +185,10 @@ def test_modes_and_probes(nvml: FakeState, h: pynvml.c_nvmlDevice_t) -> None:
     with pytest.raises(pynvml.NVMLError_NotSupported):
         pynvml.nvmlDeviceGetNvLinkState(h, 0)
     with pytest.raises(pynvml.NVMLError_NotSupported):
+        pynvml.nvmlDeviceGetMigDeviceHandleByIndex(h, 0)
+    with pytest.raises(pynvml.NVMLError_InvalidArgument):
+        pynvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(h)
+    with pytest.raises(pynvml.NVMLError_NotSupported):
         pynvml.nvmlDeviceGetTotalEccErrors(h, 0, 0)
 
 

@@ -72,6 +72,12 @@ NVSIM_HIDDEN unsigned int nvsim_round_u(double value);
 /* The power limit in force (the setting, or the default before anything was set). */
 NVSIM_HIDDEN unsigned int nvsim_power_limit(const nvsim_gpu_t *gpu);
 
+/* Whether the model has performance state `pstate`. */
+static inline int nvsim_pstate_ok(const nvsim_gpu_t *gpu, unsigned int pstate)
+{
+    return pstate < NVSIM_MAX_PSTATES && gpu->pstates[pstate].supported;
+}
+
 /* Shared by the versioned entry points of one function. */
 NVSIM_HIDDEN nvmlReturn_t nvsim_running_processes(nvmlDevice_t device, unsigned int *count,
                                                   void *infos, size_t elem_size,
