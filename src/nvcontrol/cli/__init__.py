@@ -45,8 +45,9 @@ def _repair_first() -> None:
     """Before any command: roll back transactions whose process died and give fans back
     from dead curve controllers (cheap when the journal does not exist)."""
     from nvcontrol.control import paths
+    from nvcontrol.control.journal import exists
 
-    if not paths.journal_path().exists():
+    if not exists(paths.journal_path()):
         return
     from nvcontrol.control.recovery import repair
 

@@ -92,6 +92,14 @@ def me() -> tuple[int, int]:
     return pid, start
 
 
+def exists(path: Path) -> bool:
+    """Whether ``path`` exists; a directory this user may not enter counts as "no"."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
@@ -170,11 +178,11 @@ class Journal:
     def if_exists(cls) -> Journal | None:
         """The journal if there is one to read (cheap check for the start-up repair)."""
         path = paths.journal_path()
-        if not path.exists():
+        if not exists(path):
             return None
         try:
             return cls(path)
-        except sqlite3.Error:
+        except (sqlite3.Error, OSError):
             return None  # not readable by this user: a non-root caller cannot repair anyway
 
     def close(self) -> None:
