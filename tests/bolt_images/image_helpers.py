@@ -34,7 +34,7 @@ class Entry:
     kind: str = "file"
     data: bytes = b""
     target: str = ""  # symlink / hardlink target
-    mode: int = 0o644
+    mode: int | None = None  # 0o755 for directories, 0o644 otherwise
     uid: int = 0
     gid: int = 0
     mtime: int = 1_600_000_000
@@ -59,7 +59,7 @@ def tar_bytes(entries: list[Entry]) -> bytes:
         for e in entries:
             info = tarfile.TarInfo(e.name)
             info.type = _TYPES[e.kind]
-            info.mode = e.mode
+            info.mode = e.mode if e.mode is not None else (0o755 if e.kind == "dir" else 0o644)
             info.uid, info.gid = e.uid, e.gid
             info.mtime = e.mtime
             info.linkname = e.target

@@ -7,6 +7,7 @@ directory beside the target is byte-for-byte unchanged and no file appears outsi
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,9 +71,7 @@ def test_hostile_layer_is_refused_and_nothing_outside_changes(
 ) -> None:
     sentinel, dest = arena
     before = snapshot(sentinel)
-    entries = [
-        Entry(e.name, e.kind, e.data, e.target.format(sentinel=sentinel)) for e in REFUSED[case]
-    ]
+    entries = [replace(e, target=e.target.format(sentinel=sentinel)) for e in REFUSED[case]]
     with pytest.raises(InvalidInput) as err:
         _unpack(tmp_path, dest, entries, mode)
     assert err.value.exit_code == ExitCode.INVALID_INPUT
@@ -133,7 +132,7 @@ def test_hostile_layer_is_contained_inside_the_target(
     before = snapshot(sentinel)
     raw, landing = CONTAINED[case]
     entries = [
-        Entry(e.name.format(sentinel=sentinel), e.kind, e.data, e.target.format(sentinel=sentinel))
+        replace(e, name=e.name.format(sentinel=sentinel), target=e.target.format(sentinel=sentinel))
         for e in raw
     ]
     _unpack(tmp_path, dest, entries, mode)

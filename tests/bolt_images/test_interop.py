@@ -1,4 +1,6 @@
-"""Images made by umoci and skopeo import; skopeo and umoci read our store."""
+"""Images made by umoci and skopeo import; skopeo and umoci read our store.
+
+`umoci unpack` and `repack` need root (or --rootless, which changes what they write)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import pytest
 from bolt.errors import InvalidInput
 from bolt.images.errors import CorruptBlob
 from bolt.images.store import ImageStore
-from tests.bolt_images.image_helpers import busybox_rootfs, run
+from tests.bolt_images.image_helpers import busybox_rootfs, needs_root, run
+
+pytestmark = [pytest.mark.root, needs_root]
 
 
 @pytest.fixture
@@ -104,3 +108,18 @@ def test_skopeo_and_umoci_read_our_store(store: ImageStore, tmp_path: Path) -> N
     assert (bundle / "rootfs/bin/busybox").read_bytes() == (
         tmp_path / "rootfs/bin/busybox"
     ).read_bytes()
+
+
+def test_oci_archive_from_skopeo_imports(
+    store: ImageStore, umoci_layout: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "app.tar"
+    run("skopeo", "copy", f"oci:{umoci_layout}:t", f"oci-archive:{archive}:v2")
+    record = store.import_path(archive)
+    assert record.ref == "app:v2"
+    assert store.import_path(Path(f"{archive}:v2"), "again:1").layers == record.layers
+    assert [p.name for p in (store.layout.path / ".staging").iterdir()] == []
+    # the archive itself is not kept as a blob: only the image's own blobs are
+    assert len(list(store.layout.blobs.iterdir())) == 2 + 2  # layers, config, manifest
+    _, upper = store.layer_dirs(record)
+    assert (upper / "opt/app/new").read_text() == "new\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bolt.errors import ExitCode, InvalidInput, NotFound
-from bolt.images import layercache
+from bolt.images import layercache, unpack
 from bolt.images.errors import CorruptBlob, ImageInUse, UnsafeLayer
 from bolt.images.store import ImageStore
 from tests.bolt_images.image_helpers import (
@@ -94,13 +94,13 @@ def test_layers_are_unpacked_once_and_reused(
 ) -> None:
     record = store.import_path(write_layer(tmp_path / "r.tar", FILES), "once")
     calls = []
-    real = layercache.unpack_layer
+    real = unpack.unpack_layer
 
     def counting(*args: object, **kw: object) -> None:
         calls.append(args)
         real(*args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(layercache, "unpack_layer", counting)
+    monkeypatch.setattr(unpack, "unpack_layer", counting)
     first = store.layer_dirs(record)
     inode = (first[0] / "etc/os-release").stat().st_ino
     second = store.layer_dirs(record)
@@ -118,7 +118,7 @@ def test_a_crash_mid_unpack_leaves_nothing_visible(
         (dest / "half-written").write_text("partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(layercache, "unpack_layer", dies_halfway)
+    monkeypatch.setattr(unpack, "unpack_layer", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         store.layer_dirs(record)
     assert list((store.root / "layers").glob("[0-9a-f]*")) == []
@@ -300,3 +300,10 @@ def test_overlay_lower_dirs_are_found_in_mountinfo(tmp_path: Path) -> None:
         "upperdir=/c/upper,workdir=/c/work\n"
     )
     assert layercache.mounted_layer_ids(info) == {a, b}
+
+
+def test_a_refname_is_only_for_layouts(store: ImageStore, tmp_path: Path) -> None:
+    tarball = write_layer(tmp_path / "r.tar", FILES)
+    with pytest.raises(InvalidInput, match="not an OCI image layout"):
+        store.import_path(Path(f"{tarball}:latest"), "x")
+    assert store.list() == []

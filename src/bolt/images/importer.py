@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bolt.errors import InvalidInput
+from bolt.errors import InvalidInput, NotFound
 from bolt.images import compression, refs
 from bolt.images.errors import CorruptBlob
 from bolt.images.layout import (
@@ -26,7 +26,7 @@ from bolt.images.layout import (
     dumps,
     is_layout,
 )
-from bolt.images.tarlayer import scan_layer, tar_tree
+from bolt.images.tarlayer import LayerScan, scan_layer, tar_tree
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 CONTAINERD_NAME = "io.containerd.image.name"
@@ -56,15 +56,62 @@ def now_rfc3339() -> str:
 Descriptor = dict[str, Any]
 
 
-def stage_rootfs(stage: Staging, source: Path, overrides: dict[str, Any]) -> Descriptor:
-    """A one-layer image from a rootfs tarball or directory."""
-    if source.is_dir():
+def stage_import(
+    stage: Staging, source: Path, overrides: dict[str, Any]
+) -> tuple[Descriptor, str | None]:
+    """Stage the image ``source`` names; return its manifest descriptor and the name the
+    source gives it (layouts and OCI archives only)."""
+    path, wanted = split_source(source)
+    if is_layout(path):
+        return _from_layout(stage, Layout(path), wanted, overrides, path.resolve().name)
+    if not path.exists():
+        raise NotFound(
+            f"{source} does not exist",
+            hint="give a rootfs tarball, a rootfs directory or an OCI image layout",
+        )
+    if path.is_dir():
         tmp = stage.scratch()
         with open(tmp, "wb") as out:
-            diff_id = tar_tree(source, out)
+            diff_id = tar_tree(path, out)
         layer = _staged_layer(stage, stage.adopt(tmp, diff_id), LAYER_TAR)
     else:
-        layer, diff_id = _stage_tarball(stage, source)
+        layer, scan = _stage_tarball(stage, path)
+        diff_id = scan.diff_id
+        if scan.oci_archive:
+            return _from_archive(stage, path, layer["digest"], wanted, overrides)
+    if wanted is not None:
+        raise InvalidInput(f"{path} is not an OCI image layout: it has no image {wanted!r}")
+    return _rootfs_image(stage, layer, diff_id, path.name, overrides), None
+
+
+def _from_archive(
+    stage: Staging, path: Path, blob: str, wanted: str | None, overrides: dict[str, Any]
+) -> tuple[Descriptor, str | None]:
+    """An OCI archive (a tar of a layout, as ``skopeo copy … oci-archive:``) is unpacked
+    into the staging area, with the same safety as any layer, and imported from there."""
+    from bolt.images.unpack import unpack_layer
+
+    extracted = stage.path / "archive"
+    extracted.mkdir()
+    unpack_layer(stage.blobs[blob], extracted, mode="flatten")
+    stage.drop(blob)
+    base = path.name.split(".")[0] or path.name
+    return _from_layout(stage, Layout(extracted), wanted, overrides, base)
+
+
+def _from_layout(
+    stage: Staging, src: Layout, wanted: str | None, overrides: dict[str, Any], base: str
+) -> tuple[Descriptor, str | None]:
+    if overrides:
+        raise InvalidInput("config changes apply to rootfs tarball and directory imports")
+    descriptor, name = choose_manifest(src, wanted, base)
+    return stage_layout_image(stage, src, descriptor), name
+
+
+def _rootfs_image(
+    stage: Staging, layer: Descriptor, diff_id: str, source_name: str, overrides: dict[str, Any]
+) -> Descriptor:
+    """A one-layer image around a staged rootfs layer."""
     config_obj: dict[str, Any] = {"Env": [DEFAULT_PATH]}
     config_obj.update(overrides)
     created = now_rfc3339()
@@ -74,7 +121,7 @@ def stage_rootfs(stage: Staging, source: Path, overrides: dict[str, Any]) -> Des
         "os": "linux",
         "config": config_obj,
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created": created, "created_by": f"bolt image import {source.name}"}],
+        "history": [{"created": created, "created_by": f"bolt image import {source_name}"}],
     }
     config_digest, config_size = stage.add_bytes(dumps(config))
     manifest = {
@@ -87,9 +134,10 @@ def stage_rootfs(stage: Staging, source: Path, overrides: dict[str, Any]) -> Des
     return {"mediaType": MANIFEST_MEDIA_TYPE, "digest": digest, "size": size}
 
 
-def _stage_tarball(stage: Staging, source: Path) -> tuple[Descriptor, str]:
-    """Stage a tarball as a layer and return it with its diff id: tar, gzip and zstd are
-    kept byte for byte; xz and bzip2 (not OCI layer media types) are stored decompressed."""
+def _stage_tarball(stage: Staging, source: Path) -> tuple[Descriptor, LayerScan]:
+    """Stage a tarball as a layer and return it with what scanning it found: tar, gzip and
+    zstd are kept byte for byte; xz and bzip2 (not OCI layer media types) are stored
+    decompressed."""
     with open(source, "rb") as fh:
         kind = compression.detect(fh.read(8))
     media_type = _MEDIA_BY_COMPRESSION.get(kind)
@@ -97,11 +145,11 @@ def _stage_tarball(stage: Staging, source: Path) -> tuple[Descriptor, str]:
         with open(source, "rb") as fh:
             digest, _ = stage.add_stream(fh)
         scan = scan_layer(stage.blobs[digest], label=str(source))
-        return _staged_layer(stage, digest, media_type), scan.diff_id
+        return _staged_layer(stage, digest, media_type), scan
     tmp = stage.scratch()
     with open(tmp, "wb") as out:
         scan = scan_layer(source, plain_out=out)
-    return _staged_layer(stage, stage.adopt(tmp, scan.diff_id), LAYER_TAR), scan.diff_id
+    return _staged_layer(stage, stage.adopt(tmp, scan.diff_id), LAYER_TAR), scan
 
 
 def _staged_layer(stage: Staging, digest: str, media_type: str) -> Descriptor:
@@ -112,18 +160,18 @@ def _staged_layer(stage: Staging, digest: str, media_type: str) -> Descriptor:
 # --- OCI image layouts -------------------------------------------------------------------
 
 
-def split_layout_source(source: Path) -> tuple[Path, str | None]:
-    """``DIR`` or ``DIR:REFNAME`` (as skopeo's ``oci:DIR:REF``)."""
-    if is_layout(source):
+def split_source(source: Path) -> tuple[Path, str | None]:
+    """``PATH`` or ``PATH:REFNAME`` (as skopeo's ``oci:DIR:REF``), when ``PATH`` exists."""
+    if source.exists():
         return source, None
     text = str(source)
     colon = text.rfind(":")
-    if colon > 0 and is_layout(Path(text[:colon])):
+    if colon > 0 and Path(text[:colon]).exists():
         return Path(text[:colon]), text[colon + 1 :]
     return source, None
 
 
-def choose_manifest(src: Layout, wanted: str | None) -> tuple[Descriptor, str | None]:
+def choose_manifest(src: Layout, wanted: str | None, base: str) -> tuple[Descriptor, str | None]:
     """The manifest descriptor to import and the image name its index gives, if any."""
     entries = [
         d for d in src.read_index().get("manifests", []) if isinstance(d, dict) and "digest" in d
@@ -142,7 +190,7 @@ def choose_manifest(src: Layout, wanted: str | None) -> tuple[Descriptor, str | 
             hint=f"use {src.path}:REFNAME with one of: {', '.join(sorted(_names(entries)))}",
         )
     descriptor = _platform_manifest(src, entries[0])
-    return descriptor, _image_name(entries[0], src.path)
+    return descriptor, _image_name(entries[0], base)
 
 
 def _ref_names(descriptor: Descriptor) -> set[str]:
@@ -157,9 +205,9 @@ def _names(entries: list[Descriptor]) -> set[str]:
     return found
 
 
-def _image_name(descriptor: Descriptor, layout_dir: Path) -> str | None:
+def _image_name(descriptor: Descriptor, base: str) -> str | None:
     """containerd's full name if present, else the ref name: a full reference as it is, a
-    bare tag (as umoci and skopeo write) under the layout directory's name."""
+    bare tag (as umoci and skopeo write) under ``base`` (the layout directory's name)."""
     annotations = descriptor.get("annotations") or {}
     if CONTAINERD_NAME in annotations:
         return str(annotations[CONTAINERD_NAME])
@@ -169,7 +217,7 @@ def _image_name(descriptor: Descriptor, layout_dir: Path) -> str | None:
     ref = str(ref)
     if "/" in ref or ":" in ref:
         return ref
-    return f"{layout_dir.resolve().name.lower()}:{ref}"
+    return f"{base.lower()}:{ref}"
 
 
 def _platform_manifest(src: Layout, descriptor: Descriptor, depth: int = 0) -> Descriptor:

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bolt.images.digests import digest_hex
-from bolt.images.unpack import unpack_layer
 
 
 class LayerCache:
@@ -33,6 +32,8 @@ class LayerCache:
         final = self.dir_for(diff_id)
         if final.is_dir():
             return final
+        from bolt.images.unpack import unpack_layer  # tarfile: only when something is unpacked
+
         hex_id = final.name
         with self._locked(hex_id, blocking=True):
             if final.is_dir():

@@ -192,6 +192,12 @@ class Staging:
         self.blobs[digest] = final
         return digest
 
+    def drop(self, digest: str) -> None:
+        """Forget a staged blob (it will not be committed)."""
+        path = self.blobs.pop(digest, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
     def discard(self) -> None:
         if self._lock >= 0:
             shutil.rmtree(self.path, ignore_errors=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import builtins
 import os
-import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +18,8 @@ from bolt.errors import InvalidInput, NotFound
 from bolt.images import refs
 from bolt.images.digests import digest_hex, is_digest
 from bolt.images.errors import CorruptBlob, ImageInUse
-from bolt.images.importer import (
-    choose_manifest,
-    split_layout_source,
-    stage_layout_image,
-    stage_rootfs,
-)
 from bolt.images.layercache import LayerCache
-from bolt.images.layout import MANIFEST_TYPES, REF_ANNOTATION, Layout, is_layout
+from bolt.images.layout import MANIFEST_TYPES, REF_ANNOTATION, Layout
 
 MIN_ID_PREFIX = 4
 
@@ -87,7 +80,7 @@ class ImageStore:
                 if _ref_of(descriptor) == wanted:
                     return self._record(descriptor), False
         hex_prefix = ref.removeprefix("sha256:")
-        if len(hex_prefix) >= MIN_ID_PREFIX and set(hex_prefix) <= set(string.hexdigits.lower()):
+        if len(hex_prefix) >= MIN_ID_PREFIX and set(hex_prefix) <= set("0123456789abcdef"):
             records = [self._record(d) for d in named]
             hits = [
                 r
@@ -122,38 +115,23 @@ class ImageStore:
         self, source: Path, ref: str | None = None, *, config: dict[str, Any] | None = None
     ) -> ImageRecord:
         """Import a rootfs tarball (tar, gzip, xz, bzip2, zstd with ``zstandard``), a rootfs
-        directory, or an OCI image layout (``DIR`` or ``DIR:REFNAME``) as ``ref``.
+        directory, an OCI image layout or an OCI archive (a tar of a layout; ``PATH`` or
+        ``PATH:REFNAME`` for both) as ``ref``.
 
-        For a layout, ``ref`` defaults to the name its index gives the image.  ``config``
-        sets keys of the new image's config object (``Cmd``, ``Env``, ...) for tarballs and
-        directories.  Every blob is verified before anything becomes visible; on any error
+        For a layout or archive, ``ref`` defaults to the name its index gives the image.
+        ``config`` sets keys of the new image's config object (``Cmd``, ``Env``, ...) for
+        rootfs tarballs and directories.  Every blob is verified before anything becomes visible; on any error
         nothing is stored."""
-        source = Path(source)
-        layout_dir, wanted = split_layout_source(source)
+        from bolt.images.importer import stage_import  # tarfile and co.: imports only
+
         target = refs.normalize(ref) if ref is not None else None
-        if not source.exists() and not is_layout(layout_dir):
-            raise NotFound(
-                f"{source} does not exist",
-                hint="give a rootfs tarball, a rootfs directory or an OCI image layout",
-            )
         with self.layout.staging() as stage:
-            if is_layout(layout_dir):
-                src = Layout(layout_dir)
-                descriptor, name = choose_manifest(src, wanted)
-                target = target or (refs.normalize(name) if name else None)
-                if target is None:
-                    raise InvalidInput(
-                        f"the image in {layout_dir} has no name", hint="name it with -t NAME:TAG"
-                    )
-                if config:
-                    raise InvalidInput("config changes apply to tarball and directory imports")
-                manifest = stage_layout_image(stage, src, descriptor)
-            else:
-                if target is None:
-                    raise InvalidInput(
-                        f"no name given for the image from {source}", hint="use -t NAME:TAG"
-                    )
-                manifest = stage_rootfs(stage, source, config or {})
+            manifest, name = stage_import(stage, Path(source), config or {})
+            target = target or (refs.normalize(name) if name else None)
+            if target is None:
+                raise InvalidInput(
+                    f"no name given for the image from {source}", hint="use -t NAME:TAG"
+                )
             with self.layout.locked():
                 self.layout.commit(stage)
                 index = self.layout.read_index()

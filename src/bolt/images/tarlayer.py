@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from bolt.images import compression
-from bolt.images.digests import CHUNK, HashingReader, HashingWriter
+from bolt.images.digests import HashingReader, HashingWriter
 from bolt.images.errors import CorruptBlob
 from bolt.images.safefs import member_parts
 
@@ -21,6 +21,7 @@ class LayerScan:
     compression: str  # one of the names in bolt.images.compression
     diff_id: str  # sha256 of the uncompressed tar
     members: int
+    oci_archive: bool  # holds an OCI image layout (oci-layout, index.json, blobs/)
 
 
 def scan_layer(path: Path, plain_out: BinaryIO | None = None, *, label: str = "") -> LayerScan:
@@ -35,10 +36,13 @@ def scan_layer(path: Path, plain_out: BinaryIO | None = None, *, label: str = ""
             plain = _Tee(plain, plain_out)  # type: ignore[assignment]
         hashing = HashingReader(plain)
         count = 0
+        top: set[str] = set()
         try:
             with tarfile.open(fileobj=hashing, mode="r|") as archive:  # type: ignore[call-overload]
                 for member in archive:
-                    member_parts(member.name)
+                    parts = member_parts(member.name)
+                    if parts:
+                        top.add(parts[0])
                     if member.islnk():
                         member_parts(member.linkname)
                     count += 1
@@ -48,7 +52,8 @@ def scan_layer(path: Path, plain_out: BinaryIO | None = None, *, label: str = ""
                 hint="give a tar file (optionally gzip, xz or bzip2 compressed)",
             ) from err
         hashing.drain()
-    return LayerScan(kind, hashing.digest, count)
+    archive_names = {"oci-layout", "index.json", "blobs"}
+    return LayerScan(kind, hashing.digest, count, archive_names <= top)
 
 
 class _Tee:
@@ -106,8 +111,3 @@ def _xattr_headers(path: Path) -> dict[str, str]:
             continue
         headers[f"SCHILY.xattr.{name}"] = value.decode("utf-8", "surrogateescape")
     return headers
-
-
-def copy_file(src: BinaryIO, out: BinaryIO) -> None:
-    while chunk := src.read(CHUNK):
-        out.write(chunk)
