@@ -175,6 +175,8 @@ def _clocks(gpu: layout.Gpu, load: float, pstate: int) -> tuple[int, int, int]:
     mem = max(1.0, mem)
     gpc = float(gpu.boost_gpc_mhz + gpc_off) if load > 0 else float(ps.min_gpc_mhz)
     if gpu.locked_gpc_max:
+        if load > 0 and gpc > gpu.locked_gpc_max:
+            reasons |= layout.REASON_APP_CLOCKS  # the driver reports locked clocks this way
         gpc = _clamp(gpc, gpu.locked_gpc_min, gpu.locked_gpc_max)
     gpc = _clamp(gpc, ps.min_gpc_mhz, max(ps.min_gpc_mhz, ps.max_gpc_mhz + gpc_off))
     if load == 0:

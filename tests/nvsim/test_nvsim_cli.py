@@ -154,6 +154,7 @@ def test_bad_gpu_or_value_is_exit_2_without_traceback(nvsim_gpus: NvsimInstance)
         (("load", "7", "50"), ("no GPU '7'",)),
         (("load", "GPU-nope", "50"), ("no GPU 'GPU-nope'", "GPU-")),
         (("load", "0", "150"), ("out of range",)),
+        (("load", "1", "50", "--memory", "999999"), ("MiB free", "999999 MiB")),
         (("fault", "0", "xid"), ("Xid code",)),
         (("reset", "3"), ("no GPU '3'",)),
     ]:

@@ -174,6 +174,7 @@ def test_locked_clocks_clamp_the_core_and_memory_clocks() -> None:
     gpu.load_pct = 100
     run(gpu, 3)
     assert gpu.gpc_mhz == 1500 and gpu.mem_mhz == 5001
+    assert gpu.reasons == layout.REASON_APP_CLOCKS
     stock = make_gpu()
     stock.load_pct = 100
     run(stock, 3)
