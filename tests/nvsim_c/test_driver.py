@@ -81,6 +81,10 @@ def check(code: int) -> None:
     ("driver", "missing"),
     [
         ("535.183.01", ["nvmlDeviceGetClockOffsets", "nvmlDeviceGetFanSpeedRPM"]),
+        (
+            "530.41.03",
+            ["nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceSetPowerManagementLimit_v2"],
+        ),
         ("525.147.05", ["nvmlDeviceGetCurrentClocksEventReasons"]),
         ("470.256.02", ["nvmlDeviceGetMemoryInfo_v2", "nvmlDeviceGetTargetFanSpeed"]),
     ],
@@ -92,6 +96,8 @@ def test_functions_newer_than_the_driver_are_not_found(
     h = pynvml.nvmlDeviceGetHandleByIndex(0)
     offsets = pynvml.c_nvmlClockOffset_t()
     offsets.version = pynvml.nvmlClockOffset_v1
+    power = pynvml.c_nvmlPowerValue_v2_t()
+    power.version, power.powerScope, power.powerValueMw = pynvml.nvmlPowerValue_v2, 0, 300_000
     calls = {
         "nvmlDeviceGetClockOffsets": lambda: check(
             call("nvmlDeviceGetClockOffsets", h, ctypes.byref(offsets))
@@ -104,6 +110,9 @@ def test_functions_newer_than_the_driver_are_not_found(
             h, version=pynvml.nvmlMemory_v2
         ),
         "nvmlDeviceGetTargetFanSpeed": lambda: pynvml.nvmlDeviceGetTargetFanSpeed(h, 0),
+        "nvmlDeviceSetPowerManagementLimit_v2": lambda: check(
+            call("nvmlDeviceSetPowerManagementLimit_v2", h, ctypes.byref(power))
+        ),
     }
     for name in missing:
         with pytest.raises(pynvml.NVMLError_FunctionNotFound):
@@ -112,11 +121,28 @@ def test_functions_newer_than_the_driver_are_not_found(
     assert pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(h) == layout.REASON_GPU_IDLE
     assert pynvml.nvmlDeviceGetMemoryInfo(h).total == nvml.gpu(0).mem_total
     assert pynvml.nvmlSystemGetDriverVersion() == driver
+    assert nvml.gpu(0).power_limit_mw == 450_000
+
+
+def test_a_setter_newer_than_the_driver_changes_nothing(nvml: FakeState) -> None:
+    fakestate.set_driver(nvml, "550.127.05")
+    h = pynvml.nvmlDeviceGetHandleByIndex(0)
+    info = pynvml.c_nvmlClockOffset_t()
+    info.version, info.type, info.pstate = pynvml.nvmlClockOffset_v1, 0, 0
+    info.clockOffsetMHz = 150
+    assert call("nvmlDeviceSetClockOffsets", h, ctypes.byref(info)) == (
+        pynvml.NVML_ERROR_FUNCTION_NOT_FOUND
+    )
+    assert nvml.gpu(0).pstates[0].gpc_offset_mhz == 0
+    # The R470-era VF-offset API is how that driver sets the same offset.
+    pynvml.nvmlDeviceSetGpcClkVfOffset(h, 150)
+    assert nvml.gpu(0).pstates[0].gpc_offset_mhz == 150
+    assert nvml.gpu(0).settings_seq == 1
 
 
 def test_new_driver_has_every_gated_function(nvml: FakeState) -> None:
     h = pynvml.nvmlDeviceGetHandleByIndex(0)
-    fakestate.set_driver(nvml, "560.35.03")
+    fakestate.set_driver(nvml, "570.172.08")
     assert pynvml.nvmlDeviceGetFanSpeedRPM(h) == 1068
     info = pynvml.c_nvmlClockOffset_t()
     info.version, info.type, info.pstate = pynvml.nvmlClockOffset_v1, 0, 0

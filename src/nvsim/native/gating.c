@@ -5,13 +5,15 @@
  * older libnvidia-ml.so.1.  Functions not listed here exist in every branch nvsim models
  * (R450 and later).
  *
- * Branches follow the NVML API reference: the per-branch archives at
- * docs.nvidia.com/deploy/archive/R<branch>/nvml-api/ (Device Queries / Device Commands
- * function lists, e.g. nvmlPciInfoExt_v1_t first listed in R550) and the change log at
- * docs.nvidia.com/deploy/nvml-api/change-log.html, read against the CUDA toolkit that
- * shipped each branch (11.4 = R470, 11.6 = R510, 11.8 = R520, 12.2 = R535, 12.4 = R550,
- * 12.5 = R555, 12.7 = R565).  Entries marked "approx." could not be pinned to a document
- * page and may be one branch early or late.
+ * How the branches were found: the first nvidia-ml-py release whose pynvml binds the
+ * function (releases are numbered after the driver branch whose nvml.h they wrap:
+ * 11.450.51, 11.470.66, 11.495.46, 11.510.69, 11.515.48, 11.525.84, 12.535.77, 12.550.52,
+ * 12.555.43, 12.560.30, 12.570.86) gives an upper bound; the NVML API reference archives
+ * (docs.nvidia.com/deploy/archive/R<branch>/nvml-api/) and the change log
+ * (docs.nvidia.com/deploy/nvml-api/change-log.html) were used where they say more, e.g.
+ * nvmlPciInfoExt_v1_t first appears in the R550 reference.  Notes per entry say where the
+ * binding and the branch differ.  There are no bindings for R520 or R565, so a function
+ * first bound in 11.525 or 12.570 may have shipped one branch earlier.
  */
 #include <string.h>
 
@@ -23,45 +25,49 @@ struct gate {
 };
 
 static const struct gate gates[] = {
-    /* CUDA 11.4 / R470: process info v2, VF offsets, PCIe speed */
+    /* R470 */
     {"nvmlDeviceGetComputeRunningProcesses_v2", 470},
     {"nvmlDeviceGetGraphicsRunningProcesses_v2", 470},
     {"nvmlDeviceGetMPSComputeRunningProcesses_v2", 470},
+    /* R470 is the branch usually cited for the VF-offset getters; their first bindings are
+     * 11.515 (GPC) and 11.525 (memory), so they may have arrived later */
     {"nvmlDeviceGetGpcClkVfOffset", 470},
     {"nvmlDeviceGetMemClkVfOffset", 470},
-    {"nvmlDeviceSetGpcClkVfOffset", 470},
-    {"nvmlDeviceSetMemClkVfOffset", 470},
-    {"nvmlDeviceGetPcieSpeed", 470},     /* approx. */
-    {"nvmlDeviceGetNumFans", 470},       /* approx. */
-    /* CUDA 11.6 / R510: memory info v2, process info v3, pstate ranges, VF offset ranges */
+    /* R510 */
     {"nvmlDeviceGetMemoryInfo_v2", 510},
     {"nvmlDeviceGetComputeRunningProcesses_v3", 510},
     {"nvmlDeviceGetGraphicsRunningProcesses_v3", 510},
     {"nvmlDeviceGetMPSComputeRunningProcesses_v3", 510},
-    {"nvmlDeviceGetGpcClkMinMaxVfOffset", 510},
-    {"nvmlDeviceGetMemClkMinMaxVfOffset", 510},
-    {"nvmlDeviceGetMinMaxClockOfPState", 510},
-    {"nvmlDeviceGetSupportedPerformanceStates", 510},
-    {"nvmlDeviceGetGpuMaxPcieLinkGeneration", 510}, /* approx. */
-    /* CUDA 11.8 / R520: fan control */
+    {"nvmlDeviceGetNumFans", 510},
+    /* R515 */
+    {"nvmlDeviceSetGpcClkVfOffset", 515},
+    {"nvmlDeviceSetMemClkVfOffset", 515}, /* bound in 11.525, set together with the GPC one */
+    {"nvmlDeviceGetPcieSpeed", 515},
+    {"nvmlDeviceGetMinMaxClockOfPState", 515},
+    {"nvmlDeviceGetSupportedPerformanceStates", 515},
+    {"nvmlDeviceGetMinMaxFanSpeed", 515},
+    {"nvmlDeviceSetFanSpeed_v2", 515},
+    {"nvmlDeviceSetDefaultFanSpeed_v2", 515},
+    /* R520 (CUDA 11.8, first bound in 11.525): fan control policy */
     {"nvmlDeviceGetTargetFanSpeed", 520},
-    {"nvmlDeviceGetMinMaxFanSpeed", 520},
     {"nvmlDeviceGetFanControlPolicy_v2", 520},
     {"nvmlDeviceSetFanControlPolicy", 520},
-    {"nvmlDeviceSetFanSpeed_v2", 520},
-    {"nvmlDeviceSetDefaultFanSpeed_v2", 520},
-    /* CUDA 12.2 / R535: "clocks event reasons" replace "clocks throttle reasons" */
+    /* R525 */
+    {"nvmlDeviceGetGpcClkMinMaxVfOffset", 525},
+    {"nvmlDeviceGetMemClkMinMaxVfOffset", 525},
+    {"nvmlDeviceGetGpuMaxPcieLinkGeneration", 525},
+    /* R535: "clocks event reasons" replace "clocks throttle reasons"; scoped power limit */
     {"nvmlDeviceGetCurrentClocksEventReasons", 535},
     {"nvmlDeviceGetSupportedClocksEventReasons", 535},
-    /* CUDA 12.4 / R550 */
+    {"nvmlDeviceSetPowerManagementLimit_v2", 535},
+    /* R550 */
     {"nvmlDeviceGetPciInfoExt", 550},
-    /* CUDA 12.5 / R555: per-pstate clock offsets, fan RPM, scoped power limit */
+    /* R555: per-pstate clock offsets */
     {"nvmlDeviceGetClockOffsets", 555},
     {"nvmlDeviceSetClockOffsets", 555},
-    {"nvmlDeviceGetFanSpeedRPM", 555},
-    {"nvmlDeviceSetPowerManagementLimit_v2", 555},
-    /* CUDA 12.7 / R565: versioned temperature query */
-    {"nvmlDeviceGetTemperatureV", 565}, /* approx. */
+    /* R565 (first bound in 12.570; no 12.565 binding exists) */
+    {"nvmlDeviceGetFanSpeedRPM", 565},
+    {"nvmlDeviceGetTemperatureV", 565},
 };
 
 unsigned int nvsim_gate_branch(const char *fn)
