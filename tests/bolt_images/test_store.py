@@ -307,3 +307,47 @@ def test_a_refname_is_only_for_layouts(store: ImageStore, tmp_path: Path) -> Non
     with pytest.raises(InvalidInput, match="not an OCI image layout"):
         store.import_path(Path(f"{tarball}:latest"), "x")
     assert store.list() == []
+
+
+def test_concurrent_first_uses_unpack_a_layer_once(
+    store: ImageStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    record = store.import_path(write_layer(tmp_path / "r.tar", FILES), "race")
+    calls = []
+    real = unpack.unpack_layer
+
+    def slow(*args: object, **kw: object) -> None:
+        calls.append(args)
+        time.sleep(0.2)
+        real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(unpack, "unpack_layer", slow)
+    results: list[list[Path]] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(store.layer_dirs(record))) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+    assert len(results) == 4 and all(r == results[0] for r in results)
+
+
+def test_concurrent_imports_all_land_in_the_index(store: ImageStore, tmp_path: Path) -> None:
+    import threading
+
+    tarballs = [write_layer(tmp_path / f"{i}.tar", [Entry(f"f{i}")]) for i in range(4)]
+    threads = [
+        threading.Thread(target=store.import_path, args=(t, f"img:{i}"))
+        for i, t in enumerate(tarballs)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.ref for r in store.list()] == [f"img:{i}" for i in range(4)]
+    assert len({r for r in store.list()}) == 4  # records are hashable

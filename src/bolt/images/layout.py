@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -42,13 +43,28 @@ def dumps(doc: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def _write_tmp(path: Path, data: bytes) -> Path:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    return tmp
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    os.replace(_write_tmp(path, data), path)
+
+
+def create_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` whole, unless it exists already (then leave it as it is)."""
+    tmp = _write_tmp(path, data)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
 
 
 def is_layout(path: Path) -> bool:
@@ -66,9 +82,9 @@ class Layout:
         """Create an empty layout if there is none."""
         self.blobs.mkdir(parents=True, exist_ok=True)
         if not (self.path / "oci-layout").exists():
-            write_atomic(self.path / "oci-layout", dumps({"imageLayoutVersion": "1.0.0"}))
+            create_atomic(self.path / "oci-layout", dumps({"imageLayoutVersion": "1.0.0"}))
         if not (self.path / "index.json").exists():
-            write_atomic(self.path / "index.json", dumps(empty_index()))
+            create_atomic(self.path / "index.json", dumps(empty_index()))
 
     def blob_path(self, digest: str) -> Path:
         return self.blobs / digest_hex(digest)
@@ -120,11 +136,11 @@ class Layout:
     @contextlib.contextmanager
     def staging(self) -> Iterator[Staging]:
         """A private staging area, removed when the block ends (committed or not)."""
-        self.ensure()
         area = self.path / ".staging"
-        area.mkdir(exist_ok=True)
-        _clean_stale(area)
-        stage = Staging(Path(tempfile.mkdtemp(dir=area)), self)
+        with self.locked():  # so that no one cleans the new area before it is locked
+            area.mkdir(exist_ok=True)
+            _clean_stale(area)
+            stage = Staging(Path(tempfile.mkdtemp(dir=area)), self)
         try:
             yield stage
         finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ class ImageRecord:
     ref: str  # "name:tag"
     id: str  # "sha256:<config digest hex>"
     manifest_digest: str
-    config: dict[str, Any]  # the image config's "config" object (Env, Cmd, Entrypoint, ...)
+    # the image config's "config" object (Env, Cmd, Entrypoint, ...); not hashed (a dict)
+    config: dict[str, Any] = field(hash=False)
     layers: tuple[str, ...]  # layer blob digests, lowest first
     diff_ids: tuple[str, ...]
     created: str
