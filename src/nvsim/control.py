@@ -43,26 +43,40 @@ class Change:
         return {"index": self.index, "uuid": self.uuid, "change": self.what}
 
 
+def _bus_key(bus_id: str) -> tuple[int, str] | None:
+    """``00000000:01:00.0``, ``0000:01:00.0`` and ``01:00.0`` name the same device."""
+    parts = bus_id.strip().lower().split(":")
+    if len(parts) == 2:
+        parts.insert(0, "0")
+    if len(parts) != 3:
+        return None
+    try:
+        return int(parts[0], 16), ":".join(parts[1:])
+    except ValueError:
+        return None
+
+
 def resolve_gpu(sf: StateFile, ref: str) -> tuple[int, layout.Gpu]:
     """Find a GPU by index, UUID (or a unique UUID prefix) or PCI bus id."""
     gpus = sf.gpus()
     text = ref.strip()
+    matches: list[int] = []
     if text.isdigit():
-        index = int(text)
-        if index < len(gpus):
-            return index, gpus[index]
-    else:
-        wanted = text.lower()
+        matches = [int(text)] if int(text) < len(gpus) else []
+    elif text:
+        wanted, bus = text.lower(), _bus_key(text)
         matches = [
             i
             for i, g in enumerate(gpus)
-            if g.uuid.decode().lower().startswith(wanted) or g.pci_bus_id.decode().lower() == wanted
+            if g.uuid.decode().lower().startswith(wanted)
+            or (bus is not None and _bus_key(g.pci_bus_id.decode()) == bus)
         ]
-        if len(matches) == 1:
-            return matches[0], gpus[matches[0]]
+    if len(matches) == 1:
+        return matches[0], gpus[matches[0]]
     listing = ", ".join(f"{i}={g.uuid.decode()}" for i, g in enumerate(gpus))
+    problem = f"{ref!r} matches {len(matches)} GPUs" if matches else f"no GPU {ref!r}"
     raise InvalidInput(
-        f"no GPU {ref!r} in the nvsim instance at {sf.path.parent} (GPUs: {listing})",
+        f"{problem} in the nvsim instance at {sf.path.parent} (GPUs: {listing})",
         hint="name a GPU by index, UUID or PCI bus id",
     )
 

@@ -11,21 +11,27 @@ What the model does, in the order of one sub-step:
 * **Performance state.**  Any load puts the board in P0; no load drops it to its lowest
   supported state (P8 on GeForce) with idle clocks, PCIe at gen 1 and ``GPU_IDLE``.
 * **Clocks.**  Under load the core runs at its stock boost plus the P-state's offset,
-  inside the locked-clock range if one is set.  The memory runs at the P-state's clock
-  plus its offset.  Then the throttles cut the core clock: above the target (acoustic)
+  inside the locked-clock range if one is set (a lock below boost reports
+  ``APP_CLOCKS``).  The memory runs at the P-state's clock plus its offset.  Then the
+  throttles cut the core clock: above the target (acoustic)
   temperature ``SW_THERMAL``, at the slowdown threshold ``HW_SLOWDOWN | HW_THERMAL`` (with
   hysteresis), and where the board would draw more than its power limit ``SW_POWER_CAP``.
 * **Power** follows load and clocks and lags a little, like the driver's averaged sensor;
   energy integrates it.
 * **Temperature** relaxes towards ambient + power x thermal resistance; the resistance
   falls as the fans speed up and rises sharply under ``fault_thermal`` (a cooling failure,
-  held back only by the thermal throttles).  Time constants are compressed (seconds, not
+  held back only by the thermal throttles; a board that still reaches its shutdown
+  temperature is lost with Xid 79).  Time constants are compressed (seconds, not
   minutes) so tests see changes quickly; ``header.time_scale`` speeds them up further.
 * **Fans** follow a temperature curve under the automatic policy, or the manual target,
   with a lag; rpm is proportional to speed.
 * **Stability.**  Under load (>= 20 %), offsets above the board's hidden stable limit
   accumulate instability: about one Xid per second of simulated time, and after a few
   seconds Xid 79 and the board is lost until ``nvsim reset``.  A lost board freezes.
+
+Events: ``EVENT_PSTATE`` (data: the new P-state) when the P-state changes,
+``EVENT_CLOCK`` (data: the new reasons mask) when the clocks-event reasons change, and
+``EVENT_XID_CRITICAL`` (data: the Xid) for every Xid.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ ARCH_BLACKWELL = 10
 
 NVIDIA_VENDOR = 0x10DE
 MIB = 1024 * 1024
+AMBIENT_C = 30.0  # air temperature around every board (the model's thermal floor)
 
 _GEFORCE_FEATURES = (
     layout.FEAT_FANS
@@ -407,9 +408,6 @@ def restore_defaults(gpu: layout.Gpu, model: GpuModel) -> None:
         fan.policy = layout.FAN_POLICY_AUTO
         fan.target_pct = gpu.fan_min_pct
     gpu.settings_seq += 1
-
-
-AMBIENT_C = 30.0
 
 
 def _idle_state(gpu: layout.Gpu, model: GpuModel) -> None:

@@ -112,7 +112,8 @@ def test_lost_gpu_stays_lost_until_reset(nvsim_gpus: NvsimInstance) -> None:
     g1 = nvsim_gpus.status()["gpus"][1]
     assert g1["lost"] and g1["xid_count"] == 1
     assert not nvsim_gpus.status()["gpus"][0]["lost"]
-    nvsim_gpus.run("reset", "1")
+    bus_id = nvsim_gpus.status()["gpus"][1]["pci_bus_id"]
+    nvsim_gpus.run("reset", bus_id[4:])  # the 4-digit-domain form names it too
     assert not nvsim_gpus.status()["gpus"][1]["lost"]
 
 
@@ -157,6 +158,7 @@ def test_bad_gpu_or_value_is_exit_2_without_traceback(nvsim_gpus: NvsimInstance)
         (("load", "1", "50", "--memory", "999999"), ("MiB free", "999999 MiB")),
         (("fault", "0", "xid"), ("Xid code",)),
         (("reset", "3"), ("no GPU '3'",)),
+        (("reset", "GPU-"), ("'GPU-' matches 2 GPUs",)),
     ]:
         assert_clean_error(nvsim_gpus.run(*args, check=False), 2, *words)
     usage = nvsim_gpus.run("fault", "0", "meteor", check=False)
