@@ -79,6 +79,9 @@ def describe(row: Any) -> dict[str, Any]:
         "finished": row.finished,
         "pid": row.pid if row.status in ("created", "running") else None,
         "runtime": row.runtime,
+        "monitor_pid": row.monitor_pid
+        if row.status in ("created", "running", "creating")
+        else None,
         "supervised": not details.get("unsupervised", False),
         "labels": row.labels_dict,
         "error": details.get("error"),

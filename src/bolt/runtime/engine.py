@@ -351,6 +351,19 @@ def prune(root: Path, db: StateDB) -> list[str]:
     return removed
 
 
+def exec_env(root: Path, row: ContainerRow, extra: list[str] | tuple[str, ...]) -> list[str]:
+    """The container's environment with ``extra`` on top (crun replaces, runc appends: be explicit)."""
+    from bolt.runtime.request import merge_env
+
+    if not extra:
+        return []
+    try:
+        base = json.loads(ContainerDir.of(root, row.id).config.read_text())["process"]["env"]
+    except (OSError, ValueError, KeyError):
+        base = []
+    return merge_env(base, list(extra), os.environ)
+
+
 def exec_replace(
     root: Path,
     db: StateDB,
@@ -371,7 +384,7 @@ def exec_replace(
             hint=f"start one with 'bolt run ... {row.image}'",
         )
     rt = runtime_of(root, row)
-    argv = rt.exec_argv(row.id, cmd, env=env, cwd=cwd, tty=tty, user=user)
+    argv = rt.exec_argv(row.id, cmd, env=exec_env(root, row, env), cwd=cwd, tty=tty, user=user)
     db.close()
     if not interactive:
         null = os.open(os.devnull, os.O_RDONLY)

@@ -181,6 +181,20 @@ def host_devices() -> list[Device]:
     return out
 
 
+def bounding_caps() -> tuple[str, ...]:
+    """Capabilities in this process's bounding set: more cannot be granted."""
+    from bolt.runtime.defaults import ALL_CAPS
+
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("CapBnd:"):
+                mask = int(line.split()[1], 16)
+                return tuple(c for i, c in enumerate(ALL_CAPS) if mask & (1 << i))
+    except OSError:
+        pass
+    return ALL_CAPS
+
+
 def read_env_file(path: str) -> list[str]:
     try:
         lines = Path(path).read_text().splitlines()
@@ -322,6 +336,7 @@ def build_spec(
         cap_drop=tuple(normalize_cap(c) for c in req.cap_drop),
         annotations=tuple(sorted(annotations.items())),
         cgroups_path=f"/bolt/{cid}",
+        available_caps=bounding_caps(),
     )
 
 

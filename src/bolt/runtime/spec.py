@@ -107,6 +107,8 @@ class ContainerSpec:
     cap_drop: tuple[str, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
     cgroups_path: str = ""
+    # Capabilities the runtime may grant (the caller's bounding set); "all" means these.
+    available_caps: tuple[str, ...] = ALL_CAPS
 
 
 def normalize_cap(name: str) -> str:
@@ -189,13 +191,13 @@ def effective_caps(spec: ContainerSpec) -> list[str]:
     """Docker's rule: start from the default set (or all when privileged), add, then drop."""
     from bolt.runtime.defaults import DEFAULT_CAPS
 
-    caps = list(ALL_CAPS if spec.privileged else DEFAULT_CAPS)
+    caps = list(spec.available_caps if spec.privileged else DEFAULT_CAPS)
     if "ALL" in spec.cap_add:
-        caps = list(ALL_CAPS)
+        caps = list(spec.available_caps)
     else:
         caps += [c for c in spec.cap_add if c not in caps]
     if "ALL" in spec.cap_drop:
         caps = [c for c in caps if c in spec.cap_add]
     else:
         caps = [c for c in caps if c not in spec.cap_drop]
-    return caps
+    return [c for c in caps if c in spec.available_caps]

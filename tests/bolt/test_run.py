@@ -1,0 +1,227 @@
+"""``bolt run`` end to end through the real runtime: isolation, devices, volumes, limits."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.bolt.conftest import Bolt
+
+pytestmark = [pytest.mark.root, pytest.mark.runtime]
+
+
+def test_command_is_pid_1_and_hostname_is_the_container_name(bolt: Bolt) -> None:
+    out = bolt.ok("run", "--rm", "--name", "web-1", "busybox", "sh", "-c", "echo $$; hostname")
+    assert out.split() == ["1", "web-1"]
+
+
+def test_exit_code_passes_through(bolt: Bolt) -> None:
+    assert bolt("run", "--rm", "busybox", "sh", "-c", "exit 7").returncode == 7
+
+
+def test_stdout_and_stderr_are_kept_apart_and_logged(bolt: Bolt) -> None:
+    proc = bolt("run", "--name", "streams", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "out\n", "err\n")
+    logs = bolt("logs", "streams")
+    assert (logs.stdout, logs.stderr) == ("out\n", "err\n")
+    import json
+
+    records = [json.loads(line) for line in bolt.ok("logs", "--json", "streams").splitlines()]
+    assert {r["stream"] for r in records} == {"stdout", "stderr"}
+    assert all(r["time"].endswith("Z") for r in records)
+
+
+def test_stdin_is_forwarded_with_i(bolt: Bolt) -> None:
+    out = bolt.ok("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z", input="hello\n")
+    assert out == "HELLO\n"
+
+
+def test_read_only_volume_refuses_writes_and_rw_volume_accepts(bolt: Bolt, tmp_path: Path) -> None:
+    (tmp_path / "ro").mkdir()
+    (tmp_path / "rw").mkdir()
+    proc = bolt(
+        "run", "--rm", "-v", f"{tmp_path / 'ro'}:/ro:ro", "-v", f"{tmp_path / 'rw'}:/rw", "busybox",
+        "sh", "-c", "echo x > /rw/f && echo y > /ro/f",
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "Read-only file system" in proc.stderr
+    assert (tmp_path / "rw" / "f").read_text() == "x\n"
+    assert not (tmp_path / "ro" / "f").exists()
+
+
+def test_named_volume_persists_between_containers(bolt: Bolt) -> None:
+    bolt.ok("run", "--rm", "-v", "data:/data", "busybox", "sh", "-c", "echo kept > /data/f")
+    assert bolt.ok("run", "--rm", "-v", "data:/data", "busybox", "cat", "/data/f") == "kept\n"
+    assert "data" in bolt.ok("volume", "ls").split()
+
+
+def test_tmpfs_and_read_only_rootfs(bolt: Bolt) -> None:
+    proc = bolt(
+        "run", "--rm", "--read-only", "--tmpfs", "/scratch:size=1m", "busybox",
+        "sh", "-c", "echo ok > /scratch/f && cat /scratch/f && grep ' /scratch ' /proc/mounts && touch /x",
+    )  # fmt: skip
+    assert proc.stdout.startswith("ok\n") and "tmpfs" in proc.stdout
+    assert proc.returncode != 0 and "Read-only file system" in proc.stderr
+
+
+def test_undeclared_device_cannot_be_opened_but_a_declared_one_can(
+    bolt: Bolt, tmp_path: Path
+) -> None:
+    node = tmp_path / "tun"
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(10, 200))  # /dev/net/tun's numbers
+    script = (
+        "mknod /tmp/gpu c 195 0; dd if=/tmp/gpu of=/dev/null bs=1 count=0 2>&1; "
+        "dd if=/dev/mydev of=/dev/null bs=1 count=0 2>&1 && echo declared-ok"
+    )
+    out = bolt(
+        "run", "--rm", "--device", f"{node}:/dev/mydev:rw", "busybox", "sh", "-c", script
+    ).stdout
+    assert "can't open '/tmp/gpu': Operation not permitted" in out
+    assert "declared-ok" in out
+    # Without --device the same node is refused too.
+    out = bolt(
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "mknod /tmp/k c 10 200; dd if=/tmp/k bs=1 count=0 2>&1",
+    ).stdout
+    assert "Operation not permitted" in out
+
+
+def _cap_eff(bolt: Bolt, *flags: str) -> int:
+    out = bolt.ok("run", "--rm", *flags, "busybox", "grep", "CapEff", "/proc/self/status")
+    return int(out.split()[1], 16)
+
+
+CAP_SYS_ADMIN = 21
+CAP_NET_ADMIN = 12
+
+
+def test_default_capabilities_lack_sys_admin_and_privileged_has_it(bolt: Bolt) -> None:
+    assert not _cap_eff(bolt) & (1 << CAP_SYS_ADMIN)
+    assert _cap_eff(bolt, "--privileged") & (1 << CAP_SYS_ADMIN)
+    with_net_admin = _cap_eff(bolt, "--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN")
+    assert with_net_admin & (1 << CAP_NET_ADMIN) and not with_net_admin & 1
+
+
+def test_privileged_sees_host_devices_and_writable_sys(bolt: Bolt) -> None:
+    default = bolt(
+        "run", "--rm", "busybox", "sh", "-c", "ls /dev/kmsg; grep ' /sys ' /proc/mounts"
+    ).stdout
+    assert " ro," in default or "ro," in default.split("/sys")[1]
+    privileged = bolt.ok(
+        "run",
+        "--rm",
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /dev/kmsg && grep ' /sys ' /proc/mounts",
+    )
+    assert "/dev/kmsg" in privileged and " rw," in privileged
+
+
+def test_masked_and_read_only_proc_paths(bolt: Bolt) -> None:
+    masked = next(p for p in ("/proc/timer_list", "/proc/keys", "/proc/kcore") if os.path.exists(p))
+    assert Path(masked).read_text() != ""
+    assert bolt.ok("run", "--rm", "busybox", "sh", "-c", f"wc -c < {masked}").strip() == "0"
+    err = bolt("run", "--rm", "busybox", "sh", "-c", "echo 1 > /proc/sys/vm/drop_caches").stderr
+    assert "Read-only file system" in err
+    assert (
+        bolt.ok("run", "--rm", "--privileged", "busybox", "sh", "-c", f"wc -c < {masked}").strip()
+        != "0"
+    )
+
+
+def test_memory_limit_is_enforced(bolt: Bolt) -> None:
+    # Filling 64 MiB of tmpfs-backed memory in a 16 MiB container gets it OOM-killed.
+    proc = bolt(
+        "run", "--rm", "--memory", "16m", "--tmpfs", "/fill:size=128m", "busybox",
+        "sh", "-c", "dd if=/dev/zero of=/fill/x bs=1M count=64 && echo survived",
+    )  # fmt: skip
+    assert "survived" not in proc.stdout
+    assert proc.returncode == 137
+
+
+def test_pids_limit_is_enforced(bolt: Bolt) -> None:
+    script = "for i in $(seq 20); do sleep 5 & done 2>&1; wait"
+    proc = bolt("run", "--rm", "--pids-limit", "8", "busybox", "sh", "-c", script, timeout=30)
+    assert "Resource temporarily unavailable" in proc.stdout + proc.stderr
+
+
+def test_env_workdir_user_and_env_file(bolt: Bolt, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    env_file.write_text("# comment\nFROM_FILE=1\nOVERRIDE=file\n")
+    out = bolt.ok(
+        "run", "--rm", "--env-file", str(env_file), "-e", "OVERRIDE=flag", "-w", "/tmp", "-u", "nobody",
+        "busybox", "sh", "-c", "echo $FROM_FILE $OVERRIDE $(pwd) $(id -u)",
+    )  # fmt: skip
+    assert out.split() == ["1", "flag", "/tmp", "65534"]
+
+
+def test_network_modes(bolt: Bolt) -> None:
+    private = bolt.ok("run", "--rm", "busybox", "cat", "/proc/net/dev")
+    assert [ln.split(":")[0].strip() for ln in private.splitlines()[2:]] == ["lo"]
+    lo_up = bolt.ok(
+        "run", "--rm", "--network", "none", "busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1"
+    )
+    assert "1 packets received" in lo_up
+    host = bolt.ok("run", "--rm", "--network", "host", "busybox", "cat", "/proc/net/dev")
+
+    def names(text: str) -> set[str]:
+        return {ln.split(":")[0].strip() for ln in text.splitlines()[2:]}
+
+    assert names(host) == names(Path("/proc/net/dev").read_text())
+
+
+def test_joins_a_prepared_network_namespace(bolt: Bolt, tmp_path: Path) -> None:
+    import subprocess
+
+    holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
+    try:
+        import time
+
+        for _ in range(50):
+            target = os.readlink(f"/proc/{holder.pid}/ns/net")
+            if target != os.readlink("/proc/self/ns/net"):
+                break
+            time.sleep(0.02)
+        inside = bolt.ok(
+            "run",
+            "--rm",
+            "--network",
+            f"ns:/proc/{holder.pid}/ns/net",
+            "busybox",
+            "readlink",
+            "/proc/self/ns/net",
+        )
+        assert inside.strip() == target
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_errors_are_clear_and_use_the_exit_code_table(bolt: Bolt) -> None:
+    missing = bolt("run", "--rm", "no-such-image")
+    assert (
+        missing.returncode == 2
+        and missing.stderr.startswith("error: ")
+        and "Traceback" not in missing.stderr
+    )
+    bad_cmd = bolt("run", "--rm", "busybox", "/no/such/binary")
+    assert (
+        bad_cmd.returncode == 1 and "error:" in bad_cmd.stderr and "Traceback" not in bad_cmd.stderr
+    )
+    assert bolt("run", "--rm", "--memory", "lots", "busybox").returncode == 2
+    assert bolt("run", "--rm", "-v", "/does/not/exist:/x", "busybox").returncode == 2
+    assert bolt("run", "--rm", "--device", "/etc/passwd", "busybox").returncode == 2
+    assert bolt("logs", "nobody-here").returncode == 2
+    bolt.ok("run", "--name", "dup", "busybox", "true")
+    dup = bolt("run", "--name", "dup", "busybox", "true")
+    assert dup.returncode == 2 and "already in use" in dup.stderr
+    assert bolt.ps() == [d for d in bolt.ps() if d["name"] == "dup"]  # failures left nothing

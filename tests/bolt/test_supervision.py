@@ -1,0 +1,94 @@
+"""The monitor outlives the CLI; kill -9 of either leaves state that tells the truth and
+that ``bolt rm -f`` removes completely (no mounts, cgroups or processes)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.bolt.conftest import (
+    Bolt,
+    container_ids_on_disk,
+    leftover_resources,
+    processes_in_container_cgroup,
+    processes_with_arg,
+)
+from tests.conftest import tool
+
+pytestmark = [pytest.mark.root, pytest.mark.runtime]
+
+
+def test_detached_container_outlives_its_cli_and_leaves_no_zombies(bolt: Bolt) -> None:
+    bolt.ok(
+        "run", "-d", "--name", "orphans", "busybox", "sh", "-c", "sleep 0.2 & sleep 0.2 & sleep 30"
+    )
+    time.sleep(0.8)
+    info = bolt.inspect("orphans")
+    assert info["status"] == "running" and info["supervised"]
+    monitor = info["monitor_pid"]
+    children = [
+        int(p) for p in Path(f"/proc/{monitor}/task/{monitor}/children").read_text().split()
+    ]
+    states = [Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] for p in children]
+    assert "Z" not in states
+    assert children == [info["pid"]]  # the monitor is the parent of the container's init
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.08, 0.15, 0.4])
+def test_kill_9_of_bolt_run_d_leaves_truthful_state(bolt: Bolt, delay: float) -> None:
+    marker = f"{300 + delay}"
+    cli = subprocess.Popen(
+        [tool("bolt"), "run", "-d", "--name", "victim", "busybox", "sleep", marker],
+        env=bolt.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(delay)
+    cli.send_signal(signal.SIGKILL)
+    cli.wait()
+    time.sleep(0.3)  # let a monitor that was already forked finish starting
+    listed = bolt.ps()
+    running_now = processes_with_arg(f"sleep {marker}")
+    if listed:
+        (entry,) = listed
+        assert entry["name"] == "victim"
+        # "running" exactly when the container's process really runs.
+        assert (entry["status"] == "running") == bool(running_now), (entry, running_now)
+        cid = entry["id"]
+    else:
+        assert running_now == [] and container_ids_on_disk(bolt.root) == []
+        cid = None
+    bolt.ok("rm", "-f", "victim") if listed else None
+    assert bolt.ps() == []
+    assert processes_with_arg(f"sleep {marker}") == []
+    assert leftover_resources(bolt.root) == []
+    if cid:
+        assert processes_in_container_cgroup(cid) == []
+
+
+def test_kill_9_of_the_monitor_is_reported_and_rm_f_cleans_up(bolt: Bolt) -> None:
+    cid = bolt.ok("run", "-d", "--name", "lost", "busybox", "sleep", "301.5").strip()
+    info = bolt.inspect("lost")
+    os.kill(info["monitor_pid"], signal.SIGKILL)
+    time.sleep(0.2)
+    (entry,) = bolt.ps()
+    assert entry["status"] == "running" and entry["supervised"] is False
+    assert "monitor lost" in bolt.ok("ps")
+    assert processes_with_arg("sleep 301.5") != []  # still truly running
+    bolt.ok("rm", "-f", "lost")
+    assert processes_with_arg("sleep 301.5") == []
+    assert processes_in_container_cgroup(cid) == []
+    assert leftover_resources(bolt.root) == []
+
+
+def test_container_exit_after_its_monitor_died_is_noticed(bolt: Bolt) -> None:
+    bolt.ok("run", "-d", "--name", "short", "busybox", "sleep", "0.5")
+    os.kill(bolt.inspect("short")["monitor_pid"], signal.SIGKILL)
+    time.sleep(1.0)
+    (entry,) = bolt.ps()
+    assert entry["status"] == "exited" and entry["exit_code"] is None  # nobody saw the code
+    assert "Exited (?)" in bolt.ok("ps", "-a")
+    assert leftover_resources(bolt.root, entry["id"]) == [f"container dir {entry['id']}"]
