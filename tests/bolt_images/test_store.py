@@ -351,3 +351,11 @@ def test_concurrent_imports_all_land_in_the_index(store: ImageStore, tmp_path: P
         t.join()
     assert [r.ref for r in store.list()] == [f"img:{i}" for i in range(4)]
     assert len({r for r in store.list()}) == 4  # records are hashable
+
+
+def test_a_layer_removed_meanwhile_is_a_clear_error(store: ImageStore, tmp_path: Path) -> None:
+    tarball = write_layer(tmp_path / "r.tar", FILES)
+    record = store.import_path(tarball, "gone")
+    store.remove("gone")
+    with pytest.raises(NotFound, match="no longer in the image store"):
+        store.layer_dirs(record)

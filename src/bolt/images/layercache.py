@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from bolt.errors import NotFound
 from bolt.images.digests import digest_hex
 
 
@@ -39,6 +40,11 @@ class LayerCache:
             if final.is_dir():
                 return final
             self._remove_leftovers(hex_id)
+            if not blob.is_file():
+                raise NotFound(
+                    f"layer {blob_digest} is no longer in the image store",
+                    hint="the image was removed meanwhile; import it again",
+                )
             tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{hex_id}-", dir=self.path))
             try:
                 os.chmod(tmp, 0o755)

@@ -79,7 +79,7 @@ def unpack_layer(
                     f"not a valid tar archive: {err}", hint="the layer is damaged or not a tar"
                 ) from err
             tar_stream.drain()
-            buffered.read()
+            blob.drain()  # the rest of the blob (gzip trailer, padding) for its digest
             applier.finish()
     _check(expected_diff_id, tar_stream.digest, "uncompressed layer (diff id)")
     _check(expected_digest, blob.digest, "layer blob")
