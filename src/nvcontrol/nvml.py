@@ -186,12 +186,10 @@ class Nvml:
         for index in range(count):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
             uuid = _text(pynvml.nvmlDeviceGetUUID(handle))
-            name = _text(pynvml.nvmlDeviceGetName(handle))
             pci = _text(pynvml.nvmlDeviceGetPciInfo(handle).busId)
-            try:
-                serial: str | None = _text(pynvml.nvmlDeviceGetSerial(handle))
-            except pynvml.NVMLError:
-                serial = None
+            # A lost GPU still answers with its UUID and bus id, but not with a name.
+            name = _nullable_text(_or_none(pynvml.nvmlDeviceGetName, handle)) or "(GPU lost)"
+            serial = _nullable_text(_or_none(pynvml.nvmlDeviceGetSerial, handle))
             gpus.append(Gpu(index, handle, uuid, name, pci, serial))
         return gpus
 
@@ -212,6 +210,13 @@ class Nvml:
     def by_uuid(self, uuids: Iterable[str]) -> list[Gpu]:
         wanted = set(uuids)
         return [g for g in self.gpus if g.uuid in wanted]
+
+
+def _or_none(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except pynvml.NVMLError:
+        return None
 
 
 def _nullable_text(value: bytes | str | None) -> str | None:

@@ -22,7 +22,11 @@ def fmt(value: Any, unit: str = "", digits: int = 0) -> str:
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """A console that never truncates columns when output goes to a pipe or a file."""
+    out = Console(highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, soft_wrap=False, width=max(out.width, 200))
+    return out
 
 
 def gpu_list_table(system: dict[str, Any], gpus: list[dict[str, Any]]) -> Table:
