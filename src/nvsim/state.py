@@ -41,9 +41,11 @@ class StateFile:
         """Write a new state file (replacing any old one) and return it mapped."""
         path = directory / STATE_FILE
         tmp = directory / f".{STATE_FILE}.{os.getpid()}"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            os.fchmod(fd, 0o666)  # containers running as other users map it too
+            # Everyone may read (and map) it, as everyone may open /dev/nvidia*; only root
+            # writes, so a non-root process cannot change GPU state behind the driver's back.
+            os.fchmod(fd, 0o644)
             os.ftruncate(fd, layout.STATE_SIZE)
             mm = mmap.mmap(fd, layout.STATE_SIZE)
             state = layout.State.from_buffer(mm)
