@@ -20,9 +20,17 @@ from nvcontrol.nvml import Gpu, Nvml, _nullable_text
 MIB = 1024 * 1024
 
 BRANDS = {
-    getattr(pynvml, n): n.removeprefix("NVML_BRAND_").replace("_", " ").title()
-    for n in dir(pynvml)
-    if n.startswith("NVML_BRAND_") and n != "NVML_BRAND_COUNT"
+    pynvml.NVML_BRAND_QUADRO: "Quadro",
+    pynvml.NVML_BRAND_TESLA: "Tesla",
+    pynvml.NVML_BRAND_NVS: "NVS",
+    pynvml.NVML_BRAND_GRID: "GRID",
+    pynvml.NVML_BRAND_GEFORCE: "GeForce",
+    pynvml.NVML_BRAND_TITAN: "Titan",
+    pynvml.NVML_BRAND_QUADRO_RTX: "Quadro RTX",
+    pynvml.NVML_BRAND_NVIDIA_RTX: "NVIDIA RTX",
+    pynvml.NVML_BRAND_NVIDIA: "NVIDIA",
+    pynvml.NVML_BRAND_GEFORCE_RTX: "GeForce RTX",
+    pynvml.NVML_BRAND_TITAN_RTX: "Titan RTX",
 }
 ARCHITECTURES = {
     pynvml.NVML_DEVICE_ARCH_KEPLER: "Kepler",
@@ -317,8 +325,12 @@ def read_info(nvml: Nvml, gpu: Gpu) -> dict[str, Any]:
         "persistence_mode": bool(persistence) if persistence is not None else None,
         "compute_mode": COMPUTE_MODES.get(compute) if compute is not None else None,
         "clocks_event_reasons": {
-            "active": reason_names(get(pynvml.nvmlDeviceGetCurrentClocksEventReasons)),
-            "supported": reason_names(get(pynvml.nvmlDeviceGetSupportedClocksEventReasons)),
+            "active": reason_names(_current_reasons(gpu)),
+            "supported": reason_names(
+                get(pynvml.nvmlDeviceGetSupportedClocksEventReasons)
+                if gpu.static("reasons_api", _has_event_reasons, gpu)
+                else get(pynvml.nvmlDeviceGetSupportedClocksThrottleReasons)
+            ),
         },
         "pcie": {
             "generation": get(pynvml.nvmlDeviceGetCurrPcieLinkGeneration),
@@ -330,6 +342,21 @@ def read_info(nvml: Nvml, gpu: Gpu) -> dict[str, Any]:
         },
         "processes": _processes(gpu),
     }
+
+
+def _has_event_reasons(_handle: Any, gpu: Gpu) -> bool:
+    """Drivers before R535 only know the "throttle reasons" names of the same calls."""
+    try:
+        pynvml.nvmlDeviceGetCurrentClocksEventReasons(gpu.handle)
+    except pynvml.NVMLError as err:
+        return bool(err.value != pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+    return True
+
+
+def _current_reasons(gpu: Gpu) -> int | None:
+    if gpu.static("reasons_api", _has_event_reasons, gpu):
+        return gpu.get(pynvml.nvmlDeviceGetCurrentClocksEventReasons)
+    return gpu.get(pynvml.nvmlDeviceGetCurrentClocksThrottleReasons)
 
 
 def _minmax(gpu: Gpu, clock: int, pstate: int) -> list[int] | None:
@@ -354,7 +381,7 @@ def read_sample(gpu: Gpu) -> dict[str, Any]:
         mem = gpu.get(pynvml.nvmlDeviceGetMemoryInfo)
         fans = gpu.static("fan_count", pynvml.nvmlDeviceGetNumFans) or 0
         fan = gpu.get(pynvml.nvmlDeviceGetFanSpeed_v2, 0) if fans else None
-        reasons = gpu.get(pynvml.nvmlDeviceGetCurrentClocksEventReasons)
+        reasons = _current_reasons(gpu)
         return {
             "index": gpu.index,
             "uuid": gpu.uuid,
