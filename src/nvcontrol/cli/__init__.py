@@ -7,6 +7,7 @@ codes of the README; a traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -15,8 +16,35 @@ import click
 
 from bolt.errors import BoltError, ExitCode, render
 
+# Command groups, imported only when used: a command does not pay for the others' imports.
+_COMMANDS = {
+    "gpu": ("nvcontrol.cli.gpu", "gpu"),
+    "overclock": ("nvcontrol.cli.overclock", "overclock"),
+    "clocks": ("nvcontrol.cli.clocks", "clocks"),
+    "power": ("nvcontrol.cli.power", "power"),
+    "fan": ("nvcontrol.cli.fan", "fan"),
+    "snapshot": ("nvcontrol.cli.snapshot", "snapshot"),
+    "confirm": ("nvcontrol.cli.confirm", "confirm"),
+    "transactions": ("nvcontrol.cli.confirm", "transactions"),
+    "boot": ("nvcontrol.cli.boot", "boot"),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in _COMMANDS:
+            module, attr = _COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.version_option(package_name="nvcontrol-bolt", prog_name="nvctl")
 def cli(debug: bool) -> None:
@@ -28,17 +56,10 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from nvcontrol.cli import boot, clocks, confirm, fan, gpu, overclock, power, snapshot
-
-    cli.add_command(gpu.gpu)
-    cli.add_command(overclock.overclock)
-    cli.add_command(clocks.clocks)
-    cli.add_command(power.power)
-    cli.add_command(fan.fan)
-    cli.add_command(snapshot.snapshot)
-    cli.add_command(confirm.confirm)
-    cli.add_command(confirm.transactions)
-    cli.add_command(boot.boot)
+    """Make every command group known (they load lazily; this is for callers that walk
+    ``cli.commands``)."""
+    for name in _COMMANDS:
+        cli.get_command(click.Context(cli), name)
 
 
 def _repair_first() -> None:
@@ -47,17 +68,15 @@ def _repair_first() -> None:
     from nvcontrol.control import paths
     from nvcontrol.control.journal import exists
 
-    if not exists(paths.journal_path()):
-        return
-    from nvcontrol.control.recovery import repair
+    if exists(paths.journal_path()):
+        from nvcontrol.control.recovery import repair
 
-    repair(lambda text: click.echo(text, err=True))
+        repair(lambda text: click.echo(text, err=True))
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("NVCTL_DEBUG") == "1"
-    _register()
     try:
         _repair_first()
         cli.main(args=args, prog_name="nvctl", standalone_mode=False)

@@ -14,13 +14,16 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bolt.errors import BoltError
-from nvcontrol.control import settings
 from nvcontrol.control.journal import ROLLBACK_PENDING, ROLLED_BACK, Journal
-from nvcontrol.control.runner import restore
-from nvcontrol.control.snapshots import Snapshot
-from nvcontrol.nvml import Nvml
+
+if TYPE_CHECKING:
+    from nvcontrol.nvml import Nvml
+
+# NVML, settings and snapshots are imported only when there is something to repair: this
+# runs before every nvctl command and must stay cheap when there is nothing to do.
 
 
 def pending(journal: Journal) -> bool:
@@ -44,6 +47,8 @@ def repair(say: Callable[[str], None]) -> int:
                 "root: run any nvctl command with sudo"
             )
             return 0
+        from nvcontrol.nvml import Nvml
+
         with Nvml() as nvml:
             return _repair_transactions(journal, nvml, say) + _repair_fans(journal, nvml, say)
     except (sqlite3.Error, BoltError) as err:
@@ -54,6 +59,9 @@ def repair(say: Callable[[str], None]) -> int:
 
 
 def _repair_transactions(journal: Journal, nvml: Nvml, say: Callable[[str], None]) -> int:
+    from nvcontrol.control.runner import restore
+    from nvcontrol.control.snapshots import Snapshot
+
     done = 0
     for tx in journal.claim_orphans():
         snap = Snapshot.from_dict(tx.before, source=f"journal transaction {tx.id}")
@@ -76,6 +84,8 @@ def _repair_transactions(journal: Journal, nvml: Nvml, say: Callable[[str], None
 
 
 def _repair_fans(journal: Journal, nvml: Nvml, say: Callable[[str], None]) -> int:
+    from nvcontrol.control import settings
+
     done = 0
     for ctl in journal.claim_dead_fan_controllers():
         for gpu in nvml.by_uuid(ctl["gpus"]):
