@@ -200,3 +200,65 @@ def test_sigterm_during_the_window_rolls_back_and_exits_5(nvsim_gpus: NvsimInsta
     assert proc.returncode == 5, err
     assert "interrupted" in err
     assert settings_of(nvsim_gpus) == before
+
+
+def test_a_gpu_lost_in_the_window_is_restored_once_it_is_back(nvsim_gpus: NvsimInstance) -> None:
+    ok_json(
+        nvsim_gpus, "power", "limit", "-i", "0", "--watts", "420", "--no-confirm", "--window", "0"
+    )
+    before = settings_of(nvsim_gpus)
+    proc = background(
+        nvsim_gpus, "overclock", "apply", "--gpu-offset", "60", "--no-confirm", "--window", "20"
+    )
+    wait_for_live_transaction(nvsim_gpus)
+    nvsim_gpus.run("fault", "0", "lost")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 5
+    assert "fell off the bus" in err and "retries once the GPU is back" in err
+    # GPU 1 was rolled back at once; GPU 0 waits for its reset.
+    assert settings_of(nvsim_gpus)[1] == before[1]
+    nvsim_gpus.run("reset")  # the board comes back with driver defaults (450 W, no offsets)
+    done = nvsim_gpus.nvctl("power", "status")
+    assert "rolled back transaction" in done.stderr
+    assert settings_of(nvsim_gpus) == before  # 420 W again: the pre-transaction state
+
+
+def test_confirm_without_a_waiting_transaction_is_refused(nvsim_gpus: NvsimInstance) -> None:
+    done = fails(nvsim_gpus, 2, "confirm")
+    assert "no transaction is waiting" in done.stderr
+    ok_json(nvsim_gpus, "power", "limit", "--watts", "300", "--no-confirm", "--window", "0")
+    history = ok_json(nvsim_gpus, "transactions")["transactions"]
+    assert [(t["kind"], t["state"]) for t in history] == [("power limit", "committed")]
+    assert (
+        "not waiting for confirmation"
+        in fails(nvsim_gpus, 2, "confirm", str(history[0]["id"])).stderr
+    )
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is needed")
+def test_a_non_root_caller_can_read_status_and_snapshots(shared_nvsim: NvsimInstance) -> None:
+    ok_json(
+        shared_nvsim, "power", "limit", "-i", "0", "--watts", "420", "--no-confirm", "--window", "0"
+    )
+    for args in (
+        ("overclock", "status"),
+        ("power", "status"),
+        ("fan", "status"),
+        ("transactions",),
+    ):
+        done = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                tool("nvctl"),
+                *args,
+                "--json",
+            ],
+            env=shared_nvsim.env,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, (args, done.stderr)
+        assert json.loads(done.stdout)

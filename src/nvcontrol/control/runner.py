@@ -124,34 +124,33 @@ def live_configs(
 
 
 def restore(gpus: Sequence[Gpu], journal: Journal, snap: Snapshot) -> list[str]:
-    """Best-effort: bring the GPUs back to ``snap``; returns what could not be restored
-    (empty = the live state matches again, checked by a fresh diff)."""
+    """Best-effort: bring the GPUs back to ``snap``, one GPU at a time (a lost GPU does not
+    stop the others); returns what could not be restored (empty = the live state matches
+    again, checked by a fresh diff)."""
     from nvcontrol.control.fanstore import load_curves
 
-    present = [g for g in gpus if g.uuid in snap.gpus]
-    by_uuid = {g.uuid: g for g in present}
     problems: list[str] = []
-    scoped = Snapshot(snap.name, snap.created, {u: snap.gpus[u] for u in by_uuid})
-    try:
-        writes = plan_restore(diff(scoped, live_configs(present, journal, load_curves())))
-    except GpuLost as err:
-        return [str(err)]
-    for uuid, name, value in writes:
-        gpu = by_uuid[uuid]
+    for gpu in (g for g in gpus if g.uuid in snap.gpus):
+        scoped = Snapshot(snap.name, snap.created, {gpu.uuid: snap.gpus[gpu.uuid]})
         try:
-            settings.apply(gpu, name, value, journal, None)
-        except BoltError as err:
-            problems.append(f"{gpu.label}: {name}: {err.message}")
-    if problems:
-        return problems
-    try:
-        left = diff(scoped, live_configs(present, journal, load_curves()))
-    except GpuLost as err:
-        return [str(err)]
-    return [
-        f"GPU {d['index']} ({d['uuid']}): {d['field']} is {d['live']}, not {d['snapshot']}"
-        for d in left
-    ]
+            writes = plan_restore(diff(scoped, live_configs([gpu], journal, load_curves())))
+            failed = False
+            for _uuid, name, value in writes:
+                try:
+                    settings.apply(gpu, name, value, journal, None)
+                except GpuLost:
+                    raise
+                except BoltError as err:
+                    problems.append(f"{gpu.label}: {name}: {err.message}")
+                    failed = True
+            if not failed:
+                left = diff(scoped, live_configs([gpu], journal, load_curves()))
+                problems += [
+                    f"{gpu.label}: {d['field']} is {d['live']}, not {d['snapshot']}" for d in left
+                ]
+        except GpuLost:
+            problems.append(f"{gpu.label} has fallen off the bus")
+    return problems
 
 
 async def run(
