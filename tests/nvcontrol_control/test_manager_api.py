@@ -51,3 +51,20 @@ def test_library_applies_snapshots_and_rolls_back(nvsim_in_process: NvsimInstanc
     assert truth[0]["power_limit_w"] == 400.0
     assert truth[0]["offsets"]["P0"]["gpc"] == 0  # the unconfirmed offset was reverted
     assert truth[1]["fans"] == [("auto", None), ("auto", None)]
+
+
+def test_capsule_provider_captures_and_restores_gpu_state(nvsim_in_process: NvsimInstance) -> None:
+    from nvcontrol.control.provider import GpuConfigProvider
+
+    provider = GpuConfigProvider(window_s=0.1)
+
+    async def scenario() -> None:
+        doc = await provider.capture()
+        assert set(doc["gpus"]) == {g["uuid"] for g in settings_of(nvsim_in_process)}
+        async with nvcontrol.GpuManager() as m:
+            await m.set_power_limit(None, 300.0, None, TxOptions(window_s=0))
+        await provider.restore(doc)
+
+    before = settings_of(nvsim_in_process)
+    asyncio.run(scenario())
+    assert settings_of(nvsim_in_process) == before

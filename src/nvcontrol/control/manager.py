@@ -72,20 +72,20 @@ class GpuManager:
             self._journal = Journal()
         return self._journal
 
-    def _reader(self) -> Journal | None:
+    def journal_if_exists(self) -> Journal | None:
         """The journal for reading, if it exists and this user may read it."""
         if self._journal is None:
             self._journal = Journal.if_exists()
         return self._journal
 
     def _live_for(self, gpus: Sequence[Gpu]) -> list[dict[str, Any]]:
-        j = self._reader()
+        j = self.journal_if_exists()
         if j is None:
             return []
         uuids = {g.uuid for g in gpus}
         return [t.to_json() for t in j.live() if uuids & set(t.gpus)]
 
-    async def _transact(
+    async def transact(
         self, kind: str, description: str, writes: list[Write], options: TxOptions
     ) -> TxReport:
         for w in writes:
@@ -156,7 +156,7 @@ class GpuManager:
         ]
         what = ", ".join(p for p in parts if p)
         desc = f"overclock {what} at {pstate} on " + ", ".join(f"GPU {g.index}" for g in gpus)
-        return await self._transact("overclock apply", desc, writes, options)
+        return await self.transact("overclock apply", desc, writes, options)
 
     async def reset_offsets(self, selector: str | None) -> list[Outcome]:
         writes = []
@@ -191,7 +191,7 @@ class GpuManager:
         desc = "lock clocks " + ", ".join(
             f"{n} {s[0]}-{s[1]} MHz" for n, s in (("graphics", graphics), ("memory", memory)) if s
         )
-        return await self._transact("clocks lock", desc, writes, options)
+        return await self.transact("clocks lock", desc, writes, options)
 
     async def reset_clocks(self, selector: str | None) -> list[Outcome]:
         writes = [
@@ -202,7 +202,7 @@ class GpuManager:
         return self._direct(writes)
 
     def locked_clocks(self, gpu: Gpu) -> dict[str, list[int] | None]:
-        j = self._reader()
+        j = self.journal_if_exists()
         locks = j.locked_clocks(gpu.uuid) if j else {}
         return {f"{d}_mhz": list(locks[d]) if d in locks else None for d in settings.DOMAINS}
 
@@ -257,7 +257,7 @@ class GpuManager:
             assert target is not None
             writes.append(Write(g, "power_limit_w", target))
         unit = f"{watts_:g} W" if watts_ is not None else f"{percent:g}% of default"
-        return await self._transact("power limit", f"power limit {unit}", writes, options)
+        return await self.transact("power limit", f"power limit {unit}", writes, options)
 
     async def reset_power(self, selector: str | None) -> list[Outcome]:
         writes = []
@@ -275,7 +275,7 @@ class GpuManager:
 
     async def fan_status(self, selector: str | None) -> list[dict[str, Any]]:
         curves = fanstore.load_curves()
-        j = self._reader()
+        j = self.journal_if_exists()
         controllers = j.fan_controllers() if j else []
         out = []
         for g in self.select(selector):
@@ -325,7 +325,7 @@ class GpuManager:
             for i in self._fan_indexes(g, fan)
         ]
         which = "all fans" if fan is None else f"fan {fan}"
-        return await self._transact("fan set", f"{which} to {percent}%", writes, options)
+        return await self.transact("fan set", f"{which} to {percent}%", writes, options)
 
     async def fans_auto(self, selector: str | None) -> list[Outcome]:
         writes = [
@@ -359,14 +359,16 @@ class GpuManager:
                 f"snapshot {name!r} already exists",
                 hint=f"delete it first (`nvctl snapshot delete {name}`) or pick another name",
             )
-        snap = capture(self.select(selector), self._reader(), fanstore.load_curves(), name)
+        snap = capture(
+            self.select(selector), self.journal_if_exists(), fanstore.load_curves(), name
+        )
         self.snapshots.save(snap, overwrite=overwrite)
         return snap
 
     async def snapshot_diff(self, name: str, selector: str | None) -> list[dict[str, Any]]:
         snap = self._scoped(self.snapshots.load(name), selector)
         gpus = self.nvml.by_uuid(snap.gpus)
-        return diff(snap, live_configs(gpus, self._reader(), fanstore.load_curves()))
+        return diff(snap, live_configs(gpus, self.journal_if_exists(), fanstore.load_curves()))
 
     def _scoped(self, snap: Snapshot, selector: str | None) -> Snapshot:
         if selector is None:
@@ -384,12 +386,15 @@ class GpuManager:
         snap = self._scoped(self.snapshots.load(name), selector)
         gpus = {g.uuid: g for g in self.nvml.by_uuid(snap.gpus)}
         plan = plan_restore(
-            diff(snap, live_configs(list(gpus.values()), self._reader(), fanstore.load_curves()))
+            diff(
+                snap,
+                live_configs(list(gpus.values()), self.journal_if_exists(), fanstore.load_curves()),
+            )
         )
         if not plan:
             return None
         writes = [Write(gpus[u], f, v) for u, f, v in plan]
-        return await self._transact("snapshot restore", f"restore snapshot {name}", writes, options)
+        return await self.transact("snapshot restore", f"restore snapshot {name}", writes, options)
 
     def snapshot_import(self, path: str, name: str | None, *, overwrite: bool) -> Snapshot:
         try:
@@ -414,12 +419,12 @@ class GpuManager:
     # ------------------------------------------------------------ transactions
 
     def transactions(self, limit: int = 20) -> list[TxRecord]:
-        j = self._reader()
+        j = self.journal_if_exists()
         return j.recent(limit) if j else []
 
     def confirm(self, tx_id: int | None, wait_s: float = 5.0) -> TxRecord:
         """Confirm a live transaction (from any shell); waits for its owner to commit."""
-        j = self._reader()
+        j = self.journal_if_exists()
         live = [t for t in (j.live() if j else []) if t.state == OPEN and t.owner_alive]
         if tx_id is None:
             if len(live) != 1:
