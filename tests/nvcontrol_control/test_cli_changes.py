@@ -119,3 +119,22 @@ def test_drivers_before_r555_use_the_vf_offset_functions(nvsim_gpus: NvsimInstan
     assert list(status["pstates"]) == ["P0"]
     ok_json(nvsim_gpus, "overclock", "apply", "--gpu-offset", "60", "--memory-offset", "300", *FAST)
     assert settings_of(nvsim_gpus)[0]["offsets"]["P0"] == {"gpc": 60, "mem": 300}
+
+
+@pytest.mark.parametrize("nvsim_gpus", [{"gpus": 1, "model": "h100"}], indirect=True)
+def test_a_gpu_without_fans_or_offsets_says_unsupported_and_changes_nothing(
+    nvsim_gpus: NvsimInstance,
+) -> None:
+    before = settings_of(nvsim_gpus)
+    for args in (("fan", "set", "all", "50"), ("overclock", "apply", "--gpu-offset", "30")):
+        done = nvsim_gpus.nvctl(*args, "--no-confirm")
+        assert done.returncode == 3, done.stderr
+        assert "GPU 0 (GPU-" in done.stderr
+        assert (
+            "does not support clock offsets" in done.stderr or "no controllable fans" in done.stderr
+        )
+    assert settings_of(nvsim_gpus) == before
+    assert ok_json(nvsim_gpus, "overclock", "status")["gpus"][0]["api"] is None
+    # What the GPU does have still works: power in W and % of its 700 W default.
+    ok_json(nvsim_gpus, "power", "limit", "--percent", "90", *FAST)
+    assert settings_of(nvsim_gpus)[0]["power_limit_w"] == 630.0

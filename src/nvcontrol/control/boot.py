@@ -22,7 +22,7 @@ from typing import Any
 
 from nvcontrol.control import paths
 from nvcontrol.control.snapshots import SnapshotStore, check_name
-from nvcontrol.errors import NvctlError
+from nvcontrol.errors import PermissionDenied
 
 UNIT_NAME = "nvctl-restore.service"
 SLEEP_TARGETS = (
@@ -112,7 +112,7 @@ def set_boot(snapshot: str) -> BootStatus:
     check_name(snapshot)
     SnapshotStore().load(snapshot)  # must exist and parse
     if os.geteuid() != 0:
-        raise NvctlError(
+        raise PermissionDenied(
             "installing a systemd unit needs root; nothing was changed",
             hint="run `sudo nvctl boot set ...`",
         )
@@ -156,7 +156,7 @@ def clear_boot() -> BootStatus:
     path = unit_path()
     if path.exists():
         if os.geteuid() != 0:
-            raise NvctlError("removing the systemd unit needs root", hint="use sudo")
+            raise PermissionDenied("removing the systemd unit needs root", hint="use sudo")
         _systemctl("disable", UNIT_NAME)
         path.unlink()
         _systemctl("daemon-reload")

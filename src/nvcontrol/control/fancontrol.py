@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import pynvml
 
+from bolt.errors import Unsupported
 from nvcontrol.control import settings
 from nvcontrol.control.fancurve import CurveFollower, FanCurve
 from nvcontrol.control.journal import Journal
@@ -38,7 +39,7 @@ async def run_curves(
         )
     for g in gpus:
         if settings.fan_count(g) == 0:
-            raise NvctlError(f"{g.label}: this GPU has no controllable fans")
+            raise Unsupported(f"{g.label}: this GPU has no controllable fans")
     require_root(gpus)
     followers = {g.uuid: CurveFollower(curves[g.uuid]) for g in gpus}
     controller = journal.register_fan_controller([g.uuid for g in gpus])

@@ -15,7 +15,7 @@ from typing import Any
 
 import pynvml
 
-from bolt.errors import InvalidInput
+from bolt.errors import InvalidInput, Unsupported
 from nvcontrol.control import fanstore, settings
 from nvcontrol.control.errors import SnapshotError
 from nvcontrol.control.fancurve import FanCurve
@@ -162,7 +162,7 @@ class GpuManager:
         writes = []
         for g in self.select(selector):
             if settings.offset_api(g) is None:
-                raise NvctlError(f"{g.label}: this GPU or driver has no clock offsets to reset")
+                raise Unsupported(f"{g.label}: this GPU or driver has no clock offsets to reset")
             for p in settings._offset_pstates(g):
                 for d in settings.DOMAINS:
                     info = settings.offset_info(g, p, d)
@@ -252,7 +252,7 @@ class GpuManager:
             if percent is not None:
                 rng = settings.power_range_w(g)
                 if rng is None:
-                    raise NvctlError(f"{g.label}: this GPU has no adjustable power limit")
+                    raise Unsupported(f"{g.label}: this GPU has no adjustable power limit")
                 target = round(rng[2] * percent / 100.0, 3)
             assert target is not None
             writes.append(Write(g, "power_limit_w", target))
@@ -264,7 +264,7 @@ class GpuManager:
         for g in self.select(selector):
             rng = settings.power_range_w(g)
             if rng is None:
-                raise NvctlError(f"{g.label}: this GPU has no adjustable power limit")
+                raise Unsupported(f"{g.label}: this GPU has no adjustable power limit")
             writes.append(Write(g, "power_limit_w", rng[2]))
         return self._direct(writes)
 
@@ -313,7 +313,7 @@ class GpuManager:
     def _fan_indexes(self, g: Gpu, fan: int | None) -> list[int]:
         count = settings.fan_count(g)
         if count == 0:
-            raise NvctlError(f"{g.label}: this GPU has no controllable fans")
+            raise Unsupported(f"{g.label}: this GPU has no controllable fans")
         return list(range(count)) if fan is None else [fan]
 
     async def set_fans(
@@ -343,7 +343,7 @@ class GpuManager:
 
             checked = make_curve(list(curve.points), curve.hysteresis_c, min_pct=lo, max_pct=hi)
             if settings.fan_count(g) == 0:
-                raise NvctlError(f"{g.label}: this GPU has no controllable fans")
+                raise Unsupported(f"{g.label}: this GPU has no controllable fans")
             fanstore.save_curve(g.uuid, checked)
             out.append({"index": g.index, "uuid": g.uuid, "curve": checked.to_dict()})
         return out

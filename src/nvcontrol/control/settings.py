@@ -70,8 +70,9 @@ def offset_api(gpu: Gpu) -> str | None:
     """``clock_offsets`` (R555+), ``vf_offsets`` (older drivers), or ``None``."""
 
     def detect() -> str | None:
-        if read_clock_offsets(gpu, 0) is not None:
-            return "clock_offsets"
+        got = read_clock_offsets(gpu, 0)
+        if got is not None:  # the driver has the function; does this GPU answer it?
+            return "clock_offsets" if any(got.values()) else None
         vf = read_vf_offsets(gpu)
         return "vf_offsets" if vf["graphics"] or vf["memory"] else None
 
