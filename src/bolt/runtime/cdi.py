@@ -14,9 +14,9 @@ import json
 import os
 import re
 import stat
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from bolt.errors import InvalidInput, NotFound
 from bolt.runtime.spec import HOOK_STAGES, ContainerSpec, Device, Hook, Mount
@@ -29,8 +29,7 @@ KIND_RE = re.compile(
 DEVICE_NAME_RE = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9_.:-]*[a-zA-Z0-9])?$")
 
 
-@dataclass(frozen=True)
-class Edits:
+class Edits(NamedTuple):
     """``containerEdits`` with every device number known."""
 
     env: tuple[str, ...] = ()
@@ -277,8 +276,7 @@ def apply(spec: ContainerSpec, edits: list[Edits]) -> ContainerSpec:
             mounts[m.destination] = m
         hooks += e.hooks
         gids += [g for g in e.additional_gids if g not in gids]
-    return replace(
-        spec,
+    return spec._replace(
         env=tuple(env),
         devices=tuple(devices.values()),
         mounts=tuple(mounts.values()),

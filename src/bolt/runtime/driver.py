@@ -16,9 +16,8 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bolt.errors import BoltError, InvalidInput, Unsupported
 
@@ -39,8 +38,7 @@ def cgroup_v2() -> bool:
     return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
 
 
-@dataclass(frozen=True)
-class OciRuntime:
+class OciRuntime(NamedTuple):
     name: str
     path: str
     state_root: str

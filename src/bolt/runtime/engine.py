@@ -16,8 +16,8 @@ import shutil
 import signal
 import socket
 import time
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from bolt.errors import BoltError, InvalidInput
 from bolt.runtime import linux, rootfs
@@ -31,8 +31,7 @@ from bolt.state.db import LIVE, ContainerRow, StateDB, now
 CGROUP_BASE = "/sys/fs/cgroup"
 
 
-@dataclass
-class Launched:
+class Launched(NamedTuple):
     row: ContainerRow
     sock: socket.socket
     monitor_pid: int | None  # set when forked (the caller may reap it)
@@ -61,14 +60,12 @@ def _new_name(db: StateDB, cid: str) -> str:
 
 def prepare(root: Path, req: RunRequest, db: StateDB) -> tuple[ContainerRow, OciRuntime, bool]:
     """Resolve, validate, record and lay out a container; nothing runs yet."""
-    from bolt.images.store import ImageStore
-    from bolt.runtime import cdi
+    from bolt.runtime import cdi, imagecache
     from bolt.runtime.ocispec import generate
 
     rt = select_runtime(req.runtime, root)
-    store = ImageStore(root)
-    image = store.resolve(req.image)
-    layers = store.layer_dirs(image)
+    image = imagecache.resolve(root, db.conn, req.image)
+    layers = image.layers
     cid = os.urandom(32).hex()
     name = req.name or _new_name(db, cid)
     cdir = ContainerDir.of(root, cid)
@@ -115,7 +112,7 @@ def prepare(root: Path, req: RunRequest, db: StateDB) -> tuple[ContainerRow, Oci
         extra = [
             m for m in _etc_files(cdir, spec.hostname, req.network) if m.destination not in taken
         ]
-        spec = validate(replace(spec, mounts=(*extra, *spec.mounts)))
+        spec = validate(spec._replace(mounts=(*extra, *spec.mounts)))
         rootfs.mount_overlay(layers, cdir.path, cdir.rootfs)
         cdir.config.write_text(json.dumps(generate(spec), indent=1))
     except BaseException:
@@ -135,7 +132,7 @@ def launch(root: Path, req: RunRequest, *, start: bool = True, fork: bool = True
     job = MonitorJob(
         root=str(root),
         cid=row.id,
-        runtime=asdict(rt),
+        runtime=rt._asdict(),
         terminal=req.tty,
         interactive=req.interactive,
         start=start,

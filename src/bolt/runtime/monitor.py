@@ -27,9 +27,9 @@ import subprocess
 import sys
 import termios
 import time
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from bolt.errors import BoltError
 from bolt.runtime import attach, linux, rootfs
@@ -38,8 +38,7 @@ from bolt.runtime.layout import ContainerDir
 from bolt.state.db import StateDB, now
 
 
-@dataclass
-class MonitorJob:
+class MonitorJob(NamedTuple):
     root: str
     cid: str
     runtime: dict[str, object]
@@ -402,7 +401,7 @@ def spawn_exec(job: MonitorJob) -> socket.socket:
             sys.executable,
             "-m",
             "bolt.runtime.monitor",
-            json.dumps(asdict(job)),
+            json.dumps(job._asdict()),
             str(theirs.fileno()),
         ],
         pass_fds=[theirs.fileno()],

@@ -11,9 +11,8 @@ import os
 import re
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bolt import volumes
 from bolt.errors import InvalidInput, NotFound
@@ -23,21 +22,20 @@ from bolt.runtime.spec import ContainerSpec, Device, Mount, Network, Resources, 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
-@dataclass
-class RunRequest:
+class RunRequest(NamedTuple):
     image: str
-    command: list[str] = field(default_factory=list)
+    command: Sequence[str] = ()
     entrypoint: list[str] | None = None
     name: str | None = None
-    env: list[str] = field(default_factory=list)
-    env_files: list[str] = field(default_factory=list)
-    volumes: list[str] = field(default_factory=list)
-    tmpfs: list[str] = field(default_factory=list)
-    devices: list[str] = field(default_factory=list)
+    env: Sequence[str] = ()
+    env_files: Sequence[str] = ()
+    volumes: Sequence[str] = ()
+    tmpfs: Sequence[str] = ()
+    devices: Sequence[str] = ()
     gpus: str | None = None
     privileged: bool = False
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
+    cap_add: Sequence[str] = ()
+    cap_drop: Sequence[str] = ()
     memory: str | None = None
     cpus: float | None = None
     pids_limit: int | None = None
@@ -49,7 +47,7 @@ class RunRequest:
     interactive: bool = False
     tty: bool = False
     auto_remove: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = {}
     runtime: str = "auto"
 
 

@@ -9,9 +9,8 @@ numbers, image config, volume paths, CDI files) happened before it was built.  T
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from bolt.errors import InvalidInput
 from bolt.runtime.defaults import ALL_CAPS
@@ -31,8 +30,7 @@ HOOK_STAGES = (
 )
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """A mount in the container: ``kind`` is bind or tmpfs (named volumes are binds)."""
 
     destination: str
@@ -42,8 +40,7 @@ class Mount:
     options: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     """A device node created in the container and allowed in its device cgroup."""
 
     path: str  # in the container
@@ -56,8 +53,7 @@ class Device:
     gid: int | None = None
 
 
-@dataclass(frozen=True)
-class Hook:
+class Hook(NamedTuple):
     """An OCI hook (from CDI edits)."""
 
     stage: str
@@ -67,15 +63,13 @@ class Hook:
     timeout: int | None = None
 
 
-@dataclass(frozen=True)
-class Resources:
+class Resources(NamedTuple):
     memory: int | None = None  # bytes
     cpus: float | None = None  # CPUs worth of quota
     pids: int | None = None
 
 
-@dataclass(frozen=True)
-class Network:
+class Network(NamedTuple):
     """``private``: own netns with loopback (the default); ``none``: the same, explicitly;
     ``host``: the host's; ``netns``: join the prepared namespace at ``path``."""
 
@@ -83,8 +77,7 @@ class Network:
     path: str | None = None
 
 
-@dataclass(frozen=True)
-class ContainerSpec:
+class ContainerSpec(NamedTuple):
     id: str
     name: str
     rootfs: str
@@ -97,11 +90,11 @@ class ContainerSpec:
     hostname: str = ""
     terminal: bool = False
     readonly_rootfs: bool = False
-    network: Network = field(default_factory=Network)
+    network: Network = Network()
     mounts: tuple[Mount, ...] = ()
     devices: tuple[Device, ...] = ()
     hooks: tuple[Hook, ...] = ()
-    resources: Resources = field(default_factory=Resources)
+    resources: Resources = Resources()
     privileged: bool = False
     cap_add: tuple[str, ...] = ()
     cap_drop: tuple[str, ...] = ()

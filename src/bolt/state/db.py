@@ -11,9 +11,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bolt.errors import InvalidInput, NotFound
 
@@ -44,8 +43,7 @@ CREATE TABLE IF NOT EXISTS containers (
 LIVE = ("created", "running")
 
 
-@dataclass
-class ContainerRow:
+class ContainerRow(NamedTuple):
     id: str
     name: str
     image: str
@@ -78,7 +76,7 @@ class ContainerRow:
         return dict(json.loads(self.details))
 
 
-_COLUMNS = [f.name for f in fields(ContainerRow)]
+_COLUMNS = list(ContainerRow._fields)
 
 
 class StateDB:

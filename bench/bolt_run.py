@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Start-up cost of ``bolt run --rm IMG /bin/true`` against its peers, measured in one run.
+
+Contenders, interleaved round by round in a shuffled order:
+
+* ``bolt run --rm`` with crun (``auto`` here) and with ``--runtime runc``;
+* raw ``crun run`` and raw ``runc run`` of a bundle with the same root file system and the
+  ``config.json`` Bolt's generator writes for the same request (crun in the private mount
+  namespace it needs on hybrid-cgroup hosts, exactly as Bolt runs it);
+* ``podman run --rm --rootfs`` of the same root file system (``--network none`` to match
+  Bolt's loopback-only default, runc because podman's crun fails on hybrid cgroups, and a
+  private CONTAINERS_CONF with the ulimits this host needs; nothing in /etc is changed).
+
+Bolt's bytecode is compiled first, as an installed package would be.  Prints the median
+and 90th percentile of each contender and the ratios the goals are stated in:
+bolt <= 1.5x the raw runtime it uses, and podman >= 5x bolt.
+
+Usage (as root): python bench/bolt_run.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bolt
+from _rootfs import busybox_rootfs
+from bolt.runtime.driver import hybrid_cgroups
+from bolt.runtime.linux import private_mount_namespace_without_cgroup2
+from bolt.runtime.ocispec import generate
+from bolt.runtime.spec import ContainerSpec, validate
+
+BOLT = str(Path(sys.executable).parent / "bolt")
+PODMAN_CONF = '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
+
+
+def timed(
+    cmd: list[str], env: dict[str, str] | None = None, preexec: Callable[[], None] | None = None
+) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"{' '.join(cmd[:4])}... failed ({proc.returncode}): {proc.stderr.decode()[-400:]}"
+        )
+    return elapsed
+
+
+def raw_bundle(work: Path, rootfs: Path) -> Path:
+    bundle = work / "bundle"
+    bundle.mkdir()
+    spec = validate(
+        ContainerSpec(
+            id="0" * 64,
+            name="bench",
+            rootfs=str(rootfs),
+            args=("/bin/true",),
+            env=("PATH=/bin",),
+            cgroups_path="/bolt-bench/raw",
+        )
+    )
+    (bundle / "config.json").write_text(json.dumps(generate(spec)))
+    return bundle
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("bench/bolt_run.py needs root", file=sys.stderr)
+        return 4
+    for tool in ("crun", "runc", "podman", "busybox"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not installed (./project.sh setup installs it)", file=sys.stderr)
+            return 3
+    compileall.compile_dir(str(Path(bolt.__file__).parent), quiet=1)
+    work = Path(tempfile.mkdtemp(prefix="bolt-bench-"))
+    try:
+        return run(work, args.rounds)
+    finally:
+        subprocess.run(["umount", "-R", str(work)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, rounds: int) -> int:
+    rootfs = busybox_rootfs(work / "rootfs")
+    env = dict(os.environ, BOLT_ROOT=str(work / "bolt-root"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(
+        [BOLT, "image", "import", str(rootfs), "-t", "bench:1"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    bundle = raw_bundle(work, rootfs)
+    (work / "containers.conf").write_text(PODMAN_CONF)
+    podman_env = dict(os.environ, CONTAINERS_CONF=str(work / "containers.conf"))
+    private = private_mount_namespace_without_cgroup2 if hybrid_cgroups() else None
+    counter = iter(range(1_000_000))
+
+    def raw(runtime: str) -> float:
+        cid = f"bench-{runtime}-{next(counter)}"
+        state = str(work / f"state-{runtime}")
+        pre = private if runtime == "crun" else None
+        return timed([runtime, "--root", state, "run", "--bundle", str(bundle), cid], preexec=pre)
+
+    contenders: dict[str, Callable[[], float]] = {
+        "bolt run (crun)": lambda: timed([BOLT, "run", "--rm", "bench:1", "/bin/true"], env),
+        "bolt run (runc)": lambda: timed(
+            [BOLT, "run", "--rm", "--runtime", "runc", "bench:1", "/bin/true"], env
+        ),
+        "crun run": lambda: raw("crun"),
+        "runc run": lambda: raw("runc"),
+        "podman run (runc)": lambda: timed(
+            [
+                "podman",
+                "--root",
+                str(work / "pm-root"),
+                "--runroot",
+                str(work / "pm-run"),
+                "--runtime",
+                "runc",
+                "--cgroup-manager",
+                "cgroupfs",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--rootfs",
+                str(rootfs),
+                "/bin/true",
+            ],
+            podman_env,
+        ),  # fmt: skip
+    }
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_no in range(rounds + 2):
+        order = list(contenders)
+        random.shuffle(order)
+        for name in order:
+            elapsed = contenders[name]()
+            if round_no >= 2:  # two warm-up rounds
+                samples[name].append(elapsed)
+    med = {name: statistics.median(xs) * 1000 for name, xs in samples.items()}
+    p90 = {name: sorted(xs)[int(len(xs) * 0.9) - 1] * 1000 for name, xs in samples.items()}
+    print(f"{rounds} interleaved rounds, /bin/true in busybox, {os.cpu_count()} CPUs")
+    print(f"{'contender':<20}{'median ms':>10}{'p90 ms':>10}")
+    for name in contenders:
+        print(f"{name:<20}{med[name]:>10.1f}{p90[name]:>10.1f}")
+    print()
+    ratios = {
+        "bolt(crun) / crun run": med["bolt run (crun)"] / med["crun run"],
+        "bolt(runc) / runc run": med["bolt run (runc)"] / med["runc run"],
+        "podman / bolt(crun)": med["podman run (runc)"] / med["bolt run (crun)"],
+        "podman / bolt(runc)": med["podman run (runc)"] / med["bolt run (runc)"],
+    }
+    for label, value in ratios.items():
+        print(f"{label:<24}{value:>6.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
