@@ -93,7 +93,12 @@ def main() -> int:
             env.update(json.loads(subprocess.check_output([*nvsim, "env", "--format", "json"])))
             env["NVCTL_STATE_DIR"] = str(Path(tmp) / "nvctl-state")
             env["NVCTL_CONFIG_DIR"] = str(Path(tmp) / "nvctl-config")
-            subprocess.run([nvctl, "snapshot", "create", "stock"], env=env, check=True)
+            subprocess.run(
+                [nvctl, "snapshot", "create", "stock"],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             change = [nvctl, "power", "limit", "--watts", "400", "--no-confirm", "--window", "0"]
             fans = [nvctl, "fan", "set", "all", "70", "--no-confirm", "--window", "0"]
             for r in range(args.rounds):  # interleaved, so drift hits everyone alike
