@@ -44,6 +44,10 @@ def test_controller_follows_the_curve_and_reports_itself(nvsim_gpus: NvsimInstan
         assert status["curve_controller_pid"] == proc.pid
         assert status["curve"] == {"points": "20:45,90:100", "hysteresis_c": 2}
         assert settings_of(nvsim_gpus)[1]["fans"] == [("auto", None), ("auto", None)]
+        # Manual changes to the fans it drives are refused while it runs.
+        busy = fails(nvsim_gpus, 2, "fan", "set", "all", "50", "-i", "0", "--no-confirm")
+        assert f"controller (process {proc.pid})" in busy.stderr
+        ok_json(nvsim_gpus, "fan", "set", "all", "50", "-i", "1", "--no-confirm", "--window", "0")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=10)

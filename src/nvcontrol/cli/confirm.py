@@ -7,6 +7,8 @@ import click
 
 from nvcontrol.cli.changes import query
 from nvcontrol.cli.common import emit_json, json_option
+from nvcontrol.control.journal import TxRecord
+from nvcontrol.control.manager import GpuManager
 
 
 @click.command("confirm")
@@ -15,7 +17,7 @@ from nvcontrol.cli.common import emit_json, json_option
 def confirm(tx_id: int | None, as_json: bool) -> None:
     """Confirm a live transaction (the only one if ID is left out)."""
 
-    async def go(m):  # type: ignore[no-untyped-def]
+    async def go(m: GpuManager) -> TxRecord:
         return m.confirm(tx_id)
 
     rec = query(go)
@@ -37,7 +39,7 @@ def confirm(tx_id: int | None, as_json: bool) -> None:
 def transactions(limit: int, as_json: bool) -> None:
     """Recent transactions from the journal, newest first."""
 
-    async def go(m):  # type: ignore[no-untyped-def]
+    async def go(m: GpuManager) -> list[TxRecord]:
         return m.transactions(limit)
 
     recs = query(go)

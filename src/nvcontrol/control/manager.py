@@ -17,7 +17,7 @@ import pynvml
 
 from bolt.errors import InvalidInput, Unsupported
 from nvcontrol.control import fanstore, settings
-from nvcontrol.control.errors import SnapshotError
+from nvcontrol.control.errors import Busy, SnapshotError
 from nvcontrol.control.fancurve import FanCurve
 from nvcontrol.control.journal import OPEN, Journal, TxRecord
 from nvcontrol.control.runner import (
@@ -116,7 +116,7 @@ class GpuManager:
         for g in self.select(selector):
             api = settings.offset_api(g)
             pstates: dict[str, Any] = {}
-            for p in settings._offset_pstates(g) if api else []:
+            for p in settings.offset_pstates(g) if api else []:
                 entry = {d: settings.offset_info(g, p, d) for d in settings.DOMAINS}
                 if any(entry.values()):
                     pstates[f"P{p}"] = entry
@@ -163,7 +163,7 @@ class GpuManager:
         for g in self.select(selector):
             if settings.offset_api(g) is None:
                 raise Unsupported(f"{g.label}: this GPU or driver has no clock offsets to reset")
-            for p in settings._offset_pstates(g):
+            for p in settings.offset_pstates(g):
                 for d in settings.DOMAINS:
                     info = settings.offset_info(g, p, d)
                     if info is not None and info["offset_mhz"] != 0:
@@ -316,9 +316,22 @@ class GpuManager:
             raise Unsupported(f"{g.label}: this GPU has no controllable fans")
         return list(range(count)) if fan is None else [fan]
 
+    def _curve_controller_free(self, gpus: Sequence[Gpu]) -> None:
+        j = self.journal_if_exists()
+        for c in j.fan_controllers() if j else []:
+            driven = [g.label for g in gpus if g.uuid in c["gpus"]]
+            if c["alive"] and driven:
+                raise Busy(
+                    f"the fan-curve controller (process {c['pid']}) drives the fans of "
+                    + ", ".join(driven)
+                    + "; nothing was changed",
+                    hint=f"stop it first (kill {c['pid']}); its fans then return to automatic",
+                )
+
     async def set_fans(
         self, selector: str | None, fan: int | None, percent: int, options: TxOptions
     ) -> TxReport:
+        self._curve_controller_free(self.select(selector))
         writes = [
             Write(g, f"fans.{i}", {"policy": "manual", "speed_pct": percent})
             for g in self.select(selector)
@@ -328,6 +341,7 @@ class GpuManager:
         return await self.transact("fan set", f"{which} to {percent}%", writes, options)
 
     async def fans_auto(self, selector: str | None) -> list[Outcome]:
+        self._curve_controller_free(self.select(selector))
         writes = [
             Write(g, f"fans.{i}", {"policy": "auto"})
             for g in self.select(selector)

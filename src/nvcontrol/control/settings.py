@@ -92,7 +92,7 @@ def offset_info(gpu: Gpu, pstate: int, domain: str) -> dict[str, int] | None:
     return None
 
 
-def _offset_pstates(gpu: Gpu) -> list[int]:
+def offset_pstates(gpu: Gpu) -> list[int]:
     if offset_api(gpu) == "vf_offsets":
         return [0]
     return gpu.get(pynvml.nvmlDeviceGetSupportedPerformanceStates) or []
@@ -153,7 +153,7 @@ def fan_range(gpu: Gpu) -> tuple[int, int]:
 def read_config(gpu: Gpu, journal: Journal | None, curves: dict[str, FanCurve]) -> dict[str, Any]:
     """The GPU's configuration as flat fields (only fields this GPU has)."""
     cfg: dict[str, Any] = {}
-    for p in _offset_pstates(gpu):
+    for p in offset_pstates(gpu):
         for domain in DOMAINS:
             info = offset_info(gpu, p, domain)
             if info is not None:
