@@ -7,6 +7,7 @@ import click
 
 from nvcontrol.cli.changes import query
 from nvcontrol.cli.common import emit_json, json_option
+from nvcontrol.control.errors import RolledBack
 from nvcontrol.control.journal import TxRecord
 from nvcontrol.control.manager import GpuManager
 
@@ -24,6 +25,8 @@ def confirm(tx_id: int | None, as_json: bool) -> None:
     if as_json:
         emit_json(rec.to_json())
         return
+    if rec.state in ("rolled_back", "rollback_pending"):
+        raise RolledBack(f"transaction {rec.id} ({rec.description}): {rec.result}")
     if rec.state == "committed":
         click.echo(f"transaction {rec.id} ({rec.description}) confirmed and committed")
     else:
