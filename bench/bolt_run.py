@@ -147,7 +147,7 @@ def run(work: Path, rounds: int) -> int:
                 "/bin/true",
             ],
             podman_env,
-        ),  # fmt: skip
+        ),
     }
     samples: dict[str, list[float]] = {name: [] for name in contenders}
     for round_no in range(rounds + 2):

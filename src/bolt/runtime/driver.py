@@ -14,7 +14,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -141,6 +140,8 @@ def _fingerprint(path: str) -> str:
 
 def _probe(rt: OciRuntime, work: Path) -> tuple[bool, str]:
     """Run /bin/true with the host's /usr etc. bind-mounted read-only into an empty rootfs."""
+    import tempfile
+
     from bolt.runtime.ocispec import generate
     from bolt.runtime.spec import ContainerSpec, Mount
 

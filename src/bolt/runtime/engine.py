@@ -60,7 +60,7 @@ def _new_name(db: StateDB, cid: str) -> str:
 
 def prepare(root: Path, req: RunRequest, db: StateDB) -> tuple[ContainerRow, OciRuntime, bool]:
     """Resolve, validate, record and lay out a container; nothing runs yet."""
-    from bolt.runtime import cdi, imagecache
+    from bolt.runtime import imagecache
     from bolt.runtime.ocispec import generate
 
     rt = select_runtime(req.runtime, root)
@@ -80,6 +80,8 @@ def prepare(root: Path, req: RunRequest, db: StateDB) -> tuple[ContainerRow, Oci
     )
     names = cdi_names(req)
     if names:
+        from bolt.runtime import cdi
+
         spec = cdi.apply(spec, cdi.edits_for(names, cdi.load_registry()))
     validate(spec)
     row = ContainerRow(
