@@ -160,12 +160,16 @@ def run_change(
 
 
 def outcome_line(o: Outcome) -> str:
+    unit = {"power_limit_w": " W"}.get(o.field, " MHz" if o.field.startswith("offsets.") else "")
     if o.status == "snapped":
-        return f"{o.label}: {o.field}: requested {_v(o.requested)}, the driver snapped it to {_v(o.applied)}"
+        return (
+            f"{o.label}: {o.field}: requested {_v(o.requested)}{unit}, the driver snapped it "
+            f"to {_v(o.applied)}{unit}"
+        )
     if o.status == "recorded":
         return f"{o.label}: {o.field} = {_v(o.applied)} (set; NVML cannot read locked clocks back)"
     if o.status == "ok":
-        return f"{o.label}: {o.field}: {_v(o.before)} -> {_v(o.applied)}"
+        return f"{o.label}: {o.field}: {_v(o.before)}{unit} -> {_v(o.applied)}{unit}"
     return o.describe()
 
 
@@ -178,6 +182,8 @@ def _v(value: Any) -> str:
         return str(value.get("points", value))
     if isinstance(value, list):
         return f"{value[0]}-{value[1]} MHz"
+    if isinstance(value, float):
+        return f"{value:g}"
     return "N/A" if value is None else str(value)
 
 

@@ -256,8 +256,14 @@ class GpuManager:
                 target = round(rng[2] * percent / 100.0, 3)
             assert target is not None
             writes.append(Write(g, "power_limit_w", target))
-        unit = f"{watts_:g} W" if watts_ is not None else f"{percent:g}% of default"
-        return await self.transact("power limit", f"power limit {unit}", writes, options)
+        both = []  # watts and percent of the default, per distinct board default
+        for w in writes:
+            rng = settings.power_range_w(w.gpu)
+            pct = f" = {100 * w.value / rng[2]:.0f}% of the {rng[2]:g} W default" if rng else ""
+            if f"{w.value:g} W{pct}" not in both:
+                both.append(f"{w.value:g} W{pct}")
+        desc = "power limit " + "; ".join(both)
+        return await self.transact("power limit", desc, writes, options)
 
     async def reset_power(self, selector: str | None) -> list[Outcome]:
         writes = []
