@@ -374,6 +374,11 @@ def run_forked_child(job: MonitorJob, sock: socket.socket | None) -> None:
     try:
         os.setsid()
         detach_stdio(ContainerDir.of(Path(job.root), job.cid).monitor_log)
+        # Whatever else the caller had open (pipes a test harness waits on, its
+        # database) must not live as long as the container.
+        keep = sock.fileno() if sock is not None else 2
+        os.closerange(3, keep)
+        os.closerange(max(keep + 1, 3), 1 << 20)
         code = serve(job, sock)
     except BaseException as exc:
         with contextlib.suppress(Exception):
