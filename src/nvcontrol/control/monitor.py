@@ -9,6 +9,7 @@ the transaction state machine does.
 from __future__ import annotations
 
 import ctypes
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,8 +85,6 @@ class StabilityMonitor:
         found: dict[str, list[int]] = {}
         if self.event_set is None or not self.events_supported:
             if wait_s > 0:
-                import time
-
                 time.sleep(wait_s)
             return found
         timeout_ms = max(0, int(wait_s * 1000))
