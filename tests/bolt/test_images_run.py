@@ -48,3 +48,13 @@ def test_image_from_a_rootfs_tarball_runs(bolt: Bolt, tmp_path: Path) -> None:
     # The container's writes stay in its own upper layer, not in the shared image.
     bolt.ok("run", "--name", "writer", "from-tar:1", "sh", "-c", "echo changed > /etc/os-release")
     assert bolt.ok("run", "--rm", "from-tar:1", "cat", "/etc/os-release") == "ID=tarball\n"
+
+
+def test_image_used_by_a_container_is_not_removed(bolt: Bolt, tmp_path: Path) -> None:
+    bolt.ok("image", "import", str(make_busybox_rootfs(tmp_path / "r")), "-t", "in-use:1")
+    bolt.ok("run", "--name", "user", "in-use:1", "true")
+    refused = bolt("image", "rm", "in-use:1")
+    assert refused.returncode == 2 and "used by a container" in refused.stderr
+    bolt.ok("rm", "user")
+    bolt.ok("image", "rm", "in-use:1")
+    assert bolt("run", "--rm", "in-use:1", "true").returncode == 2  # gone, and the cache knows

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bolt.errors import BoltError, ExitCode, render
@@ -66,8 +66,20 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
             if name == "image":  # the image commands ship separately; the rest must work
                 continue
             raise
+        if name == "image" and hasattr(module, "set_in_use_provider"):
+            module.set_in_use_provider(_images_in_use)
         module.register(sub)
     return parser
+
+
+def _images_in_use(root: Path) -> Callable[[str], bool]:
+    """For ``bolt image rm``: whether any container (running or not) uses an image id."""
+    from bolt.state.db import StateDB
+
+    db = StateDB(root)
+    used = {row.image_id for row in db.all()}
+    db.close()
+    return used.__contains__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
