@@ -16,13 +16,15 @@ pytestmark = [pytest.mark.root, pytest.mark.runtime]
 @pytest.mark.parametrize("runtime", ["crun", "runc"])
 def test_each_runtime_runs_isolates_and_reports_exit_codes(bolt: Bolt, runtime: str) -> None:
     assert shutil.which(runtime), f"{runtime} is not installed: run ./project.sh setup"
-    out = bolt("run", "--rm", "--runtime", runtime, "--name", f"on-{runtime}", "--memory", "32m", "busybox",
-               "sh", "-c", "echo $$ $(hostname); cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
-               "/sys/fs/cgroup/memory.max 2>/dev/null; exit 4")  # fmt: skip
+    out = bolt("run", "--rm", "--runtime", runtime, "--name", f"on-{runtime}", "--memory", "32m", "--cpus", "0.5",
+               "busybox", "sh", "-c", "echo $$ $(hostname); cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+               "/sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max "
+               "2>/dev/null; exit 4")  # fmt: skip
     assert out.returncode == 4
     lines = out.stdout.split()
     assert lines[:2] == ["1", f"on-{runtime}"]
     assert str(32 << 20) in lines[2:]
+    assert "50000" in lines[2:]  # 0.5 CPU: 50 ms per 100 ms period
 
 
 @pytest.mark.parametrize("runtime", ["crun", "runc"])

@@ -1,0 +1,35 @@
+"""``bolt run`` stays lean: its import path loads no heavy or unrelated library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PROBE = """
+import json, sys
+import bolt.cli
+bolt.cli.build_parser(["run", "busybox"])
+import bolt.cli.run, bolt.runtime.engine, bolt.runtime.imagecache, bolt.runtime.ocispec
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_run_path_imports_no_heavy_modules() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True
+    ).stdout
+    loaded = set(json.loads(out))
+    heavy = {
+        "click",
+        "rich",
+        "pydantic",
+        "pynvml",
+        "dataclasses",
+        "inspect",
+        "asyncio",
+        "tarfile",
+        "bolt.images",
+    }
+    assert loaded & heavy == set()
+    assert "bolt.cli.containers" not in loaded  # only the invoked command's parser is built
