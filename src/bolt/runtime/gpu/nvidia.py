@@ -68,6 +68,11 @@ class NvidiaGpu:
     def device_node(self) -> str:
         return f"nvidia{self.minor}"
 
+    @property
+    def cdi_device(self) -> str:
+        """The CDI name ``bolt run --device`` (or ``--gpus UUID``) takes for this GPU."""
+        return f"{KIND}={self.uuid}"
+
     @classmethod
     def discover(cls) -> list[NvidiaGpu]:
         """Every GPU NVML reports, in NVML's order."""
@@ -215,7 +220,8 @@ def _library_mounts(driver: Driver) -> list[dict[str, Any]]:
 
 
 def build_cdi_spec(gpus: list[NvidiaGpu], driver: Driver) -> dict[str, Any]:
-    """Pure: the CDI document for ``gpus`` served by ``driver``."""
+    """The CDI document for ``gpus`` served by ``driver`` (only files that exist on this
+    host are named)."""
     common: dict[str, Any] = {
         "deviceNodes": [n for n in (_node(driver, c) for c in CONTROL_NODES) if n is not None],
         "mounts": _library_mounts(driver),
