@@ -138,3 +138,17 @@ def test_ps_json_is_one_document(bolt: Bolt) -> None:
     bolt.ok("run", "--name", "j1", "busybox", "true")
     doc = json.loads(bolt.ok("ps", "-a", "--json"))
     assert [d["name"] for d in doc] == ["j1"]
+
+
+def test_system_prune_removes_stale_mounts_of_unknown_containers(bolt: Bolt) -> None:
+    import sqlite3
+
+    cid = bolt.ok("run", "-d", "--name", "ghost", "busybox", "sleep", "62.5").strip()
+    bolt.ok("stop", "-t", "0", "ghost")
+    rootfs = bolt.root / "containers" / cid / "bundle" / "rootfs"
+    subprocess.run(["mount", "-t", "tmpfs", "stale", str(rootfs)], check=True)
+    with sqlite3.connect(bolt.root / "state.db") as conn:  # as if the row was lost
+        conn.execute("DELETE FROM containers WHERE id=?", (cid,))
+    assert leftover_resources(bolt.root, cid) != []
+    bolt.ok("system", "prune", "-f")
+    assert leftover_resources(bolt.root, cid) == []
