@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.bolt.conftest import Bolt
+from tests.conftest import tool
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime]
 
@@ -34,9 +36,17 @@ def test_stdout_and_stderr_are_kept_apart_and_logged(bolt: Bolt) -> None:
     assert all(r["time"].endswith("Z") for r in records)
 
 
-def test_stdin_is_forwarded_with_i(bolt: Bolt) -> None:
+def test_stdin_is_forwarded_with_i(bolt: Bolt, tmp_path: Path) -> None:
     out = bolt.ok("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z", input="hello\n")
     assert out == "HELLO\n"
+    data = tmp_path / "lines"
+    data.write_text("x\n" * 50000)
+    with data.open() as stdin:  # a regular file, not a pipe
+        proc = subprocess.run(
+            [tool("bolt"), "run", "--rm", "-i", "busybox", "wc", "-l"],
+            stdin=stdin, env=bolt.env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert proc.stdout.strip() == "50000"
 
 
 def test_read_only_volume_refuses_writes_and_rw_volume_accepts(bolt: Bolt, tmp_path: Path) -> None:
@@ -180,7 +190,6 @@ def test_network_modes(bolt: Bolt) -> None:
 
 
 def test_joins_a_prepared_network_namespace(bolt: Bolt, tmp_path: Path) -> None:
-    import subprocess
 
     holder = subprocess.Popen(["unshare", "--net", "sleep", "60"])
     try:

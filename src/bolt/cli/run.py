@@ -169,7 +169,7 @@ class Attached:
 
     def _relay(self, pending: list[tuple[int, bytes]]) -> int:
         attach = self.attach
-        sel = selectors.DefaultSelector()
+        sel = selectors.PollSelector()  # poll, unlike epoll, accepts a regular file on stdin
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         os.set_blocking(wake_r, False)
