@@ -98,6 +98,8 @@ class Monitor:
         self.streams: dict[int, str] = {}
         self.stdin_fd: int | None = None
         self.master: int | None = None
+        self.pending_in = bytearray()  # client input the container has not read yet
+        self.eof_after_pending = False
 
     # -- attach client -------------------------------------------------------------------
     def send(self, kind: int, payload: bytes = b"") -> None:
@@ -201,7 +203,8 @@ class Monitor:
         self.logs = LogWriter(self.cdir.log)
         deadline: float | None = None
         while self.streams and (deadline is None or time.monotonic() < deadline):
-            for key, _ in self.sel.select(timeout=0.5 if deadline else 5.0):
+            timeout = 0.02 if self.pending_in else 0.5 if deadline else 5.0
+            for key, _ in self.sel.select(timeout=timeout):
                 if key.data == "output":
                     self._pump(int(key.fd))  # type: ignore[arg-type]
                 elif key.data == "client":
@@ -210,6 +213,7 @@ class Monitor:
                     self.sel.unregister(pidfd)
                     os.close(pidfd)
                     self._wait_init()
+            self._flush_stdin()
             self._reap()
             if self.status is not None and deadline is None:
                 deadline = time.monotonic() + 2.0  # drain what is still buffered
@@ -244,13 +248,13 @@ class Monitor:
             data = b""
         if not data:
             self.drop_client()
-            self._close_stdin()
+            self.eof_after_pending = True  # the container still gets what was sent
             return
         for kind, payload in self.decoder.feed(data):
             if kind == attach.IN:
-                self._write_stdin(payload)
+                self.pending_in += payload
             elif kind == attach.IN_EOF:
-                self._close_stdin()
+                self.eof_after_pending = True
             elif kind == attach.SIGNAL:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, int(payload))
@@ -258,14 +262,33 @@ class Monitor:
                 rows, cols = struct.unpack("!HH", payload)
                 fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
-    def _write_stdin(self, data: bytes) -> None:
+    def _flush_stdin(self) -> None:
+        """Write what the container will take now; never block (its output must flow)."""
         fd = self.master if self.master is not None else self.stdin_fd
         if fd is None:
+            self.pending_in.clear()
             return
-        try:
-            os.write(fd, data)  # blocking: back-pressure reaches the client through its socket
-        except OSError:
+        os.set_blocking(fd, False)
+        while self.pending_in:
+            try:
+                written = os.write(fd, self.pending_in[:65536])
+            except BlockingIOError:
+                break
+            except OSError:
+                self.pending_in.clear()
+                self._close_stdin()
+                return
+            del self.pending_in[:written]
+        if not self.pending_in and self.eof_after_pending:
             self._close_stdin()
+        # Back-pressure: stop reading the client while the container lags behind.
+        if self.client is not None:
+            paused = len(self.pending_in) > (1 << 20)
+            registered = self.client in [k.fileobj for k in self.sel.get_map().values()]
+            if paused and registered:
+                self.sel.unregister(self.client)
+            elif not paused and not registered:
+                self.sel.register(self.client, selectors.EVENT_READ, "client")
 
     def _close_stdin(self) -> None:
         if self.stdin_fd is not None:
