@@ -234,3 +234,12 @@ def test_errors_are_clear_and_use_the_exit_code_table(bolt: Bolt) -> None:
     dup = bolt("run", "--name", "dup", "busybox", "true")
     assert dup.returncode == 2 and "already in use" in dup.stderr
     assert bolt.ps() == [d for d in bolt.ps() if d["name"] == "dup"]  # failures left nothing
+
+
+def test_non_root_is_refused_with_exit_4_before_anything_changes(bolt: Bolt) -> None:
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", tool("bolt"), "run", "--rm", "busybox", "true"],
+        env=bolt.env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 4 and "needs root" in proc.stderr
+    assert bolt.ps() == []

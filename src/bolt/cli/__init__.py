@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bolt.errors import BoltError, ExitCode, render
+from bolt.errors import BoltError, ExitCode, PermissionDenied, render
 
 
 def default_root() -> str:
@@ -89,6 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser(args_list)
         args = parser.parse_args(args_list)
         args.root = Path(args.root)
+        if getattr(args, "needs_root", False) and os.geteuid() != 0:
+            raise PermissionDenied(
+                f"bolt {args.command} needs root (it mounts file systems and drives crun/runc)",
+                hint="run it as root; rootless containers are not supported",
+            )
         code = int(args.handler(args))
     except BoltError as err:
         if debug:

@@ -14,7 +14,7 @@ def register(sub: Any) -> None:
     p.add_argument("-a", "--all", action="store_true", help="include stopped containers")
     p.add_argument("-q", "--quiet", action="store_true", help="only ids")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=ps)
+    p.set_defaults(handler=ps, needs_root=True)
 
     p = sub.add_parser("logs", help="show a container's output")
     p.add_argument("-f", "--follow", action="store_true")
@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
     p.add_argument("--timestamps", action="store_true")
     p.add_argument("--json", action="store_true", help="the raw JSON lines")
     p.add_argument("name")
-    p.set_defaults(handler=logs)
+    p.set_defaults(handler=logs, needs_root=True)
 
     p = sub.add_parser("exec", help="run a command in a running container")
     p.add_argument("-e", "--env", action="append", default=[])
@@ -32,30 +32,30 @@ def register(sub: Any) -> None:
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("name")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
-    p.set_defaults(handler=exec_)
+    p.set_defaults(handler=exec_, needs_root=True)
 
     p = sub.add_parser("stop", help="stop containers (stop signal, then SIGKILL)")
     p.add_argument("-t", "--time", type=float, default=10, help="seconds before SIGKILL")
     p.add_argument("names", nargs="+")
-    p.set_defaults(handler=stop)
+    p.set_defaults(handler=stop, needs_root=True)
 
     p = sub.add_parser("kill", help="send a signal to containers")
     p.add_argument("-s", "--signal", default="KILL")
     p.add_argument("names", nargs="+")
-    p.set_defaults(handler=kill)
+    p.set_defaults(handler=kill, needs_root=True)
 
     p = sub.add_parser("rm", help="remove containers")
     p.add_argument("-f", "--force", action="store_true", help="kill running ones first")
     p.add_argument("names", nargs="+")
-    p.set_defaults(handler=rm)
+    p.set_defaults(handler=rm, needs_root=True)
 
     p = sub.add_parser("inspect", help="a container's details as JSON")
     p.add_argument("names", nargs="+")
-    p.set_defaults(handler=inspect)
+    p.set_defaults(handler=inspect, needs_root=True)
 
     p = sub.add_parser("wait", help="wait for containers to exit; print their exit codes")
     p.add_argument("names", nargs="+")
-    p.set_defaults(handler=wait)
+    p.set_defaults(handler=wait, needs_root=True)
 
 
 def _db(args: argparse.Namespace) -> Any:

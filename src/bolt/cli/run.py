@@ -58,7 +58,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("image")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
-    p.set_defaults(handler=handle)
+    p.set_defaults(handler=handle, needs_root=True)
 
 
 def _labels(items: list[str]) -> dict[str, str]:

@@ -13,17 +13,17 @@ def register(sub: Any) -> None:
     ssub.required = True
     pr = ssub.add_parser("prune", help="remove stopped containers, unused layers and stale mounts")
     pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
-    pr.set_defaults(handler=prune)
+    pr.set_defaults(handler=prune, needs_root=True)
 
     v = sub.add_parser("volume", help="named volumes")
     vsub = v.add_subparsers(dest="volume_command", metavar="COMMAND")
     vsub.required = True
     ls = vsub.add_parser("ls", help="list volumes")
     ls.add_argument("--json", action="store_true")
-    ls.set_defaults(handler=volume_ls)
+    ls.set_defaults(handler=volume_ls, needs_root=True)
     rm = vsub.add_parser("rm", help="remove volumes")
     rm.add_argument("names", nargs="+")
-    rm.set_defaults(handler=volume_rm)
+    rm.set_defaults(handler=volume_rm, needs_root=True)
 
 
 def prune(args: argparse.Namespace) -> int:
