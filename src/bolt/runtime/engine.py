@@ -130,7 +130,7 @@ def launch(root: Path, req: RunRequest, *, start: bool = True, fork: bool = True
     try:
         row, rt, auto_remove = prepare(root, req, db)
     finally:
-        db.close()
+        db.close()  # never carry an open SQLite connection across fork()
     job = MonitorJob(
         root=str(root),
         cid=row.id,
@@ -140,10 +140,17 @@ def launch(root: Path, req: RunRequest, *, start: bool = True, fork: bool = True
         start=start,
         auto_remove=auto_remove,
     )
-    if fork:
-        pid, sock = spawn_forked(job)
-        return Launched(row=row, sock=sock, monitor_pid=pid)
-    return Launched(row=row, sock=spawn_exec(job), monitor_pid=None)
+    if not fork:
+        return Launched(row=row, sock=spawn_exec(job), monitor_pid=None)
+    pid, sock = spawn_forked(job)
+    # Name the monitor at once (it does so too): a kill -9 of this process from now on
+    # must not make the row look abandoned while the monitor is still creating.
+    db = StateDB(root)
+    try:
+        db.update(row.id, monitor_pid=pid, monitor_start=linux.proc_start_time(pid))
+    finally:
+        db.close()
+    return Launched(row=row, sock=sock, monitor_pid=pid)
 
 
 # -- observing ---------------------------------------------------------------------------
