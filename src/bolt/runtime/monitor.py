@@ -315,18 +315,27 @@ class Monitor:
 
     # -- finish ---------------------------------------------------------------------------
     def finish(self, code: int) -> None:
-        self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
-        with contextlib.suppress(OSError):
-            self.cdir.exit_file.write_text(str(code))
+        if not self.job.auto_remove:  # a removed container keeps no record
+            self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
+            with contextlib.suppress(OSError):
+                self.cdir.exit_file.write_text(str(code))
         self.cleanup()
         self.send(attach.EXIT, str(code).encode())
 
     def cleanup(self) -> None:
         """Delete the runtime's container and unmount; with auto_remove, remove it all."""
-        with contextlib.suppress(BoltError, OSError, subprocess.SubprocessError):
-            self.rt.delete(self.job.cid, force=True)
+        delete = None
         with contextlib.suppress(OSError):
+            delete = subprocess.Popen(
+                self.rt.argv("delete", "--force", self.job.cid),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        with contextlib.suppress(OSError):  # meanwhile: the mount is ours, not the runtime's
             rootfs.unmount(self.cdir.rootfs)
+        if delete is not None:
+            delete.wait()
         if self.job.auto_remove:
             shutil.rmtree(self.cdir.path, ignore_errors=True)
             self.db.delete(self.job.cid)
