@@ -59,6 +59,7 @@ def test_exec_passes_exit_code_env_and_workdir(bolt: Bolt) -> None:
     proc = bolt("exec", "-e", "X=42", "-w", "/tmp", "host1", "sh", "-c", "echo $X $(pwd); exit 5")
     assert (proc.returncode, proc.stdout) == (5, "42 /tmp\n")
     assert bolt.ok("exec", "-i", "host1", "cat", input="piped\n") == "piped\n"
+    assert bolt.ok("exec", "-u", "nobody", "host1", "id", "-u") == "65534\n"
     assert bolt("exec", "nobody", "true").returncode == 2
 
 

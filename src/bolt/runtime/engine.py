@@ -370,6 +370,16 @@ def exec_env(root: Path, row: ContainerRow, extra: list[str] | tuple[str, ...]) 
     return merge_env(base, list(extra), os.environ)
 
 
+def exec_user(root: Path, row: ContainerRow, user: str | None) -> str | None:
+    """``name[:group]`` -> ``uid:gid`` from the running container's own /etc files."""
+    if not user:
+        return None
+    from bolt.runtime.request import resolve_user
+
+    uid, gid = resolve_user(user, [ContainerDir.of(root, row.id).rootfs])
+    return f"{uid}:{gid}"
+
+
 def exec_replace(
     root: Path,
     db: StateDB,
@@ -390,7 +400,9 @@ def exec_replace(
             hint=f"start one with 'bolt run ... {row.image}'",
         )
     rt = runtime_of(root, row)
-    argv = rt.exec_argv(row.id, cmd, env=exec_env(root, row, env), cwd=cwd, tty=tty, user=user)
+    argv = rt.exec_argv(
+        row.id, cmd, env=exec_env(root, row, env), cwd=cwd, tty=tty, user=exec_user(root, row, user)
+    )
     db.close()
     if not interactive:
         null = os.open(os.devnull, os.O_RDONLY)

@@ -154,7 +154,7 @@ class Container:
         if row.status != "running":
             raise InvalidInput(f"container {row.name} is not running")
         full = engine.runtime_of(self.root, row).exec_argv(
-            row.id, argv, env=env, cwd=workdir, user=user
+            row.id, argv, env=env, cwd=workdir, user=engine.exec_user(self.root, row, user)
         )
         proc = await asyncio.create_subprocess_exec(
             *full,
