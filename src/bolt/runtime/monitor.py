@@ -92,7 +92,7 @@ class Monitor:
         self.cdir = ContainerDir.of(self.root, job.cid)
         self.rt = OciRuntime(**job.runtime)  # type: ignore[arg-type]
         self.client = attach_sock
-        self.db = StateDB(self.root)
+        self._db: StateDB | None = None
         self.pid = 0
         self.status: int | None = None
         self.streams: dict[int, str] = {}
@@ -100,6 +100,13 @@ class Monitor:
         self.master: int | None = None
         self.pending_in = bytearray()  # client input the container has not read yet
         self.eof_after_pending = False
+
+    @property
+    def db(self) -> StateDB:
+        """Opened on first use: nothing but the runtime stands between fork and create."""
+        if self._db is None:
+            self._db = StateDB(self.root)
+        return self._db
 
     # -- attach client -------------------------------------------------------------------
     def send(self, kind: int, payload: bytes = b"") -> None:
@@ -364,22 +371,20 @@ def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
     ):
         signal.signal(sig, signal.SIG_IGN)
     mon = Monitor(job, attach_sock)
-    mon.db.update(
-        job.cid, monitor_pid=os.getpid(), monitor_start=linux.proc_start_time(os.getpid())
-    )
+    me = {"monitor_pid": os.getpid(), "monitor_start": linux.proc_start_time(os.getpid())}
     try:
         mon.create()
     except (BoltError, OSError) as exc:
         message = str(exc)
-        mon.db.update(
-            job.cid, status="failed", finished=now(), details=json.dumps({"error": message})
-        )
+        row = mon.db.find(job.cid)
+        details = {**(row.details_dict if row else {}), "error": message}
+        mon.db.update(job.cid, status="failed", finished=now(), details=json.dumps(details), **me)
         mon.cleanup()
         mon.send(attach.ERROR, message.encode())
         return 1
     pid_start = linux.proc_start_time(mon.pid)
     status = "running" if job.start else "created"
-    changes: dict[str, object] = {"status": status, "pid": mon.pid, "pid_start": pid_start}
+    changes: dict[str, object] = {"status": status, "pid": mon.pid, "pid_start": pid_start, **me}
     if job.start:
         changes["started"] = now()
     mon.db.update(job.cid, **changes)
