@@ -77,6 +77,7 @@ def test_kill_sends_the_signal_and_wait_returns_the_code(bolt: Bolt) -> None:
     time.sleep(0.3)
     bolt.ok("kill", "-s", "USR1", "k1")
     assert bolt.ok("wait", "k1").strip() == "3"
+    assert json.loads(bolt.ok("wait", "--json", "k1"))["exit_code"] == 3
     assert bolt("kill", "k1").returncode == 2  # not running any more
 
 

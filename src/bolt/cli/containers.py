@@ -54,6 +54,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=inspect, needs_root=True)
 
     p = sub.add_parser("wait", help="wait for containers to exit; print their exit codes")
+    p.add_argument("--json", action="store_true", help="one JSON line per container")
     p.add_argument("names", nargs="+")
     p.set_defaults(handler=wait, needs_root=True)
 
@@ -215,6 +216,8 @@ def wait(args: argparse.Namespace) -> int:
 
     def one(db: Any, row: Any) -> str:
         code = engine.wait(args.root, db, row)
+        if args.json:
+            return json.dumps({"name": row.name, "id": row.id, "exit_code": code})
         return "unknown" if code is None else str(code)
 
     return _each(args, one)
