@@ -16,7 +16,7 @@ APT_PACKAGES=(
   iproute2 procps util-linux kmod tar gzip ca-certificates valgrind
 )
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+log() { if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi; }
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then
@@ -67,15 +67,18 @@ setup() {
 
 main_job() {
   export NVSIM_STATE=${NVSIM_STATE:-/run/nvsim}
+  local nvsim=$VENV/bin/nvsim nvctl=$VENV/bin/nvctl
+  "$nvsim" down >/dev/null 2>&1 || true   # a fresh instance every time
   log "nvsim: starting two virtual RTX 4090s in $NVSIM_STATE"
-  "$VENV/bin/nvsim" up --gpus 2 --model rtx4090
-  eval "$("$VENV/bin/nvsim" env)"
-  "$VENV/bin/nvsim" load 1 80
+  "$nvsim" up --gpus 2 --model rtx4090
+  eval "$("$nvsim" env)"
+  "$nvsim" load 1 80
   log "nvctl gpu list"
-  "$VENV/bin/nvctl" gpu list
-  log "nvctl gpu watch --count 5 --interval 1"
-  "$VENV/bin/nvctl" gpu watch --count 5 --interval 1
-  "$VENV/bin/nvsim" load 1 0
+  "$nvctl" gpu list
+  log "nvctl gpu watch --count 5 --interval 1   (GPU 1 under 80 % load)"
+  "$nvctl" gpu watch --count 5 --interval 1
+  "$nvsim" load 1 0
+  log "nvsim keeps running: eval \"\$($nvsim env)\" to use it, $nvsim down to stop it"
 }
 
 run_tests() {
