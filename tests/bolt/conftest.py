@@ -106,10 +106,12 @@ def bolt(bolt_session: Bolt) -> Iterator[Bolt]:
     """The session's Bolt; after the test every container is removed, and removal must
     leave no mount, cgroup or process behind."""
     yield bolt_session
-    names = _names(bolt_session.root, bolt_session.env)
-    if names:
-        bolt_session("rm", "-f", *names, check=True)
+    ids = [c["id"] for c in bolt_session.ps()]
+    if ids:
+        bolt_session("rm", "-f", *ids, check=True)
     leftovers = leftover_resources(bolt_session.root)
+    for cid in ids:
+        leftovers += leftover_resources(bolt_session.root, cid)
     assert not leftovers, f"left behind after rm -f: {leftovers}"
 
 
@@ -119,7 +121,8 @@ def container_ids_on_disk(root: Path) -> list[str]:
 
 
 def leftover_resources(root: Path, cid: str | None = None) -> list[str]:
-    """Mounts under ``root``, cgroups named bolt/<id>, live processes in them."""
+    """Mounts and container directories under ``root``; with ``cid``, also that
+    container's cgroups (cgroup names do not say which root a container belongs to)."""
     found = []
     with open("/proc/self/mountinfo") as f:
         for line in f:
@@ -129,12 +132,9 @@ def leftover_resources(root: Path, cid: str | None = None) -> list[str]:
             ):
                 found.append(f"mount {mountpoint}")
     cgroup_base = Path("/sys/fs/cgroup")
-    for controller in [cgroup_base, *cgroup_base.iterdir()]:
-        bolt_dir = controller / "bolt"
-        if bolt_dir.is_dir():
-            for child in bolt_dir.iterdir():
-                if child.is_dir() and len(child.name) == 64 and (cid is None or child.name == cid):
-                    found.append(f"cgroup {child}")
+    for controller in [cgroup_base, *cgroup_base.iterdir()] if cid else []:
+        if (controller / "bolt" / cid).is_dir():
+            found.append(f"cgroup {controller / 'bolt' / cid}")
     for d in container_ids_on_disk(root):
         if cid is None or d == cid:
             found.append(f"container dir {d}")

@@ -239,3 +239,53 @@ def test_non_root_is_refused_with_exit_4_before_anything_changes(bolt: Bolt) -> 
     )  # fmt: skip
     assert proc.returncode == 4 and "needs root" in proc.stderr
     assert bolt.ps() == []
+
+
+def _read_until(fd: int, marker: bytes, timeout: float = 15) -> bytes:
+    import select
+    import time
+
+    out = b""
+    deadline = time.monotonic() + timeout
+    while marker not in out and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+    return out
+
+
+def test_tty_gives_the_container_a_terminal(bolt: Bolt) -> None:
+    import pty
+    import time
+
+    script = "tty; echo TERM=$TERM; test -t 0 && echo is-a-tty; read code; exit $code"
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(
+            tool("bolt"),
+            [tool("bolt"), "run", "--rm", "-i", "-t", "busybox", "sh", "-c", script],
+            bolt.env,
+        )
+    status = None
+    try:
+        out = _read_until(fd, b"is-a-tty")
+        assert b"/dev/pts/0" in out and b"TERM=xterm" in out and b"is-a-tty" in out
+        os.write(fd, b"3\n")  # typed into the container's terminal
+        _read_until(fd, b"never", timeout=3)
+        deadline = time.monotonic() + 20
+        while status is None and time.monotonic() < deadline:
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            status = raw if done else None
+            time.sleep(0.05)
+    finally:
+        if status is None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert status is not None and os.waitstatus_to_exitcode(status) == 3

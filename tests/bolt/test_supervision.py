@@ -66,6 +66,7 @@ def test_kill_9_of_bolt_run_d_leaves_truthful_state(bolt: Bolt, delay: float) ->
     assert processes_with_arg(f"sleep {marker}") == []
     assert leftover_resources(bolt.root) == []
     if cid:
+        assert leftover_resources(bolt.root, cid) == []
         assert processes_in_container_cgroup(cid) == []
 
 
@@ -81,7 +82,7 @@ def test_kill_9_of_the_monitor_is_reported_and_rm_f_cleans_up(bolt: Bolt) -> Non
     bolt.ok("rm", "-f", "lost")
     assert processes_with_arg("sleep 301.5") == []
     assert processes_in_container_cgroup(cid) == []
-    assert leftover_resources(bolt.root) == []
+    assert leftover_resources(bolt.root) == leftover_resources(bolt.root, cid) == []
 
 
 def test_container_exit_after_its_monitor_died_is_noticed(bolt: Bolt) -> None:

@@ -102,6 +102,17 @@ class Monitor:
         self.eof_after_pending = False
 
     @property
+    def console_path(self) -> Path:
+        """Where the runtime passes the terminal: the container directory, unless that
+        path is too long for a socket (108 bytes), then a short one under /run/bolt."""
+        path = self.cdir.console_socket
+        if len(str(path)) < 100:
+            return path
+        short = Path("/run/bolt")
+        short.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return short / f"{self.job.cid[:32]}.sock"
+
+    @property
     def db(self) -> StateDB:
         """Opened on first use: nothing but the runtime stands between fork and create."""
         if self._db is None:
@@ -137,11 +148,11 @@ class Monitor:
         err_r, err_w = os.pipe()
         if job.terminal:
             with contextlib.suppress(FileNotFoundError):
-                cdir.console_socket.unlink()
+                self.console_path.unlink()
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(str(cdir.console_socket))
+            listener.bind(str(self.console_path))
             listener.listen(1)
-            args += ["--console-socket", str(cdir.console_socket)]
+            args += ["--console-socket", str(self.console_path)]
             stdio = (os.open(os.devnull, os.O_RDONLY), err_w, err_w)
         else:
             out_r, out_w = os.pipe()
@@ -162,7 +173,7 @@ class Monitor:
         for fd in set(stdio):
             os.close(fd)
         if listener is not None:
-            self.master = self._receive_console(listener, proc)
+            self.master = self._receive_console(listener, proc, err_r)
             self.streams = {self.master: "stdout"}
         code = proc.wait()
         if code != 0:
@@ -174,7 +185,9 @@ class Monitor:
         if job.start and verb == ["create"]:
             self.rt.start(job.cid)
 
-    def _receive_console(self, listener: socket.socket, proc: subprocess.Popen[bytes]) -> int:
+    def _receive_console(
+        self, listener: socket.socket, proc: subprocess.Popen[bytes], err_r: int
+    ) -> int:
         listener.settimeout(0.05)
         try:
             while True:
@@ -183,8 +196,9 @@ class Monitor:
                     break
                 except TimeoutError:
                     if proc.poll() is not None:
+                        message = runtime_message(_read_available(err_r))
                         raise BoltError(
-                            f"{self.rt.name} exited before passing the terminal"
+                            f"{self.rt.name} could not create the container: {message}"
                         ) from None
             with conn:
                 _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
@@ -194,7 +208,7 @@ class Monitor:
         finally:
             listener.close()
             with contextlib.suppress(FileNotFoundError):
-                self.cdir.console_socket.unlink()
+                self.console_path.unlink()
 
     # -- supervise ------------------------------------------------------------------------
     def supervise(self) -> int:
