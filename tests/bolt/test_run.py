@@ -119,6 +119,15 @@ def test_default_capabilities_lack_sys_admin_and_privileged_has_it(bolt: Bolt) -
     assert with_net_admin & (1 << CAP_NET_ADMIN) and not with_net_admin & 1
 
 
+def test_seccomp_refuses_new_namespaces_unless_privileged(bolt: Bolt) -> None:
+    probe = "unshare -U true && echo created-userns; grep Seccomp: /proc/self/status"
+    default = bolt("run", "--rm", "busybox", "sh", "-c", probe)
+    assert "Operation not permitted" in default.stderr and "created-userns" not in default.stdout
+    assert "Seccomp:\t2" in default.stdout
+    privileged = bolt.ok("run", "--rm", "--privileged", "busybox", "sh", "-c", probe)
+    assert "created-userns" in privileged and "Seccomp:\t0" in privileged
+
+
 def test_privileged_sees_host_devices_and_writable_sys(bolt: Bolt) -> None:
     host_dev = next(
         p

@@ -77,6 +77,15 @@ def test_defaults_match_docker_isolation() -> None:
     assert config["hostname"] == "web"
 
 
+def test_seccomp_denies_unisolated_syscalls_unless_privileged() -> None:
+    seccomp = generate(spec())["linux"]["seccomp"]
+    assert seccomp["defaultAction"] == "SCMP_ACT_ALLOW"
+    denied = {name for rule in seccomp["syscalls"] for name in rule["names"]}
+    assert {"unshare", "setns", "keyctl", "init_module", "userfaultfd", "clone3"} <= denied
+    assert "seccomp" not in generate(spec(privileged=True))["linux"]
+    assert "seccomp" not in generate(spec(seccomp_arches=()))["linux"]
+
+
 def test_privileged_lifts_restrictions_only_when_asked() -> None:
     config = generate(spec(privileged=True))
     assert "CAP_SYS_ADMIN" in config["process"]["capabilities"]["effective"]

@@ -109,3 +109,54 @@ DEFAULT_DEVICE_RULES: tuple[tuple[str, int | None, int | None, str], ...] = (
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SHM_SIZE = 64 * 1024 * 1024
 CPU_PERIOD_US = 100_000
+
+# Seccomp: everything is allowed except system calls that reach kernel state no namespace
+# isolates (keyrings, kernel modules, the clock, swap, new namespaces), or that are
+# large, rarely needed attack surface (userfaultfd, perf events, io_uring).  Several are
+# also gated by capabilities; the filter still holds when a capability is added.
+SECCOMP_DENIED: tuple[str, ...] = (
+    "acct",
+    "add_key",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "get_kernel_syms",
+    "init_module",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "nfsservctl",
+    "open_by_handle_at",
+    "perf_event_open",
+    "query_module",
+    "quotactl",
+    "reboot",
+    "request_key",
+    "setns",
+    "settimeofday",
+    "swapoff",
+    "swapon",
+    "sysfs",
+    "_sysctl",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vm86",
+    "vm86old",
+)
+# clone3 cannot be filtered by flags (they sit in memory): answer ENOSYS, so C libraries
+# fall back to clone(2).
+SECCOMP_ENOSYS: tuple[str, ...] = ("clone3",)
+SECCOMP_ARCHES = {
+    "x86_64": ("SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"),
+    "aarch64": ("SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"),
+}
+EPERM = 1
+ENOSYS = 38

@@ -14,8 +14,12 @@ from typing import Any
 from bolt.runtime.defaults import (
     CPU_PERIOD_US,
     DEFAULT_DEVICE_RULES,
+    ENOSYS,
+    EPERM,
     MASKED_PATHS,
     READONLY_PATHS,
+    SECCOMP_DENIED,
+    SECCOMP_ENOSYS,
     SHM_SIZE,
 )
 from bolt.runtime.spec import ContainerSpec, Mount, effective_caps
@@ -166,6 +170,17 @@ def _devices(spec: ContainerSpec) -> list[dict[str, Any]]:
     return out
 
 
+def _seccomp(spec: ContainerSpec) -> dict[str, Any]:
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": list(spec.seccomp_arches),
+        "syscalls": [
+            {"names": list(SECCOMP_DENIED), "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
+            {"names": list(SECCOMP_ENOSYS), "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+        ],
+    }
+
+
 def generate(spec: ContainerSpec) -> dict[str, Any]:
     """The complete ``config.json`` for ``spec`` (already validated)."""
     caps = effective_caps(spec)
@@ -194,6 +209,8 @@ def generate(spec: ContainerSpec) -> dict[str, Any]:
     if not spec.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
+        if spec.seccomp_arches:
+            linux["seccomp"] = _seccomp(spec)
     config: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": process,

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from bolt import volumes
 from bolt.errors import InvalidInput, NotFound
-from bolt.runtime.defaults import DEFAULT_PATH
+from bolt.runtime.defaults import DEFAULT_PATH, SECCOMP_ARCHES
 from bolt.runtime.spec import ContainerSpec, Device, Mount, Network, Resources, normalize_cap
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -335,6 +335,7 @@ def build_spec(
         annotations=tuple(sorted(annotations.items())),
         cgroups_path=f"/bolt/{cid}",
         available_caps=bounding_caps(),
+        seccomp_arches=SECCOMP_ARCHES.get(os.uname().machine, ()),
     )
 
 

@@ -102,6 +102,8 @@ class ContainerSpec(NamedTuple):
     cgroups_path: str = ""
     # Capabilities the runtime may grant (the caller's bounding set); "all" means these.
     available_caps: tuple[str, ...] = ALL_CAPS
+    # Seccomp architectures of the host (empty: no filter); privileged never gets one.
+    seccomp_arches: tuple[str, ...] = ("SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32")
 
 
 def normalize_cap(name: str) -> str:
