@@ -119,12 +119,42 @@ def test_default_capabilities_lack_sys_admin_and_privileged_has_it(bolt: Bolt) -
     assert with_net_admin & (1 << CAP_NET_ADMIN) and not with_net_admin & 1
 
 
-def test_seccomp_refuses_new_namespaces_unless_privileged(bolt: Bolt) -> None:
-    probe = "unshare -U true && echo created-userns; grep Seccomp: /proc/self/status"
-    default = bolt("run", "--rm", "busybox", "sh", "-c", probe)
-    assert "Operation not permitted" in default.stderr and "created-userns" not in default.stdout
+CLONE_PROBE = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+static char stack[65536];
+static int child(void *arg) { return 0; }
+int main(void) {
+    int pid = clone(child, stack + sizeof stack, CLONE_NEWUSER | SIGCHLD, NULL);
+    if (pid < 0) { printf("clone: %s\n", strerror(errno)); return 1; }
+    waitpid(pid, NULL, 0);
+    printf("clone: created-userns\n");
+    return 0;
+}
+"""
+
+
+def test_seccomp_refuses_new_namespaces_unless_allowed(bolt: Bolt, tmp_path: Path) -> None:
+    (tmp_path / "probe.c").write_text(CLONE_PROBE)
+    subprocess.run(
+        ["gcc", "-static", "-O2", "-o", str(tmp_path / "probe"), str(tmp_path / "probe.c")],
+        check=True,
+    )
+    script = "/probe; unshare -U true && echo unshare-ok; grep Seccomp: /proc/self/status"
+    volume = f"{tmp_path / 'probe'}:/probe:ro"
+    default = bolt("run", "--rm", "-v", volume, "busybox", "sh", "-c", script)
+    assert "clone: Operation not permitted" in default.stdout and "unshare-ok" not in default.stdout
     assert "Seccomp:\t2" in default.stdout
-    privileged = bolt.ok("run", "--rm", "--privileged", "busybox", "sh", "-c", probe)
+    admin = bolt.ok(
+        "run", "--rm", "--cap-add", "SYS_ADMIN", "-v", volume, "busybox", "sh", "-c", script
+    )
+    assert "clone: created-userns" in admin and "unshare-ok" in admin and "Seccomp:\t2" in admin
+    privileged = bolt.ok("run", "--rm", "--privileged", "-v", volume, "busybox", "sh", "-c", script)
     assert "created-userns" in privileged and "Seccomp:\t0" in privileged
 
 

@@ -82,6 +82,14 @@ def test_seccomp_denies_unisolated_syscalls_unless_privileged() -> None:
     assert seccomp["defaultAction"] == "SCMP_ACT_ALLOW"
     denied = {name for rule in seccomp["syscalls"] for name in rule["names"]}
     assert {"unshare", "setns", "keyctl", "init_module", "userfaultfd", "clone3"} <= denied
+    assert any(
+        r["names"] == ["clone"] and r["args"][0]["value"] == 0x10000000 for r in seccomp["syscalls"]
+    )
+    with_admin = generate(spec(cap_add=("CAP_SYS_ADMIN",)))["linux"]["seccomp"]["syscalls"]
+    admin_denied = {name for rule in with_admin for name in rule["names"]}
+    assert (
+        "unshare" not in admin_denied and "clone" not in admin_denied and "keyctl" in admin_denied
+    )
     assert "seccomp" not in generate(spec(privileged=True))["linux"]
     assert "seccomp" not in generate(spec(seccomp_arches=()))["linux"]
 

@@ -111,45 +111,51 @@ SHM_SIZE = 64 * 1024 * 1024
 CPU_PERIOD_US = 100_000
 
 # Seccomp: everything is allowed except system calls that reach kernel state no namespace
-# isolates (keyrings, kernel modules, the clock, swap, new namespaces), or that are
-# large, rarely needed attack surface (userfaultfd, perf events, io_uring).  Several are
-# also gated by capabilities; the filter still holds when a capability is added.
+# isolates, or that are large, rarely needed attack surface.  Some are denied only while
+# the capability that would make them meaningful is missing (as Docker's profile does), so
+# --cap-add SYS_ADMIN also permits unshare/setns.
 SECCOMP_DENIED: tuple[str, ...] = (
-    "acct",
     "add_key",
-    "clock_adjtime",
-    "clock_settime",
-    "create_module",
-    "delete_module",
-    "finit_module",
-    "get_kernel_syms",
-    "init_module",
+    "keyctl",
+    "request_key",
     "io_uring_enter",
     "io_uring_register",
     "io_uring_setup",
-    "kexec_file_load",
-    "kexec_load",
-    "keyctl",
-    "lookup_dcookie",
     "nfsservctl",
-    "open_by_handle_at",
-    "perf_event_open",
-    "query_module",
-    "quotactl",
-    "reboot",
-    "request_key",
-    "setns",
-    "settimeofday",
-    "swapoff",
-    "swapon",
     "sysfs",
     "_sysctl",
-    "unshare",
     "uselib",
     "userfaultfd",
     "ustat",
     "vm86",
     "vm86old",
+)
+SECCOMP_DENIED_WITHOUT: dict[str, tuple[str, ...]] = {
+    "CAP_SYS_ADMIN": ("unshare", "setns", "quotactl", "lookup_dcookie", "swapon", "swapoff"),
+    "CAP_SYS_MODULE": (
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "create_module",
+        "query_module",
+        "get_kernel_syms",
+    ),
+    "CAP_SYS_BOOT": ("reboot", "kexec_load", "kexec_file_load"),
+    "CAP_SYS_TIME": ("clock_settime", "clock_adjtime", "settimeofday"),
+    "CAP_SYS_PACCT": ("acct",),
+    "CAP_DAC_READ_SEARCH": ("open_by_handle_at",),
+    "CAP_PERFMON": ("perf_event_open",),
+}
+# clone(2) flags that make a namespace: denied without CAP_SYS_ADMIN, one rule per flag.
+CLONE_NAMESPACE_FLAGS: tuple[int, ...] = (
+    0x00000080,  # CLONE_NEWTIME
+    0x00020000,  # CLONE_NEWNS
+    0x02000000,  # CLONE_NEWCGROUP
+    0x04000000,  # CLONE_NEWUTS
+    0x08000000,  # CLONE_NEWIPC
+    0x10000000,  # CLONE_NEWUSER
+    0x20000000,  # CLONE_NEWPID
+    0x40000000,  # CLONE_NEWNET
 )
 # clone3 cannot be filtered by flags (they sit in memory): answer ENOSYS, so C libraries
 # fall back to clone(2).

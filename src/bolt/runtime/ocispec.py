@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from bolt.runtime.defaults import (
+    CLONE_NAMESPACE_FLAGS,
     CPU_PERIOD_US,
     DEFAULT_DEVICE_RULES,
     ENOSYS,
@@ -19,6 +20,7 @@ from bolt.runtime.defaults import (
     MASKED_PATHS,
     READONLY_PATHS,
     SECCOMP_DENIED,
+    SECCOMP_DENIED_WITHOUT,
     SECCOMP_ENOSYS,
     SHM_SIZE,
 )
@@ -170,14 +172,31 @@ def _devices(spec: ContainerSpec) -> list[dict[str, Any]]:
     return out
 
 
-def _seccomp(spec: ContainerSpec) -> dict[str, Any]:
+def _seccomp(spec: ContainerSpec, caps: list[str]) -> dict[str, Any]:
+    denied = list(SECCOMP_DENIED)
+    for cap, names in SECCOMP_DENIED_WITHOUT.items():
+        if cap not in caps:
+            denied += names
+    rules: list[dict[str, Any]] = [
+        {"names": denied, "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
+        {"names": list(SECCOMP_ENOSYS), "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+    ]
+    if "CAP_SYS_ADMIN" not in caps:
+        for flag in CLONE_NAMESPACE_FLAGS:  # rules for one call are alternatives
+            rules.append(
+                {
+                    "names": ["clone"],
+                    "action": "SCMP_ACT_ERRNO",
+                    "errnoRet": EPERM,
+                    "args": [
+                        {"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}
+                    ],
+                }
+            )
     return {
         "defaultAction": "SCMP_ACT_ALLOW",
         "architectures": list(spec.seccomp_arches),
-        "syscalls": [
-            {"names": list(SECCOMP_DENIED), "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
-            {"names": list(SECCOMP_ENOSYS), "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
-        ],
+        "syscalls": rules,
     }
 
 
@@ -210,7 +229,7 @@ def generate(spec: ContainerSpec) -> dict[str, Any]:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
         if spec.seccomp_arches:
-            linux["seccomp"] = _seccomp(spec)
+            linux["seccomp"] = _seccomp(spec, caps)
     config: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": process,
