@@ -54,7 +54,7 @@ def _etc_files(cdir: ContainerDir, hostname: str, network: str) -> list[Mount]:
     ]
 
 
-def _new_name(db: StateDB, cid: str) -> str:
+def _new_name(cid: str) -> str:
     return f"bolt-{cid[:8]}"
 
 
@@ -67,7 +67,7 @@ def prepare(root: Path, req: RunRequest, db: StateDB) -> tuple[ContainerRow, Oci
     image = imagecache.resolve(root, db.conn, req.image)
     layers = image.layers
     cid = os.urandom(32).hex()
-    name = req.name or _new_name(db, cid)
+    name = req.name or _new_name(cid)
     cdir = ContainerDir.of(root, cid)
     spec = build_spec(
         req,
