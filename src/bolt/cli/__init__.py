@@ -31,6 +31,7 @@ COMMAND_MODULES = {
     "images": "image",
 }
 MODULE_ORDER = ("run", "containers", "image", "gpu", "system")
+CORE_MODULES = ("run", "containers", "gpu", "system")  # the rest ship separately
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -63,7 +64,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(f"bolt.cli.{name}")
         except ImportError:
-            if name == "image":  # the image commands ship separately; the rest must work
+            if name not in CORE_MODULES:  # a command group that is not installed
                 continue
             raise
         if name == "image" and hasattr(module, "set_in_use_provider"):
