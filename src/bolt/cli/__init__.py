@@ -29,8 +29,9 @@ COMMAND_MODULES = {
     "volume": "system",
     "image": "image",
     "images": "image",
+    **dict.fromkeys(("pull", "push", "tag", "login", "logout", "save", "load"), "registry"),
 }
-MODULE_ORDER = ("run", "containers", "image", "gpu", "system")
+MODULE_ORDER = ("run", "containers", "image", "registry", "gpu", "system")
 CORE_MODULES = ("run", "containers", "gpu", "system")  # the rest ship separately
 
 

@@ -84,6 +84,10 @@ def register(subparsers: Any) -> None:
     prune.add_argument("--json", action="store_true")
     prune.set_defaults(handler=prune_images)
 
+    from bolt.cli.registry import add_export
+
+    add_export(sub)
+
 
 def _list_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON document")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from bolt.images import refs
 from bolt.images.digests import digest_hex, is_digest
 from bolt.images.errors import CorruptBlob, ImageInUse
 from bolt.images.layercache import LayerCache
-from bolt.images.layout import MANIFEST_TYPES, REF_ANNOTATION, Layout
+from bolt.images.layout import MANIFEST_TYPES, REF_ANNOTATION, Layout, Staging
 
 MIN_ID_PREFIX = 4
 
@@ -141,6 +141,61 @@ class ImageStore:
                 ] + [{**manifest, "annotations": {REF_ANNOTATION: target}}]
                 self.layout.write_index(index)
         return self.resolve(target)
+
+    def has_blob(self, digest: str) -> bool:
+        return self.layout.blob_path(digest).is_file()
+
+    def descriptor(self, ref: str) -> dict[str, Any]:
+        """The index entry of an image (media type, digest, size, annotations)."""
+        record = self.resolve(ref)
+        for descriptor in self._named_descriptors():
+            if _ref_of(descriptor) == record.ref:
+                return dict(descriptor)
+        raise NotFound(f"no image {ref!r} in {self.layout.path}")  # removed meanwhile
+
+    def commit_image(
+        self,
+        stage: Staging,
+        manifest: dict[str, Any],
+        ref: str,
+        *,
+        reused: Iterable[str] = (),
+        annotations: dict[str, str] | None = None,
+    ) -> ImageRecord:
+        """Make an image whose blobs were verified into ``stage`` visible as ``ref``.
+        ``manifest`` is its manifest descriptor; ``reused`` names the blobs it needs that
+        were not staged because the store has them (checked again under the lock)."""
+        target = refs.normalize(ref)
+        with self.layout.locked():
+            missing = [d for d in reused if d not in stage.blobs and not self.has_blob(d)]
+            if missing:
+                raise NotFound(
+                    f"blob {missing[0]} left the image store while {target} was stored",
+                    hint="an image was removed at the same time; try again",
+                )
+            self.layout.commit(stage)
+            self._name(manifest, target, annotations)
+        return self.resolve(target)
+
+    def tag(self, source: str, target: str) -> ImageRecord:
+        """Give the image ``source`` names the further name ``target`` (moved if taken)."""
+        descriptor = self.descriptor(source)
+        name = refs.normalize(target)
+        with self.layout.locked():
+            annotations = dict(descriptor.get("annotations") or {})
+            annotations.pop(REF_ANNOTATION, None)
+            self._name(descriptor, name, annotations)
+        return self.resolve(name)
+
+    def _name(
+        self, descriptor: dict[str, Any], ref: str, annotations: dict[str, str] | None
+    ) -> None:
+        """Point ``ref`` at a manifest; call with the layout lock held."""
+        entry = {k: descriptor[k] for k in ("mediaType", "digest", "size")}
+        entry["annotations"] = {**(annotations or {}), REF_ANNOTATION: ref}
+        index = self.layout.read_index()
+        index["manifests"] = [d for d in index.get("manifests", []) if _ref_of(d) != ref] + [entry]
+        self.layout.write_index(index)
 
     def remove(
         self, ref: str, force: bool = False, in_use: Callable[[str], bool] | None = None

@@ -1,0 +1,83 @@
+"""The registry operations as the CLI and the builder use them: a reference is parsed with
+the configured default registry, a client is opened with the stored credentials and the
+right scheme, and the work is done against the image store under ``root``.
+
+``pull_image(root, "bolt://alpine:latest")`` is what ``FROM bolt://alpine:latest`` needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bolt.images.store import ImageRecord, ImageStore
+from bolt.registry import config as registry_config
+from bolt.registry.auth import AuthFile, Credentials
+from bolt.registry.client import RegistryClient
+from bolt.registry.progress import Progress
+from bolt.registry.reference import DOCKER_HUB, DOCKER_HUB_API, RemoteRef, parse
+
+
+def parse_ref(root: Path, text: str) -> RemoteRef:
+    """A remote reference, with bare names and ``bolt://`` going to the default registry."""
+    return parse(text, registry_config.load(root).default_registry)
+
+
+def open_client(
+    root: Path,
+    registry: str,
+    *,
+    insecure: bool = False,
+    credentials: Credentials | None = None,
+) -> RegistryClient:
+    """A client for ``registry``: plain HTTP if ``insecure`` or configured so, and the
+    credentials given, else those ``bolt login`` stored."""
+    settings = registry_config.load(root)
+    api_host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
+    return RegistryClient(
+        registry,
+        api_host,
+        insecure=insecure or settings.is_insecure(registry),
+        credentials=credentials or AuthFile.under(root).get(registry),
+    )
+
+
+def pull_image(
+    root: Path, text: str, *, insecure: bool = False, progress: Progress | None = None
+) -> ImageRecord:
+    from bolt.registry.pull import pull
+
+    ref = parse_ref(root, text)
+    with open_client(root, ref.registry, insecure=insecure) as client:
+        return pull(ImageStore(root), ref, client, progress=progress)
+
+
+def push_image(
+    root: Path,
+    source: str,
+    dest: str | None = None,
+    *,
+    insecure: bool = False,
+    progress: Progress | None = None,
+    chunk_size: int | None = None,
+) -> tuple[RemoteRef, str]:
+    """Push the local image ``source`` to ``dest`` (default: the reference ``source``
+    itself names); returns where it went and its manifest digest."""
+    from bolt.registry.push import push
+
+    store = ImageStore(root)
+    record = store.resolve(source)
+    ref = parse_ref(root, dest or record.ref)
+    with open_client(root, ref.registry, insecure=insecure) as client:
+        digest = push(store, record.ref, ref, client, progress=progress, chunk_size=chunk_size)
+    return ref, digest
+
+
+def login(root: Path, registry: str, credentials: Credentials, *, insecure: bool = False) -> None:
+    """Check ``credentials`` against ``registry``, then store them."""
+    with open_client(root, registry, insecure=insecure, credentials=credentials) as client:
+        client.ping()
+    AuthFile.under(root).set(registry, credentials)
+
+
+def logout(root: Path, registry: str) -> bool:
+    return AuthFile.under(root).remove(registry)
