@@ -23,15 +23,18 @@ def default_root() -> str:
 # Which module declares each command: only that one is loaded and built for a call.
 COMMAND_MODULES = {
     "run": "run",
-    **dict.fromkeys(("ps", "logs", "exec", "stop", "kill", "rm", "inspect", "wait"), "containers"),
+    **dict.fromkeys(
+        ("ps", "logs", "exec", "start", "stop", "kill", "rm", "inspect", "wait"), "containers"
+    ),
     "gpu": "gpu",
     "system": "system",
     "volume": "system",
     "image": "image",
     "images": "image",
+    "build": "build",
     **dict.fromkeys(("pull", "push", "tag", "login", "logout", "save", "load"), "registry"),
 }
-MODULE_ORDER = ("run", "containers", "image", "registry", "gpu", "system")
+MODULE_ORDER = ("run", "containers", "image", "registry", "build", "gpu", "system")
 CORE_MODULES = ("run", "containers", "gpu", "system")  # the rest ship separately
 
 

@@ -84,6 +84,10 @@ def register(subparsers: Any) -> None:
     prune.add_argument("--json", action="store_true")
     prune.set_defaults(handler=prune_images)
 
+    from bolt.cli.build import add_bootstrap
+
+    add_bootstrap(sub)
+
     from bolt.cli.registry import add_export
 
     add_export(sub)

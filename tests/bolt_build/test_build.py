@@ -1,0 +1,260 @@
+"""`bolt build` end to end: a multi-stage Dockerfile.bolt with every instruction, run with
+`bolt run`; the layer cache; .boltignore; errors that name file:line."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.bolt.conftest import Bolt
+
+pytestmark = [pytest.mark.root, pytest.mark.runtime]
+
+EVERYTHING = """\
+# syntax=docker/dockerfile:1
+# A multi-stage build that uses every instruction.
+ARG BASE=busybox:latest
+
+FROM ${BASE} AS builder
+ARG GREETING=hello
+SHELL ["/bin/sh", "-c"]
+WORKDIR /build
+COPY src/ ./src/
+COPY ["notes.txt", "./"]
+ADD bundle.tar.gz /opt/bundle/
+RUN cat src/*.txt notes.txt > all.txt && \\
+    echo "$GREETING from the builder" >> all.txt
+
+FROM ${BASE}
+LABEL org.example.role="demo app" version=1
+MAINTAINER The Bolt tests
+ENV APP_HOME=/srv/app \\
+    MODE=production
+ARG BUILD_NUMBER=0
+EXPOSE 8080 9090/udp
+VOLUME ["/data"]
+RUN echo "app:x:1000:1000::/srv/app:/bin/sh" >> /etc/passwd && \\
+    echo "app:x:1000:" >> /etc/group && \\
+    rm /bin/vi
+WORKDIR $APP_HOME
+COPY --from=builder /build/all.txt ./
+COPY --from=builder --chown=app:app /opt/bundle/ ./bundle/
+COPY --chmod=0755 run.sh /usr/local/bin/
+RUN ["/bin/sh", "-c", "echo build=$BUILD_NUMBER > build.txt"]
+USER app
+STOPSIGNAL SIGINT
+ENTRYPOINT ["/usr/local/bin/run.sh"]
+CMD ["first", "second"]
+"""
+
+RUN_SH = """\
+#!/bin/sh
+echo "args=$*"
+echo "user=$(id -u):$(id -g) pwd=$(pwd) mode=$MODE home=$APP_HOME"
+cat all.txt build.txt
+ls -ln bundle | awk 'NR>1 {print $3":"$4, $9}'
+test -e /bin/vi || echo "vi is gone"
+"""
+
+
+def make_context(path: Path) -> Path:
+    (path / "src").mkdir(parents=True)
+    (path / "src" / "a.txt").write_text("source a\n")
+    (path / "src" / "b.txt").write_text("source b\n")
+    (path / "notes.txt").write_text("notes\n")
+    (path / "run.sh").write_text(RUN_SH)
+    (path / "Dockerfile.bolt").write_text(EVERYTHING)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        data = b"from the archive\n"
+        info = tarfile.TarInfo("inside.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    (path / "bundle.tar.gz").write_bytes(buf.getvalue())
+    return path
+
+
+def test_multi_stage_build_runs_with_everything_as_written(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    out = bolt.ok(
+        "build", "-t", "app:1", "-t", "app:latest", "--build-arg", "BUILD_NUMBER=42", str(ctx)
+    )
+    assert "[1/" in out and "Tagged app:1" in out and "Tagged app:latest" in out
+
+    run = bolt.ok("run", "--rm", "app:1")
+    assert run.splitlines() == [
+        "args=first second",
+        "user=1000:1000 pwd=/srv/app mode=production home=/srv/app",
+        "source a",
+        "source b",
+        "notes",
+        "hello from the builder",
+        "build=42",
+        "1000:1000 inside.txt",
+        "vi is gone",
+    ]
+    config = json.loads(bolt.ok("image", "inspect", "app:1"))["config"]
+    assert config["Labels"] == {
+        "org.example.role": "demo app",
+        "version": "1",
+        "maintainer": "The Bolt tests",
+    }
+    assert config["ExposedPorts"] == {"8080/tcp": {}, "9090/udp": {}}
+    assert config["Volumes"] == {"/data": {}}
+    assert config["User"] == "app" and config["StopSignal"] == "SIGINT"
+    assert config["WorkingDir"] == "/srv/app"
+    assert "BUILD_NUMBER=42" not in config["Env"]  # ARGs are not kept in the image
+    assert bolt.ok("run", "--rm", "--entrypoint", "cat", "app:1", "/usr/local/bin/run.sh") == RUN_SH
+
+
+def test_deleted_file_is_a_whiteout_in_the_layer(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile.bolt").write_text(
+        "FROM busybox\nRUN rm /bin/vi && rm -r /root && mkdir /root\n"
+    )
+    bolt.ok("build", "-t", "gone:1", str(ctx))
+    record = json.loads(bolt.ok("image", "inspect", "gone:1"))
+    blob = bolt.root / "images" / "blobs" / "sha256" / record["layers"][-1].removeprefix("sha256:")
+    with tarfile.open(blob) as tar:
+        names = tar.getnames()
+    assert "bin/.wh.vi" in names
+    assert "root/.wh..wh..opq" in names  # a directory replaced: opaque
+    assert "etc/hosts" not in names and "proc" not in names  # no runtime mount points
+    assert bolt("run", "--rm", "gone:1", "test", "-e", "/bin/vi").returncode == 1
+
+
+def step_lines(output: str) -> dict[str, bool]:
+    """Instruction -> whether it came from the cache, for RUN/COPY/ADD steps."""
+    found: dict[str, bool] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith("["):
+            text = line.split("] ", 1)[1]
+            current = text if text.split()[0] in ("RUN", "COPY", "ADD") else None
+        elif current and line.startswith(" ---> "):
+            found[current] = line == " ---> Using cache"
+            current = None
+    return found
+
+
+def test_second_build_is_fully_cached_and_says_so(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    first = bolt.ok("build", "-t", "app:1", str(ctx))
+    assert "fully cached" not in first
+    second = bolt.ok("build", "-t", "app:1", str(ctx))
+    assert set(step_lines(second).values()) == {True}
+    assert "fully cached" in second
+    summary = json.loads(bolt.ok("build", "--json", "-t", "app:2", str(ctx)))
+    assert summary["fully_cached"] is True
+    assert summary["id"] == json.loads(bolt.ok("image", "inspect", "app:1"))["id"]
+
+
+def test_changing_one_copy_source_rebuilds_from_that_step_only(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    bolt.ok("build", "-t", "app:1", str(ctx))
+    (ctx / "notes.txt").write_text("new notes\n")
+    steps = step_lines(bolt.ok("build", "-t", "app:1", str(ctx)))
+    order = list(steps)
+    changed = order.index('COPY ["notes.txt", "./"]')
+    assert all(steps[s] for s in order[:changed]), steps
+    assert not any(steps[s] for s in order[changed : changed + 3]), steps
+    # the final stage's first RUN does not read the builder: it stays cached
+    assert steps[next(s for s in order if s.startswith('RUN echo "app:x'))]
+    assert "new notes" in bolt.ok("run", "--rm", "--entrypoint", "cat", "app:1", "all.txt")
+
+
+def test_touching_a_file_without_changing_it_keeps_the_cache(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    bolt.ok("build", "-t", "app:1", str(ctx))
+    (ctx / "notes.txt").write_text("notes\n")  # same content, new mtime
+    assert "fully cached" in bolt.ok("build", "-t", "app:1", str(ctx))
+
+
+def test_no_cache_runs_every_step(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    bolt.ok("build", "-t", "app:1", str(ctx))
+    steps = step_lines(bolt.ok("build", "--no-cache", "-t", "app:1", str(ctx)))
+    assert steps and not any(steps.values())
+
+
+def test_boltignore_keeps_files_out_of_copy(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    (ctx / "logs").mkdir(parents=True)
+    (ctx / "app.txt").write_text("app\n")
+    (ctx / "secret.key").write_text("do not ship\n")
+    (ctx / "logs" / "a.log").write_text("log\n")
+    (ctx / "logs" / "keep.log").write_text("kept\n")
+    (ctx / ".boltignore").write_text("*.key\nlogs\n!logs/keep.log\n")
+    (ctx / "Dockerfile.bolt").write_text('FROM busybox\nCOPY . /ctx/\nCMD ["find", "/ctx"]\n')
+    bolt.ok("build", "-t", "ign:1", str(ctx))
+    listed = set(bolt.ok("run", "--rm", "ign:1").split())
+    assert {"/ctx/app.txt", "/ctx/logs/keep.log"} <= listed
+    assert "/ctx/secret.key" not in listed and "/ctx/logs/a.log" not in listed
+    # naming an ignored file is an error that points at the ignore file
+    (ctx / "Dockerfile.bolt").write_text("FROM busybox\nCOPY secret.key /\n")
+    proc = bolt("build", str(ctx))
+    assert proc.returncode == 2
+    assert "Dockerfile.bolt:2: 'secret.key' does not exist in the build context" in proc.stderr
+    assert ".boltignore" in proc.stderr
+
+
+def test_parse_error_names_file_and_line_and_changes_nothing(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile.bolt").write_text("FROM busybox\nRUN true\n\nCOPY --bogus x /y\n")
+    before = bolt.ok("images", "-q")
+    proc = bolt("build", "-t", "bad:1", str(ctx))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {ctx / 'Dockerfile.bolt'}:4: COPY does not take --bogus")
+    assert "Traceback" not in proc.stderr
+    assert bolt.ok("images", "-q") == before
+
+
+def test_failing_run_names_its_line_and_shows_output(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile.bolt").write_text("FROM busybox\nRUN echo about to fail && exit 3\n")
+    proc = bolt("build", "-t", "fail:1", str(ctx))
+    assert proc.returncode == 1
+    assert "about to fail" in proc.stdout
+    assert f"{ctx / 'Dockerfile.bolt'}:2: RUN exited with code 3" in proc.stderr
+
+
+def test_target_and_file_options(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "other.bolt").write_text(
+        "FROM busybox AS one\nRUN echo one > /stage\nFROM busybox AS two\nRUN echo two > /stage\n"
+    )
+    out = bolt.ok("build", "-f", str(ctx / "other.bolt"), "--target", "one", "-t", "t:1", str(ctx))
+    assert "echo two" not in out
+    assert bolt.ok("run", "--rm", "t:1", "cat", "/stage") == "one\n"
+
+
+def test_add_extracts_local_archives_and_copy_does_not(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    (ctx / "Dockerfile.bolt").write_text(
+        "FROM busybox\nADD bundle.tar.gz /x/\nCOPY bundle.tar.gz /y/\n"
+    )
+    bolt.ok("build", "-t", "add:1", str(ctx))
+    assert bolt.ok("run", "--rm", "add:1", "cat", "/x/inside.txt") == "from the archive\n"
+    assert bolt.ok("run", "--rm", "add:1", "ls", "/y") == "bundle.tar.gz\n"
+
+
+def test_copy_through_an_image_symlink_stays_inside_the_image(bolt: Bolt, tmp_path: Path) -> None:
+    victim = tmp_path / "host-dir"
+    victim.mkdir()
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "f.txt").write_text("payload\n")
+    (ctx / "Dockerfile.bolt").write_text(
+        f"FROM busybox\nRUN ln -s {victim} /escape\nCOPY f.txt /escape/\n"
+    )
+    bolt.ok("build", "-t", "sym:1", str(ctx))
+    assert list(victim.iterdir()) == []
+    assert bolt.ok("run", "--rm", "sym:1", "cat", f"{victim}/f.txt") == "payload\n"

@@ -1,0 +1,106 @@
+"""The build plan and image state, without touching the file system."""
+
+from __future__ import annotations
+
+import pytest
+
+from bolt.build.plan import ImageState, apply, make_plan, run_argv, step_key
+from bolt.build.syntax import DockerfileError, parse
+
+MULTI = """\
+ARG BASE=busybox
+FROM $BASE AS deps
+RUN echo deps
+FROM $BASE AS unused
+RUN echo never
+FROM deps AS app
+COPY --from=deps /x /y
+"""
+
+
+def plan_of(text: str, target: str | None = None, args: dict[str, str] | None = None):
+    return make_plan(parse(text, "Dockerfile.bolt"), target, args or {})
+
+
+def test_target_builds_only_the_stages_it_needs() -> None:
+    plan = plan_of(MULTI)
+    assert [plan.stages[i].name for i in plan.order] == ["deps", "app"]
+    assert plan.stages[0].base == "busybox"
+    assert [plan.stages[i].name for i in plan_of(MULTI, "unused").order] == ["unused"]
+
+
+def test_build_arg_overrides_arg_before_from() -> None:
+    plan = plan_of(MULTI, args={"BASE": "debian:bookworm", "NOPE": "1"})
+    assert plan.stages[0].base == "debian:bookworm"
+    assert plan.unused_build_args == ("NOPE",)
+
+
+def test_unknown_target_is_an_error_naming_the_stages() -> None:
+    with pytest.raises(DockerfileError) as err:
+        plan_of(MULTI, "nosuch")
+    assert "no stage named 'nosuch'" in str(err.value)
+    assert err.value.hint == "stages: deps, unused, app"
+
+
+def test_instruction_before_from_is_refused_at_its_line() -> None:
+    with pytest.raises(DockerfileError, match=r"^Dockerfile.bolt:2: RUN before the first FROM"):
+        plan_of("ARG A=1\nRUN true\nFROM x\n")
+
+
+def test_dockerfile_without_from_is_refused() -> None:
+    with pytest.raises(DockerfileError, match="has no FROM"):
+        plan_of("ARG A=1\n")
+
+
+def state_after(lines: str) -> ImageState:
+    df = parse("FROM x\n" + lines, "f")
+    plan = make_plan(df, None, {})
+    state = ImageState(config={"Cmd": ["/bin/sh"]}, layers=(), history=(), key="k")
+    for instr in plan.stages[0].body:
+        state = apply(state, instr, df.escape)
+    return state
+
+
+def test_env_sees_values_from_before_its_own_line() -> None:
+    state = state_after("ENV A=1\nENV A=2 B=$A\nWORKDIR /srv\nWORKDIR app\n")
+    assert state.config["Env"] == ["A=2", "B=1"]
+    assert state.config["WorkingDir"] == "/srv/app"
+
+
+def test_entrypoint_drops_an_inherited_cmd_but_keeps_one_set_here() -> None:
+    assert "Cmd" not in state_after('ENTRYPOINT ["run"]\n').config
+    kept = state_after('CMD ["arg"]\nENTRYPOINT ["run"]\n').config
+    assert kept["Cmd"] == ["arg"] and kept["Entrypoint"] == ["run"]
+
+
+def test_shell_form_uses_shell_instruction() -> None:
+    state = state_after('SHELL ["/bin/bash", "-euc"]\nCMD echo hi\n')
+    assert state.config["Cmd"] == ["/bin/bash", "-euc", "echo hi"]
+
+
+def test_metadata_instructions_fill_the_config() -> None:
+    config = state_after(
+        'LABEL a=1 "b c"="d e"\nEXPOSE 80 53/udp\nVOLUME /data\nUSER app\nSTOPSIGNAL SIGINT\n'
+    ).config
+    assert config["Labels"] == {"a": "1", "b c": "d e"}
+    assert config["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
+    assert config["Volumes"] == {"/data": {}}
+    assert config["User"] == "app" and config["StopSignal"] == "SIGINT"
+
+
+def test_lone_heredoc_is_the_script() -> None:
+    df = parse("FROM x\nRUN <<EOF\necho a\nEOF\nRUN cat <<EOF > /f\nbody\nEOF\n", "f")
+    plan = make_plan(df, None, {})
+    state = ImageState(config={}, layers=(), history=(), key="k")
+    first, second = plan.stages[0].body
+    assert run_argv(state, first) == ["/bin/sh", "-c", "echo a\n"]
+    assert run_argv(state, second) == ["/bin/sh", "-c", "cat <<EOF > /f\nbody\nEOF"]
+
+
+def test_cache_key_ignores_line_numbers_but_not_content() -> None:
+    a = parse("FROM x\nRUN echo hi\n", "f")
+    b = parse("FROM x\n\n\n# moved\nRUN echo hi\n", "f")
+    ka = step_key("p", make_plan(a, None, {}).stages[0].body[0], {"argv": ["echo hi"]})
+    kb = step_key("p", make_plan(b, None, {}).stages[0].body[0], {"argv": ["echo hi"]})
+    assert ka == kb
+    assert ka != step_key("q", make_plan(a, None, {}).stages[0].body[0], {"argv": ["echo hi"]})
