@@ -10,6 +10,7 @@ import json
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 USER, PASSWORD = "tester", "s3cret-pass"
+_NO_VERIFY = ssl._create_unverified_context()  # only to see that the test registry is up
 
 
 def free_port() -> int:
@@ -50,7 +52,19 @@ class Registry:
             self.proc.wait()
 
 
-def start_registry(base: Path, htpasswd: bool = False) -> Registry:
+def self_signed_cert(base: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, made with openssl."""
+    cert, key = base / "cert.pem", base / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def start_registry(base: Path, htpasswd: bool = False, tls: bool = False) -> Registry:
     if shutil.which("docker-registry") is None:
         pytest.fail("docker-registry is not installed (./project.sh setup installs it)")
     base.mkdir(parents=True, exist_ok=True)
@@ -67,6 +81,14 @@ def start_registry(base: Path, htpasswd: bool = False) -> Registry:
         hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=5)).decode()
         (base / "htpasswd").write_text(f"{USER}:{hashed}\n")
         config["auth"] = {"htpasswd": {"realm": "bolt-test", "path": str(base / "htpasswd")}}
+    scheme = "http"
+    if tls:
+        cert, key = self_signed_cert(base)
+        config["http"] = {
+            "addr": f"127.0.0.1:{port}",
+            "tls": {"certificate": str(cert), "key": str(key)},
+        }
+        scheme = "https"
     (base / "config.yml").write_text(json.dumps(config))  # YAML reads JSON
     log = base / "registry.log"
     with open(log, "wb") as out:
@@ -79,7 +101,7 @@ def start_registry(base: Path, htpasswd: bool = False) -> Registry:
         if proc.poll() is not None:
             pytest.fail(f"docker-registry exited: {log.read_text()}")
         try:
-            urllib.request.urlopen(f"http://{registry.host}/v2/", timeout=1)
+            urllib.request.urlopen(f"{scheme}://{registry.host}/v2/", timeout=1, context=_NO_VERIFY)
             return registry
         except urllib.error.HTTPError:
             return registry  # 401: up, and asking for credentials

@@ -12,7 +12,7 @@ from bolt.images.importer import host_arch
 from bolt.images.layout import DOCKER_LIST, DOCKER_MANIFEST, INDEX_MEDIA_TYPE
 from tests.bolt_registry.conftest import Bolt, busybox_tree, make_bolt, run_tool
 from tests.bolt_registry.images import add_index, umoci_image
-from tests.bolt_registry.registry_fixture import Registry
+from tests.bolt_registry.registry_fixture import Registry, start_registry
 
 pytestmark = [pytest.mark.registry]
 root_only = pytest.mark.root
@@ -198,3 +198,20 @@ def test_unreachable_registry_is_a_clear_failure(bolt: Bolt) -> None:
     assert proc.returncode == 1
     assert "cannot reach registry 127.0.0.1:9" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_https_registry_is_trusted_through_the_system_ca_store(bolt: Bolt, tmp_path: Path) -> None:
+    registry = start_registry(tmp_path / "tls", tls=True)
+    try:
+        ref = f"{registry.host}/tls/bb:1"
+        untrusted = bolt("push", "busybox", ref)
+        assert untrusted.returncode == 1
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+        assert "trust store" in untrusted.stderr
+        bolt.env["SSL_CERT_FILE"] = str(tmp_path / "tls/cert.pem")  # OpenSSL's CA file
+        bolt.ok("push", "busybox", ref)
+        fresh = make_bolt(tmp_path / "fresh")
+        fresh.env["SSL_CERT_FILE"] = bolt.env["SSL_CERT_FILE"]
+        assert fresh.ok("pull", ref).split()[0] == ref
+    finally:
+        registry.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -53,6 +54,8 @@ class RegistryClient:
         self.base = f"{'http' if insecure else 'https'}://{api_host}"
         self.credentials = credentials
         self._http = httpx.Client(
+            # the system's certificate authorities (httpx would use certifi's bundle)
+            verify=ssl.create_default_context(),
             timeout=TIMEOUT,
             follow_redirects=True,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
