@@ -16,6 +16,7 @@ import pytest
 
 from tests.bolt_registry.conftest import Bolt, make_bolt, run_tool
 from tests.bolt_registry.images import umoci_image
+from tests.conftest import tool
 
 pytestmark = [pytest.mark.root]
 
@@ -30,12 +31,12 @@ runtime = "runc"
 
 
 @pytest.fixture
-def podman(tmp_path: Path) -> Iterator[list[str]]:
+def podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """podman with a private store and configuration (the host's stay untouched)."""
     base = tmp_path / "podman"
     base.mkdir()
     (base / "containers.conf").write_text(CONTAINERS_CONF)
-    os.environ["CONTAINERS_CONF"] = str(base / "containers.conf")
+    monkeypatch.setenv("CONTAINERS_CONF", str(base / "containers.conf"))
     runroot = Path(tempfile.mkdtemp(prefix="bolt-podman-", dir="/tmp"))  # podman: < 50 chars
     cmd = ["podman", "--root", str(base / "root"), "--runroot", str(runroot)]
     cmd += ["--storage-driver", "vfs"]
@@ -44,7 +45,6 @@ def podman(tmp_path: Path) -> Iterator[list[str]]:
     finally:
         subprocess.run([*cmd, "rm", "-af"], capture_output=True)
         subprocess.run([*cmd, "system", "reset", "-f"], capture_output=True)
-        del os.environ["CONTAINERS_CONF"]
         shutil.rmtree(runroot, ignore_errors=True)
 
 
@@ -133,3 +133,20 @@ def test_damaged_archive_is_rejected_and_nothing_stored(bolt: Bolt, tmp_path: Pa
     assert fresh.ok("images", "-q") == ""
     blobs = fresh.root / "images/blobs/sha256"
     assert not blobs.is_dir() or not any(blobs.iterdir())
+
+
+def test_save_to_a_pipe_loads_from_a_pipe(bolt: Bolt, tmp_path: Path) -> None:
+    fresh = make_bolt(tmp_path / "fresh")
+    saved = subprocess.run(
+        [tool("bolt"), "save", "busybox", "-o", "-"], env=bolt.env, capture_output=True, check=True
+    )
+    loaded = subprocess.run(
+        [tool("bolt"), "load", "-i", "-", "--json"],
+        env=fresh.env,
+        input=saved.stdout,
+        capture_output=True,
+        check=True,
+    )
+    (record,) = json.loads(loaded.stdout)
+    assert record["ref"] == "busybox:latest"
+    assert record["id"] == bolt.store.resolve("busybox").id

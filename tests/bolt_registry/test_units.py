@@ -7,6 +7,8 @@ import gzip
 import hashlib
 import json
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,9 @@ from bolt.images.errors import CorruptBlob
 from bolt.registry import config
 from bolt.registry.auth import AuthFile, Credentials, parse_challenge
 from bolt.registry.manifest import check, pick_platform
+from bolt.registry.progress import Silent
 from bolt.registry.reference import parse
-from bolt.registry.transfer import DiffIdHasher
+from bolt.registry.transfer import Cancelled, DiffIdHasher, file_chunks, run_parallel
 
 
 @pytest.mark.parametrize(
@@ -171,3 +174,29 @@ def test_platform_is_picked_from_an_index() -> None:
     assert pick_platform(index, "amd64", "x")["digest"] == "sha256:" + "2" * 64
     with pytest.raises(Unsupported, match="no image for linux/s390x"):
         pick_platform(index, "s390x", "x")
+
+
+def test_first_failed_transfer_stops_the_others_and_is_raised(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"z" * (64 << 20))
+    stopped: list[str] = []
+    started = threading.Event()
+
+    def slow(cancel: threading.Event) -> None:
+        try:
+            for _ in file_chunks(big, 0, 64 << 20, Silent(), "big", cancel):
+                started.set()
+                time.sleep(0.01)
+        except Cancelled:
+            stopped.append("big")
+            raise
+
+    def failing(cancel: threading.Event) -> None:
+        started.wait(5)
+        raise CorruptBlob("layer x does not match its digest")
+
+    began = time.monotonic()
+    with pytest.raises(CorruptBlob, match="does not match"):
+        run_parallel([slow, failing], jobs=2)
+    assert stopped == ["big"]
+    assert time.monotonic() - began < 0.5  # 64 chunks of 10 ms were not all read

@@ -7,19 +7,20 @@ Everything is staged first; only a completely verified image becomes visible.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bolt.images.errors import CorruptBlob
 from bolt.images.importer import host_arch
+from bolt.images.layout import Staging
 from bolt.images.store import ImageRecord, ImageStore
 from bolt.registry.client import RegistryClient
 from bolt.registry.manifest import Fetched, diff_ids, pick_platform
 from bolt.registry.progress import Progress, Silent
 from bolt.registry.reference import RemoteRef
-from bolt.registry.transfer import download
+from bolt.registry.transfer import download, run_parallel
 
 SOURCE_ANNOTATION = "dev.bolt.registry.source"  # registry/repository the image came from
 JOBS = 4
@@ -62,7 +63,10 @@ def pull(
         config_path = stage.blobs.get(str(config_desc["digest"])) or store.layout.blob_path(
             str(config_desc["digest"])
         )
-        config = json.loads(config_path.read_bytes())
+        try:
+            config = json.loads(config_path.read_bytes())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CorruptBlob(f"image config of {ref} is not JSON: {err}") from err
         if not isinstance(config, dict):
             raise CorruptBlob(f"image config of {ref} is not a JSON object")
         ids = diff_ids(config, len(layers), str(ref))
@@ -74,25 +78,15 @@ def pull(
                 progress.finish(digest, "already stored")
             else:
                 wanted.setdefault(digest, (layer, diff_id))
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [
-                pool.submit(
-                    download,
-                    client,
-                    ref.repository,
-                    layer,
-                    stage,
-                    lock,
-                    progress,
-                    label=f"layer {digest[7:19]}",
-                    diff_id=diff_id,
+        run_parallel(
+            [
+                functools.partial(
+                    _fetch_layer, client, ref.repository, layer, diff_id, stage, lock, progress
                 )
-                for digest, (layer, diff_id) in wanted.items()
-            ]
-            errors = [f.exception() for f in futures]  # wait for all before the stage goes
-        for err in errors:
-            if err is not None:
-                raise err
+                for layer, diff_id in wanted.values()
+            ],
+            jobs,
+        )
         stage.add_bytes(image.data)
         blobs = [str(config_desc["digest"]), *(str(layer["digest"]) for layer in layers)]
         return store.commit_image(
@@ -102,3 +96,27 @@ def pull(
             reused=blobs,
             annotations={SOURCE_ANNOTATION: f"{ref.registry}/{ref.repository}"},
         )
+
+
+def _fetch_layer(
+    client: RegistryClient,
+    repository: str,
+    layer: dict[str, Any],
+    diff_id: str,
+    stage: Staging,
+    lock: threading.Lock,
+    progress: Progress,
+    cancel: threading.Event,
+) -> None:
+    label = f"layer {str(layer['digest'])[7:19]}"
+    download(
+        client,
+        repository,
+        layer,
+        stage,
+        lock,
+        progress,
+        label=label,
+        diff_id=diff_id,
+        cancel=cancel,
+    )

@@ -8,8 +8,9 @@ monolithic (POST, then PUT ``?digest=``) or chunked (PATCHes of ``chunk_size``).
 
 from __future__ import annotations
 
+import functools
 import json
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from typing import Any
 
 from bolt.errors import InvalidInput
@@ -20,7 +21,7 @@ from bolt.registry.manifest import digest_of
 from bolt.registry.progress import Progress, Silent
 from bolt.registry.pull import JOBS, SOURCE_ANNOTATION
 from bolt.registry.reference import RemoteRef
-from bolt.registry.transfer import file_chunks
+from bolt.registry.transfer import file_chunks, run_parallel
 
 
 def push(
@@ -48,7 +49,7 @@ def push(
     host, _, repository = origin.partition("/")
     mount_from = repository if host == dest.registry and repository != dest.repository else None
 
-    def send(descriptor: dict[str, Any]) -> None:
+    def send(descriptor: dict[str, Any], cancel: threading.Event) -> None:
         digest = str(descriptor["digest"])
         size = int(descriptor["size"])
         label = "config" if descriptor is blobs[0] else f"layer {digest[7:19]}"
@@ -69,18 +70,13 @@ def push(
             location,
             digest,
             size,
-            lambda offset, length: file_chunks(path, offset, length, progress, digest),
+            lambda offset, length: file_chunks(path, offset, length, progress, digest, cancel),
             chunk_size,
         )
         progress.finish(digest, "pushed")
 
     unique = list({str(b["digest"]): b for b in blobs}.values())
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(send, b) for b in unique]
-        errors = [f.exception() for f in futures]
-    for err in errors:
-        if err is not None:
-            raise err
+    run_parallel([functools.partial(send, b) for b in unique], jobs)
     media_type = str(manifest.get("mediaType") or entry["mediaType"])
     served = client.put_manifest(dest.repository, dest.tag, data, media_type)
     if served and served != record.manifest_digest:

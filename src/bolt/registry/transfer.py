@@ -12,7 +12,8 @@ import hashlib
 import os
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,31 @@ from bolt.registry.client import RegistryClient, RegistryError
 from bolt.registry.progress import Progress
 
 _GZIP_MAGIC = b"\x1f\x8b"
+Task = Callable[[threading.Event], None]
 _OUT_LIMIT = 4 << 20  # decompressed bytes per step, so that a gzip bomb costs no memory
+
+
+class Cancelled(Exception):
+    """A transfer stopped because another one failed or the user interrupted."""
+
+
+def run_parallel(tasks: list[Task], jobs: int) -> None:
+    """Run ``tasks`` on ``jobs`` threads.  The first failure (or Ctrl-C) sets the event
+    every task is given, so the others stop at their next chunk; that failure is raised
+    once all have stopped."""
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
+        futures = [pool.submit(task, cancel) for task in tasks]
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in futures:
+            if future in done and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class DiffIdHasher:
@@ -97,6 +122,7 @@ def download(
     *,
     label: str,
     diff_id: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Fetch one blob into ``stage``; with ``diff_id`` it is a layer whose uncompressed
     digest must be ``diff_id``."""
@@ -111,6 +137,8 @@ def download(
     try:
         with client.open_blob(repository, digest) as response, open(tmp, "wb") as out:
             for chunk in response.iter_bytes(CHUNK):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled(digest)
                 received += len(chunk)
                 if received > size:
                     raise CorruptBlob(
@@ -161,13 +189,20 @@ def _check_diff_id(path: Path, plain: DiffIdHasher | None, diff_id: str, where: 
 
 
 def file_chunks(
-    path: Path, offset: int, length: int, progress: Progress, key: str
+    path: Path,
+    offset: int,
+    length: int,
+    progress: Progress,
+    key: str,
+    cancel: threading.Event | None = None,
 ) -> Iterator[bytes]:
     """``length`` bytes of ``path`` from ``offset``, reported as they are read."""
     with open(path, "rb") as fh:
         fh.seek(offset)
         left = length
         while left > 0:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(key)
             data = fh.read(min(CHUNK, left))
             if not data:
                 raise CorruptBlob(f"{path} is shorter than its descriptor says")
