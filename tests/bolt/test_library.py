@@ -34,15 +34,30 @@ def test_create_start_wait_returns_the_exit_code(bolt: Bolt) -> None:
 
 
 def test_attach_by_name_exec_and_stop(bolt: Bolt) -> None:
-    bolt.ok("run", "-d", "--name", "svc", "busybox", "sleep", "60")
+    bolt.ok("run", "-d", "--name", "svc", "-e", "FROM_RUN=1", "busybox", "sleep", "60")
 
     async def scenario() -> tuple[int, str, int | None]:
         c = Container("svc", root=bolt.root)
-        result = await c.exec("echo $((6*7)); exit 2")
+        result = await c.exec("echo $((6*7)) $FROM_RUN $EXTRA; exit 2", env=["EXTRA=x"])
         code = await c.stop(timeout=0)
         return result.exit_code, result.stdout, code
 
-    assert asyncio.run(scenario()) == (2, "42\n", 137)
+    assert asyncio.run(scenario()) == (2, "42 1 x\n", 137)
+
+
+def test_start_runs_a_stopped_container_again_like_the_seed_updater(bolt: Bolt) -> None:
+    """Container(name).start() then .wait(), run twice, as nvcontrol's driver update does."""
+    script = "echo pass >> /count; exit $(wc -l < /count)"
+    assert bolt("run", "--name", "updater", "busybox", "sh", "-c", script).returncode == 1
+
+    async def once() -> int:
+        c = Container("updater", root=bolt.root)
+        await c.start()
+        return await c.wait()
+
+    assert asyncio.run(once()) == 2  # the container's own file system persists between runs
+    assert asyncio.run(once()) == 3
+    assert bolt.ok("logs", "updater") == ""
 
 
 def test_unknown_name_raises_not_found(bolt: Bolt) -> None:

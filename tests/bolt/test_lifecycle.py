@@ -154,3 +154,16 @@ def test_system_prune_removes_stale_mounts_of_unknown_containers(bolt: Bolt) -> 
     assert leftover_resources(bolt.root, cid) != []
     bolt.ok("system", "prune", "-f")
     assert leftover_resources(bolt.root, cid) == []
+
+
+def test_start_runs_an_exited_container_again(bolt: Bolt) -> None:
+    script = "echo run >> /runs; echo run $(wc -l < /runs); exit $(wc -l < /runs)"
+    assert bolt("run", "--name", "again", "busybox", "sh", "-c", script).returncode == 1
+    attached = bolt("start", "-a", "again")
+    assert (attached.returncode, attached.stdout) == (2, "run 2\n")
+    assert bolt.ok("start", "again").strip() == "again"
+    assert bolt.ok("wait", "again").strip() == "3"
+    assert bolt.ok("logs", "again") == "run 1\nrun 2\nrun 3\n"
+    bolt.ok("run", "-d", "--name", "busy2", "busybox", "sleep", "60")
+    refused = bolt("start", "busy2")
+    assert refused.returncode == 2 and "already running" in refused.stderr

@@ -34,6 +34,11 @@ def register(sub: Any) -> None:
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     p.set_defaults(handler=exec_, needs_root=True)
 
+    p = sub.add_parser("start", help="run stopped containers again")
+    p.add_argument("-a", "--attach", action="store_true", help="attach; exit with its code")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(handler=start, needs_root=True)
+
     p = sub.add_parser("stop", help="stop containers (stop signal, then SIGKILL)")
     p.add_argument("-t", "--time", type=float, default=10, help="seconds before SIGKILL")
     p.add_argument("names", nargs="+")
@@ -66,27 +71,7 @@ def _db(args: argparse.Namespace) -> Any:
 
 
 def describe(row: Any) -> dict[str, Any]:
-    details = row.details_dict
-    return {
-        "id": row.id,
-        "name": row.name,
-        "image": row.image,
-        "image_id": row.image_id,
-        "command": row.command_list,
-        "status": row.status,
-        "exit_code": row.exit_code,
-        "created": row.created,
-        "started": row.started,
-        "finished": row.finished,
-        "pid": row.pid if row.status in ("created", "running") else None,
-        "runtime": row.runtime,
-        "monitor_pid": row.monitor_pid
-        if row.status in ("created", "running", "creating")
-        else None,
-        "supervised": not details.get("unsupervised", False),
-        "labels": row.labels_dict,
-        "error": details.get("error"),
-    }
+    return dict(row.describe())
 
 
 def _status_text(d: dict[str, Any]) -> str:
@@ -178,6 +163,35 @@ def _each(args: argparse.Namespace, action: Any) -> int:
             continue
         if out is not None:
             print(out)
+    return failed
+
+
+def start(args: argparse.Namespace) -> int:
+    from bolt.cli.run import Attached
+    from bolt.errors import BoltError, InvalidInput, render
+    from bolt.runtime.engine import start_again
+
+    if args.attach and len(args.names) > 1:
+        raise InvalidInput("start -a attaches to one container", hint="give one name")
+    if args.attach:
+        launched = start_again(args.root, args.names[0])
+        tty = bool(launched.row.details_dict.get("tty"))
+        with launched.sock:
+            return Attached(launched.sock, interactive=False, tty=tty).run(
+                detach=False, cid=launched.row.id
+            )
+
+    failed = 0
+    for name in args.names:  # no database connection may be open across the monitor's fork
+        try:
+            launched = start_again(args.root, name)
+            with launched.sock:
+                Attached(launched.sock, interactive=False, tty=False).wait_started()
+        except BoltError as err:
+            print(render(err), file=sys.stderr)
+            failed = failed or int(err.exit_code)
+            continue
+        print(launched.row.name)
     return failed
 
 

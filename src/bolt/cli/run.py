@@ -151,6 +151,10 @@ class Attached:
                 if kind == self.attach.STARTED:
                     return frames[i + 1 :]
 
+    def wait_started(self) -> None:
+        """Until the monitor reports the container started (or raise its error)."""
+        self._wait_started()
+
     def run(self, *, detach: bool, cid: str) -> int:
         pending = self._wait_started()
         if detach:

@@ -140,6 +140,10 @@ def launch(root: Path, req: RunRequest, *, start: bool = True, fork: bool = True
         start=start,
         auto_remove=auto_remove,
     )
+    return _spawn(root, row, job, fork)
+
+
+def _spawn(root: Path, row: ContainerRow, job: MonitorJob, fork: bool) -> Launched:
     if not fork:
         return Launched(row=row, sock=spawn_exec(job), monitor_pid=None)
     pid, sock = spawn_forked(job)
@@ -151,6 +155,53 @@ def launch(root: Path, req: RunRequest, *, start: bool = True, fork: bool = True
     finally:
         db.close()
     return Launched(row=row, sock=sock, monitor_pid=pid)
+
+
+def start_again(root: Path, ref: str, *, fork: bool = True) -> Launched:
+    """Run a stopped (exited or failed) container again: same bundle, same upper layer,
+    and its log continues."""
+    from bolt.runtime import imagecache
+
+    db = StateDB(root)
+    try:
+        row = reconcile(root, db, db.get(ref))
+        if is_live(row) or row.status == "creating":
+            raise InvalidInput(f"container {row.name} is already {row.status}")
+        wait_pid(row.monitor_pid, row.monitor_start, 10)  # a last run's monitor may linger
+        image = imagecache.resolve(root, db.conn, row.image_id or row.image)
+        cdir = ContainerDir.of(root, row.id)
+        if not cdir.config.exists():
+            raise InvalidInput(
+                f"container {row.name} has no bundle left to start", hint=f"bolt rm {row.name}"
+            )
+        if not linux.is_mountpoint(str(cdir.rootfs)):
+            rootfs.mount_overlay(image.layers, cdir.path, cdir.rootfs)
+        cdir.exit_file.unlink(missing_ok=True)
+        details = {k: v for k, v in row.details_dict.items() if k not in ("error", "unsupervised")}
+        db.update(
+            row.id,
+            status="creating",
+            exit_code=None,
+            finished=None,
+            pid=None,
+            pid_start=None,
+            monitor_pid=os.getpid(),
+            monitor_start=linux.proc_start_time(os.getpid()),
+            details=json.dumps(details),
+        )
+        row = db.refresh(row) or row
+    finally:
+        db.close()
+    job = MonitorJob(
+        root=str(root),
+        cid=row.id,
+        runtime=runtime_of(root, row)._asdict(),
+        terminal=bool(details.get("tty")),  # config.json asks for a terminal either way
+        interactive=False,
+        start=True,
+        auto_remove=bool(row.auto_remove),
+    )
+    return _spawn(root, row, job, fork)
 
 
 # -- observing ---------------------------------------------------------------------------

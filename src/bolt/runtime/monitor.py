@@ -336,11 +336,14 @@ class Monitor:
 
     # -- finish ---------------------------------------------------------------------------
     def finish(self, code: int) -> None:
+        """Record the code, release the container, and only then say it exited: whoever
+        sees "exited" may start it again at once, so nothing of this run may be left."""
         if not self.job.auto_remove:  # a removed container keeps no record
-            self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
             with contextlib.suppress(OSError):
                 self.cdir.exit_file.write_text(str(code))
         self.cleanup()
+        if not self.job.auto_remove:
+            self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
         self.send(attach.EXIT, str(code).encode())
 
     def cleanup(self) -> None:

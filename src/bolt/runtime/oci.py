@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bolt.errors import BoltError, InvalidInput
 from bolt.runtime import attach, engine
 from bolt.runtime.request import RunRequest
 from bolt.state.db import ContainerRow, StateDB, now
+
+T = TypeVar("T")
 
 
 def default_root() -> Path:
@@ -44,15 +46,25 @@ class ExecResult:
 class Container:
     def __init__(self, name: str, *, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
-        row = self._db().get(name)
+        db = StateDB(self.root)
+        try:
+            row = db.get(name)
+        finally:
+            db.close()
         self.id = row.id
         self.name = row.name
 
-    def _db(self) -> StateDB:
-        return StateDB(self.root)
+    async def _call(self, fn: Callable[[StateDB, ContainerRow], T]) -> T:
+        """Run ``fn(db, row)`` in a thread with a connection of its own (closed after)."""
 
-    def _row(self, db: StateDB) -> ContainerRow:
-        return engine.reconcile(self.root, db, db.get(self.id))
+        def go() -> T:
+            db = StateDB(self.root)
+            try:
+                return fn(db, engine.reconcile(self.root, db, db.get(self.id)))
+            finally:
+                db.close()
+
+        return await asyncio.to_thread(go)
 
     @classmethod
     async def create(
@@ -81,60 +93,40 @@ class Container:
         return c
 
     async def start(self) -> None:
-        def go() -> None:
-            db = self._db()
-            row = self._row(db)
-            if row.status != "created":
-                raise InvalidInput(
-                    f"container {row.name} is {row.status}; only a created container can start"
-                )
-            engine.runtime_of(self.root, row).start(row.id)
-            db.update(row.id, status="running", started=now())
+        """Start a created container, or run a stopped one again."""
 
-        await asyncio.to_thread(go)
+        def go(db: StateDB, row: ContainerRow) -> bool:
+            if row.status == "created":
+                engine.runtime_of(self.root, row).start(row.id)
+                db.update(row.id, status="running", started=now())
+                return False
+            if row.status in ("exited", "failed"):
+                return True
+            raise InvalidInput(f"container {row.name} is already {row.status}")
+
+        if await self._call(go):
+            launched = await asyncio.to_thread(engine.start_again, self.root, self.id, fork=False)
+            await asyncio.to_thread(_await_created, launched.sock)
 
     async def wait(self, timeout: float | None = None) -> int:
         """The container's exit code, once it has exited."""
-
-        def go() -> int | None:
-            db = self._db()
-            return engine.wait(self.root, db, db.get(self.id), timeout)
-
-        code = await asyncio.to_thread(go)
+        code = await self._call(lambda db, row: engine.wait(self.root, db, row, timeout))
         if code is None:
             raise BoltError(f"the exit code of {self.name} is unknown (its monitor was killed)")
         return code
 
     async def stop(self, timeout: float = 10) -> int | None:
-        def go() -> int | None:
-            db = self._db()
-            return engine.stop(self.root, db, db.get(self.id), timeout).exit_code
-
-        return await asyncio.to_thread(go)
+        return await self._call(lambda db, row: engine.stop(self.root, db, row, timeout).exit_code)
 
     async def kill(self, sig: str | int = signal.SIGKILL) -> None:
-        def go() -> None:
-            db = self._db()
-            engine.kill(
-                self.root, db, db.get(self.id), int(sig) if isinstance(sig, signal.Signals) else sig
-            )
-
-        await asyncio.to_thread(go)
+        number = int(sig) if isinstance(sig, signal.Signals) else sig
+        await self._call(lambda db, row: engine.kill(self.root, db, row, number))
 
     async def remove(self, force: bool = False) -> None:
-        def go() -> None:
-            db = self._db()
-            engine.remove(self.root, db, db.get(self.id), force)
-
-        await asyncio.to_thread(go)
+        await self._call(lambda db, row: engine.remove(self.root, db, row, force))
 
     async def inspect(self) -> dict[str, Any]:
-        def go() -> dict[str, Any]:
-            from bolt.cli.containers import describe
-
-            return describe(self._row(self._db()))
-
-        return await asyncio.to_thread(go)
+        return await self._call(lambda db, row: row.describe())
 
     async def status(self) -> str:
         return str((await self.inspect())["status"])
@@ -149,13 +141,19 @@ class Container:
     ) -> ExecResult:
         """Run ``cmd`` (a list, or a string for ``/bin/sh -c``) in the running container."""
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        db = self._db()
-        row = await asyncio.to_thread(self._row, db)
-        if row.status != "running":
-            raise InvalidInput(f"container {row.name} is not running")
-        full = engine.runtime_of(self.root, row).exec_argv(
-            row.id, argv, env=env, cwd=workdir, user=engine.exec_user(self.root, row, user)
-        )
+
+        def command(db: StateDB, row: ContainerRow) -> list[str]:
+            if row.status != "running":
+                raise InvalidInput(f"container {row.name} is not running")
+            return engine.runtime_of(self.root, row).exec_argv(
+                row.id,
+                argv,
+                env=engine.exec_env(self.root, row, tuple(env)),
+                cwd=workdir,
+                user=engine.exec_user(self.root, row, user),
+            )
+
+        full = await self._call(command)
         proc = await asyncio.create_subprocess_exec(
             *full,
             stdin=asyncio.subprocess.DEVNULL,
@@ -173,14 +171,17 @@ class Container:
         """Log records (time, stream, log), following new ones while it runs if asked."""
         from bolt.runtime.logs import follow_lines
 
-        db = self._db()
-        it = follow_lines(self.root, db, db.get(self.id), tail=tail, follow=follow)
-        sentinel = object()
-        while True:
-            record = await asyncio.to_thread(next, it, sentinel)
-            if record is sentinel:
-                return
-            yield record  # type: ignore[misc]
+        db = await asyncio.to_thread(StateDB, self.root)
+        try:
+            it = follow_lines(self.root, db, db.get(self.id), tail=tail, follow=follow)
+            sentinel = object()
+            while True:
+                record = await asyncio.to_thread(next, it, sentinel)
+                if record is sentinel:
+                    return
+                yield record  # type: ignore[misc]
+        finally:
+            db.close()
 
 
 def _await_created(sock: Any) -> None:

@@ -75,6 +75,29 @@ class ContainerRow(NamedTuple):
     def details_dict(self) -> dict[str, Any]:
         return dict(json.loads(self.details))
 
+    def describe(self) -> dict[str, Any]:
+        """What ``bolt ps --json``, ``inspect`` and the library show of a container."""
+        details = self.details_dict
+        live = self.status in LIVE
+        return {
+            "id": self.id,
+            "name": self.name,
+            "image": self.image,
+            "image_id": self.image_id,
+            "command": self.command_list,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "pid": self.pid if live else None,
+            "runtime": self.runtime,
+            "monitor_pid": self.monitor_pid if live or self.status == "creating" else None,
+            "supervised": not details.get("unsupervised", False),
+            "labels": self.labels_dict,
+            "error": details.get("error"),
+        }
+
 
 _COLUMNS = list(ContainerRow._fields)
 
