@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.bolt.oci_schema import schema_errors
 from tests.conftest import tool
 
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -103,9 +104,13 @@ def _names(root: Path, env: dict[str, str]) -> list[str]:
 
 @pytest.fixture
 def bolt(bolt_session: Bolt) -> Iterator[Bolt]:
-    """The session's Bolt; after the test every container is removed, and removal must
-    leave no mount, cgroup or process behind."""
+    """The session's Bolt.  After the test, every config.json its containers got must
+    validate against the runtime-spec schema; then every container is removed, and
+    removal must leave no mount, cgroup or process behind."""
     yield bolt_session
+    for config in (bolt_session.root / "containers").glob("*/bundle/config.json"):
+        errors = schema_errors(json.loads(config.read_text()))
+        assert errors == [], f"{config} violates the runtime-spec schema: {errors}"
     ids = [c["id"] for c in bolt_session.ps()]
     if ids:
         bolt_session("rm", "-f", *ids, check=True)
