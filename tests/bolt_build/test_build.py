@@ -39,13 +39,14 @@ EXPOSE 8080 9090/udp
 VOLUME ["/data"]
 RUN echo "app:x:1000:1000::/srv/app:/bin/sh" >> /etc/passwd && \\
     echo "app:x:1000:" >> /etc/group && \\
-    rm /bin/vi
+    chmod 1777 /tmp && rm /bin/vi
 WORKDIR $APP_HOME
 COPY --from=builder /build/all.txt ./
 COPY --from=builder --chown=app:app /opt/bundle/ ./bundle/
 COPY --chmod=0755 run.sh /usr/local/bin/
 RUN ["/bin/sh", "-c", "echo build=$BUILD_NUMBER > build.txt"]
 USER app
+RUN id -u > /tmp/build-uid
 STOPSIGNAL SIGINT
 ENTRYPOINT ["/usr/local/bin/run.sh"]
 CMD ["first", "second"]
@@ -58,6 +59,7 @@ echo "user=$(id -u):$(id -g) pwd=$(pwd) mode=$MODE home=$APP_HOME"
 cat all.txt build.txt
 ls -ln bundle | awk 'NR>1 {print $3":"$4, $9}'
 test -e /bin/vi || echo "vi is gone"
+echo "built as $(cat /tmp/build-uid)"
 """
 
 
@@ -96,6 +98,7 @@ def test_multi_stage_build_runs_with_everything_as_written(bolt: Bolt, tmp_path:
         "build=42",
         "1000:1000 inside.txt",
         "vi is gone",
+        "built as 1000",
     ]
     config = json.loads(bolt.ok("image", "inspect", "app:1"))["config"]
     assert config["Labels"] == {

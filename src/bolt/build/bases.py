@@ -11,11 +11,19 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from bolt.errors import InvalidInput, NotFound
+from bolt.errors import BoltError, ExitCode, InvalidInput, NotFound
 from bolt.images import refs
 from bolt.images.store import ImageRecord, ImageStore
 
 SCHEME = "bolt://"
+
+
+class PullFailed(BoltError):
+    """The base image is not in the store and could not be pulled."""
+
+    def __init__(self, message: str, *, exit_code: ExitCode, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
 
 
 def local_name(root: Path, text: str) -> str:
@@ -49,12 +57,11 @@ def resolve(store: ImageStore, text: str, out: TextIO | None = None) -> ImageRec
     progress = for_stream(out or sys.stderr)
     try:
         return pull_image(store.root, text, progress=progress)
-    except NotFound:
-        raise
-    except InvalidInput as err:
-        raise NotFound(
-            f"no image {text!r} in the store, and pulling it failed: {err.message}",
-            hint="without a registry: `bolt image bootstrap debian:bookworm` or "
+    except BoltError as err:
+        raise PullFailed(
+            f"image {text!r} is not in the store, and pulling it failed: {err.message}",
+            exit_code=err.exit_code,
+            hint="without a registry, `bolt image bootstrap debian:bookworm` or "
             "`bolt image import ROOTFS -t NAME:TAG` makes a local base image",
         ) from err
     finally:

@@ -138,11 +138,15 @@ def tail_of(rootfs: Path) -> str:
 
 
 def _tidy(rootfs: Path) -> None:
-    """Drop downloaded packages: they are not part of the system, only of installing it."""
-    archives = rootfs / "var" / "cache" / "apt" / "archives"
-    if archives.is_dir():
-        for deb in archives.glob("*.deb"):
-            deb.unlink()
+    """Drop what only installing needed: downloaded packages, apt's package caches and
+    lists (``apt-get update`` in the image makes them again)."""
+    apt_cache = rootfs / "var" / "cache" / "apt"
+    lists = rootfs / "var" / "lib" / "apt" / "lists"
+    for pattern in (apt_cache / "archives", apt_cache, lists):
+        if pattern.is_dir():
+            for entry in pattern.iterdir():
+                if entry.is_file() and not entry.is_symlink() and entry.name != "lock":
+                    entry.unlink()
 
 
 def _unmount_below(rootfs: Path) -> None:
