@@ -218,6 +218,15 @@ def test_parse_error_names_file_and_line_and_changes_nothing(bolt: Bolt, tmp_pat
     assert bolt.ok("images", "-q") == before
 
 
+def test_invalid_tag_is_refused_before_any_step_runs(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile.bolt").write_text("FROM busybox\nRUN echo ran\n")
+    proc = bolt("build", "-t", "Bad Name", str(ctx))
+    assert proc.returncode == 2
+    assert "invalid image reference 'Bad Name'" in proc.stderr and "ran" not in proc.stdout
+
+
 def test_failing_run_names_its_line_and_shows_output(bolt: Bolt, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()
@@ -261,3 +270,18 @@ def test_copy_through_an_image_symlink_stays_inside_the_image(bolt: Bolt, tmp_pa
     bolt.ok("build", "-t", "sym:1", str(ctx))
     assert list(victim.iterdir()) == []
     assert bolt.ok("run", "--rm", "sym:1", "cat", f"{victim}/f.txt") == "payload\n"
+
+
+def test_context_symlink_cannot_read_outside_the_context(bolt: Bolt, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("host secret\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "link").symlink_to(outside)
+    (ctx / "Dockerfile.bolt").write_text("FROM busybox\nCOPY link /x\n")
+    proc = bolt("build", str(ctx))
+    assert proc.returncode == 2
+    assert (
+        f"Dockerfile.bolt:2: 'link' is a symlink to '{outside}', which is not in the build context"
+        in proc.stderr
+    )

@@ -41,6 +41,7 @@ def is_empty(upper: Path) -> bool:
 
 def write_layer(upper: Path, out: BinaryIO) -> LayerBlob:
     """Write ``upper`` as a tar+gzip OCI layer to ``out``."""
+    _xattrs(upper)  # overlayfs may mark the upper root itself (impure, origin)
     blob = HashingWriter(out)
     count = 0
     with gzip.GzipFile(fileobj=blob, mode="wb", mtime=0, compresslevel=GZIP_LEVEL) as gz:  # type: ignore[arg-type]

@@ -44,6 +44,7 @@ from bolt.build.plan import (
 from bolt.build.syntax import parse
 from bolt.build.tree import Source, Tree
 from bolt.errors import BoltError, ExitCode, InvalidInput, NotFound, Unsupported
+from bolt.images import refs
 from bolt.images.importer import host_arch, now_rfc3339
 from bolt.images.store import ImageRecord, ImageStore
 from bolt.runtime import rootfs as overlay
@@ -119,6 +120,8 @@ def find_dockerfile(context: Path, given: Path | None) -> Path:
 
 def build(root: Path, request: BuildRequest, progress: Progress) -> BuildResult:
     """Build the image ``request`` describes into the store under ``root``."""
+    for tag in request.tags:
+        refs.normalize(tag)  # a bad -t is refused before anything runs
     context = request.context
     if not context.is_dir():
         raise NotFound(f"build context {context} is not a directory")

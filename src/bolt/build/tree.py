@@ -107,9 +107,28 @@ class Tree:
             if real is not None:
                 found.append(Source(real, posixpath.basename(rel) or posixpath.basename(real)))
         if not found:
+            link = self._link_target(clean)
+            if link is not None:
+                raise NotFound(
+                    f"{pattern!r} is a symlink to {link!r}, which is not in the {self.label}",
+                    hint="links are resolved inside it, as if it were /; copy the file in",
+                )
             hint = f"it may be excluded by {self.rules.source}" if self.rules.source else None
             raise NotFound(f"{pattern!r} does not exist in the {self.label}", hint=hint)
         return found
+
+    def _link_target(self, rel: str) -> str | None:
+        parts = _parts(rel)
+        parent = self.root.open_parent(parts, create=False) if parts else None
+        if parent is None:
+            return None
+        try:
+            st = lstat_at(parent, parts[-1])
+            if st is None or not stat.S_ISLNK(st.st_mode):
+                return None
+            return os.readlink(parts[-1], dir_fd=parent)
+        finally:
+            os.close(parent)
 
     def _listdir(self, rel: str) -> list[str]:
         real = self.resolve(rel)
