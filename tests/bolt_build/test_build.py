@@ -218,6 +218,24 @@ def test_parse_error_names_file_and_line_and_changes_nothing(bolt: Bolt, tmp_pat
     assert bolt.ok("images", "-q") == before
 
 
+def test_workdir_made_for_a_run_belongs_to_its_user(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile.bolt").write_text(
+        "FROM busybox\nUSER nobody\nWORKDIR /home/nobody/work\nRUN touch made-here\n"
+        "USER ghost\nRUN true\n"
+    )
+    proc = bolt("build", "-t", "wd:1", str(ctx))
+    assert proc.returncode == 2
+    assert "Dockerfile.bolt:6: USER: no user 'ghost' in the image's /etc/passwd" in proc.stderr
+    (ctx / "Dockerfile.bolt").write_text(
+        "FROM busybox\nUSER nobody\nWORKDIR /home/nobody/work\nRUN touch made-here\n"
+    )
+    bolt.ok("build", "-t", "wd:1", str(ctx))
+    listing = bolt.ok("run", "--rm", "wd:1", "ls", "-ln", "/home/nobody/work")
+    assert "65534 65534" in " ".join(listing.split()) and "made-here" in listing
+
+
 def test_invalid_tag_is_refused_before_any_step_runs(bolt: Bolt, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     ctx.mkdir()

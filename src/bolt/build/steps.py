@@ -33,10 +33,12 @@ def run(
     user: str,
     on_output: Callable[[str], None],
 ) -> int:
-    """Run a RUN step's command; the working directory is made first if missing."""
+    """Run a RUN step's command; a missing working directory is made first, owned by
+    the step's user (as BuildKit does)."""
     before = container.missing_mountpoints(rootfs)
     with RootDir(rootfs) as fs:
-        Destination(fs).ensure_dir(_parts(workdir))
+        ids = owner(rootfs, user, "USER") or (0, 0)
+        Destination(fs, owner=ids, chown_dirs=True).ensure_dir(_parts(workdir))
     code = container.run_step(
         rt, root, rootfs, work, argv, env=env, workdir=workdir, user=user, on_output=on_output
     )
@@ -44,8 +46,9 @@ def run(
     return code
 
 
-def owner(rootfs: Path, chown: str | None) -> tuple[int, int] | None:
-    """``--chown=USER[:GROUP]`` as numbers, names looked up in the image's /etc files."""
+def owner(rootfs: Path, chown: str | None, what: str = "--chown") -> tuple[int, int] | None:
+    """``USER[:GROUP]`` (``--chown``, ``USER``) as numbers, names looked up in the image's
+    /etc files."""
     if not chown:
         return None
     from bolt.runtime.request import resolve_user
@@ -53,7 +56,7 @@ def owner(rootfs: Path, chown: str | None) -> tuple[int, int] | None:
     try:
         uid, gid = resolve_user(chown, [rootfs])
     except NotFound as err:
-        raise NotFound(err.message.replace("--user: ", "--chown: "), hint=err.hint) from None
+        raise NotFound(err.message.replace("--user:", what + ":"), hint=err.hint) from None
     if ":" not in chown and not chown.isdigit():
         return uid, gid
     if ":" not in chown:
