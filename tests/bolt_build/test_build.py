@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.bolt.conftest import Bolt
+from tests.conftest import tool
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime]
 
@@ -303,3 +308,24 @@ def test_context_symlink_cannot_read_outside_the_context(bolt: Bolt, tmp_path: P
         f"Dockerfile.bolt:2: 'link' is a symlink to '{outside}', which is not in the build context"
         in proc.stderr
     )
+
+
+def test_build_killed_during_a_run_is_cleaned_up_by_the_next(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile.bolt").write_text("FROM busybox\nRUN touch /ready && sleep 3117\n")
+    proc = subprocess.Popen(
+        [tool("bolt"), "build", str(ctx)], env=bolt.env, stdout=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 30
+    while not list((bolt.root / "build").glob("*/step-*/upper/ready")):
+        assert time.monotonic() < deadline, "the RUN step never started"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    running = subprocess.run(["pgrep", "-f", "sleep 3117"], capture_output=True, text=True)
+    assert running.stdout.strip(), "the step's container should outlive the killed build"
+    (ctx / "Dockerfile.bolt").write_text("FROM busybox\nRUN true\n")
+    bolt.ok("build", str(ctx))
+    # the fixture checks that no mount and no scratch directory is left
+    assert not subprocess.run(["pgrep", "-f", "sleep 3117"], capture_output=True).stdout

@@ -26,11 +26,12 @@ from typing import Any
 from bolt.errors import BoltError, NotFound
 from bolt.images.safefs import RootDir, lstat_at
 from bolt.runtime import engine
-from bolt.runtime.driver import OciRuntime
+from bolt.runtime.driver import OciRuntime, make_runtime
 from bolt.runtime.request import RunRequest, build_spec
 from bolt.runtime.spec import Mount, validate
 
 # where runtimes mount something even when the spec does not name it
+CID_FILE = "container-id"  # in a step's scratch directory while its container runs
 RUNTIME_MOUNTS = ("/proc", "/dev", "/sys", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
 
 
@@ -76,6 +77,7 @@ def run_step(
 
     spec = validate(spec)
     (bundle / "config.json").write_text(json.dumps(generate(spec)))
+    (work / CID_FILE).write_text(f"{rt.name} {cid}\n")
     try:
         proc = subprocess.Popen(
             rt.argv("run", "--bundle", str(bundle), cid),
@@ -93,6 +95,18 @@ def run_step(
             rt.delete(cid, force=True)
         engine.kill_cgroups(cid)
         shutil.rmtree(bundle, ignore_errors=True)
+        (work / CID_FILE).unlink(missing_ok=True)
+
+
+def reap(step_scratch: Path, root: Path) -> None:
+    """Stop and delete the container a killed build left running in ``step_scratch``."""
+    try:
+        name, cid = (step_scratch / CID_FILE).read_text().split()
+    except (OSError, ValueError):
+        return
+    engine.kill_cgroups(cid)  # SIGKILL everything in its cgroups, then remove them
+    with contextlib.suppress(BoltError, OSError):
+        make_runtime(name, root).delete(cid, force=True)
 
 
 def _etc_files(where: Path) -> list[Mount]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from bolt.build import bases, commit, ignore, steps, words
+from bolt.build import bases, commit, container, ignore, steps, words
 from bolt.build.cache import BuildCache
 from bolt.build.copy import target_of
 from bolt.build.instructions import Instruction
@@ -439,7 +439,8 @@ class Builder:
 
 def _work_dir(root: Path, stack: contextlib.ExitStack) -> Path:
     """A private scratch directory, locked while this build runs; ones left by killed
-    builds (their lock is free) are unmounted and removed first."""
+    builds (their lock is free) are cleaned first: a container still running a RUN step is
+    killed, the overlays unmounted, the directory removed."""
     base = root / "build"
     base.mkdir(parents=True, exist_ok=True)
     for entry in base.iterdir():
@@ -449,6 +450,8 @@ def _work_dir(root: Path, stack: contextlib.ExitStack) -> Path:
         except BlockingIOError:
             os.close(fd)
             continue
+        for scratch in entry.glob("step-*/scratch"):
+            container.reap(scratch, root)
         for rootfs in entry.glob("step-*/rootfs"):
             overlay.unmount(rootfs)
         shutil.rmtree(entry, ignore_errors=True)
