@@ -329,3 +329,18 @@ def test_build_killed_during_a_run_is_cleaned_up_by_the_next(bolt: Bolt, tmp_pat
     bolt.ok("build", str(ctx))
     # the fixture checks that no mount and no scratch directory is left
     assert not subprocess.run(["pgrep", "-f", "sleep 3117"], capture_output=True).stdout
+
+
+def test_remembered_file_hashes_still_see_a_same_size_change(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "data.txt").write_text("aaaa\n")
+    (ctx / "Dockerfile.bolt").write_text(
+        'FROM busybox\nCOPY data.txt /\nCMD ["cat", "/data.txt"]\n'
+    )
+    time.sleep(2.1)  # old enough for its hash to be remembered
+    bolt.ok("build", "-t", "memo:1", str(ctx))
+    assert "fully cached" in bolt.ok("build", "-t", "memo:1", str(ctx))
+    (ctx / "data.txt").write_text("bbbb\n")  # same size, same second
+    assert "fully cached" not in bolt.ok("build", "-t", "memo:1", str(ctx))
+    assert bolt.ok("run", "--rm", "memo:1") == "bbbb\n"

@@ -1,5 +1,8 @@
 """The build cache: step key -> the layer that step made, in ``$BOLT_ROOT/build-cache.db``.
 
+It also remembers the sha256 of context files by their identity, so that an unchanged
+context is not read again to compute COPY keys.
+
 SQLite (WAL), not annotations in the image layout: a lookup per step must be cheap and
 concurrent builds must be able to record steps without rewriting ``index.json`` (which
 every image command reads).  A row names a layer blob in the image store; a row whose blob
@@ -8,8 +11,10 @@ is gone (``bolt image rm`` / ``prune`` collected it) is a miss and is deleted.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bolt.build.plan import Layer
@@ -24,7 +29,12 @@ CREATE TABLE IF NOT EXISTS steps (
     created TEXT NOT NULL,
     used REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS file_hashes (
+    identity TEXT PRIMARY KEY,  -- device, inode, size, mtime and ctime of a context file
+    digest TEXT NOT NULL
+);
 """
+RACY_SECONDS = 2.0  # a file changed this recently may change again within the same tick
 
 
 class CachedStep:
@@ -72,6 +82,21 @@ class BuildCache:
                 time.time(),
             ),
         )
+
+    def file_digest(self, st: os.stat_result, compute: Callable[[], str]) -> str:
+        """The sha256 of a context file, remembered by its identity (device, inode, size,
+        mtime, ctime): an unchanged file is not read again.  Files modified in the last
+        seconds are always read (their timestamps may not yet tell a change apart)."""
+        identity = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+        row = self.conn.execute(
+            "SELECT digest FROM file_hashes WHERE identity=?", (identity,)
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+        digest = compute()
+        if time.time() - max(st.st_mtime, st.st_ctime) > RACY_SECONDS:
+            self.conn.execute("INSERT OR REPLACE INTO file_hashes VALUES (?,?)", (identity, digest))
+        return digest
 
     def clear(self) -> int:
         return self.conn.execute("DELETE FROM steps").rowcount

@@ -326,7 +326,10 @@ class Builder:
             sources = [s for _, group in groups.values() for s in group]
             workdir = str(state.config.get("WorkingDir") or "/")
             target, into_dir = target_of(dest, sources, workdir)
-            content = [owner.digest(group) for owner, group in groups.values()]
+            content = [
+                owner.digest(group, self.cache.file_digest if owner is self.context else None)
+                for owner, group in groups.values()
+            ]
             details = {
                 "items": items,
                 "flags": sorted(flags.items()),

@@ -11,11 +11,12 @@ contents, link targets; never mtimes or owners), which goes into the step's cach
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -26,6 +27,7 @@ from bolt.images.digests import CHUNK
 from bolt.images.safefs import MAX_SYMLINKS, RootDir, lstat_at
 
 GLOB_CHARS = set("*?[")
+Memo = Callable[[os.stat_result, Callable[[], str]], str]
 
 
 @dataclass(frozen=True)
@@ -245,15 +247,17 @@ class Tree:
         link = os.readlink(name, dir_fd=parent) if stat.S_ISLNK(st.st_mode) else ""
         return Entry(rel, st, parent, name, link)
 
-    def digest(self, sources: list[Source]) -> str:
-        """A hash of everything ``sources`` hold, for the cache key."""
+    def digest(self, sources: list[Source], memo: Memo | None = None) -> str:
+        """A hash of everything ``sources`` hold, for the cache key; ``memo(stat,
+        compute)`` may answer a file's sha256 without reading it."""
         h = hashlib.sha256()
         for source in sources:
             h.update(f"source {source.name}\0".encode())
             for entry in self.walk(source):
                 h.update(_describe(entry).encode())
                 if entry.kind == "file":
-                    h.update(file_digest(entry).encode())
+                    compute = functools.partial(file_digest, entry)
+                    h.update((memo(entry.st, compute) if memo else compute()).encode())
         return "sha256:" + h.hexdigest()
 
 
