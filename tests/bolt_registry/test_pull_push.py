@@ -208,6 +208,9 @@ def test_https_registry_is_trusted_through_the_system_ca_store(bolt: Bolt, tmp_p
         assert untrusted.returncode == 1
         assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
         assert "trust store" in untrusted.stderr
+        unverified = make_bolt(tmp_path / "unverified")
+        unverified.store.import_path(busybox_tree(tmp_path / "tree"), "other:1")
+        unverified.ok("push", "--insecure", "other:1", ref)  # HTTPS, certificate unchecked
         bolt.env["SSL_CERT_FILE"] = str(tmp_path / "tls/cert.pem")  # OpenSSL's CA file
         bolt.ok("push", "busybox", ref)
         fresh = make_bolt(tmp_path / "fresh")

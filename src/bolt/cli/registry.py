@@ -47,7 +47,9 @@ def register(subparsers: Any) -> None:
     login.add_argument("-u", "--username")
     login.add_argument("-p", "--password", help="prefer --password-stdin")
     login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    login.add_argument("--insecure", action="store_true", help="plain HTTP")
+    login.add_argument(
+        "--insecure", action="store_true", help="HTTPS without verifying, else plain HTTP"
+    )
     login.set_defaults(handler=login_cmd)
 
     logout = subparsers.add_parser("logout", help="forget the credentials for a registry")
@@ -81,7 +83,9 @@ def add_export(image_subparsers: Any) -> None:
 
 
 def _transfer_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--insecure", action="store_true", help="plain HTTP (no TLS)")
+    parser.add_argument(
+        "--insecure", action="store_true", help="HTTPS without verifying, else plain HTTP"
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
 

@@ -51,11 +51,14 @@ class RegistryClient:
     ) -> None:
         self.registry = registry
         self.insecure = insecure
-        self.base = f"{'http' if insecure else 'https'}://{api_host}"
+        self.base = f"https://{api_host}"
         self.credentials = credentials
+        # An insecure registry is tried with unverified HTTPS first, then plain HTTP (as
+        # docker and podman do); the scheme that answers is kept for the command.
+        self._fallback: str | None = f"http://{api_host}" if insecure else None
         self._http = httpx.Client(
             # the system's certificate authorities (httpx would use certifi's bundle)
-            verify=ssl.create_default_context(),
+            verify=False if insecure else ssl.create_default_context(),
             timeout=TIMEOUT,
             follow_redirects=True,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
@@ -88,8 +91,10 @@ class RegistryClient:
     ) -> httpx.Response:
         """Send a request (``url`` absolute, or a path under the registry), authenticating
         when challenged.  With ``stream`` the body is left unread: close the response."""
-        full = url if "://" in url else self.base + url
-        for attempt in range(2):
+        relative = "://" not in url
+        full = self.base + url if relative else url
+        attempt = 0
+        while True:
             sent = dict(headers or {})
             auth = self._authorization(scopes)
             if auth:
@@ -98,10 +103,23 @@ class RegistryClient:
             try:
                 request = self._http.build_request(method, full, headers=sent, content=body)
                 response = self._http.send(request, stream=stream)
+            except (httpx.ConnectError, httpx.RemoteProtocolError) as err:
+                with self._lock:
+                    if not relative:
+                        raise self._unreachable(err) from err
+                    if full.startswith(self.base):  # else another thread switched already
+                        if self._fallback is None:
+                            raise self._unreachable(err) from err
+                        self.base, self._fallback = self._fallback, None  # not TLS: HTTP
+                full = self.base + url
+                continue
             except httpx.HTTPError as err:
                 raise self._unreachable(err) from err
+            if self._fallback is not None and full.startswith(self.base):
+                self._fallback = None  # this scheme answers
             if response.status_code != 401 or attempt == 1:
                 break
+            attempt += 1
             response.read()
             response.close()
             self._on_challenge(response, scopes)

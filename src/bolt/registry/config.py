@@ -3,7 +3,7 @@
 ::
 
     default_registry = "registry.example.com:5000"   # for bolt://NAME:TAG and bare names
-    insecure = ["127.0.0.1:5000", "build-cache.lan"]   # spoken to over plain HTTP
+    insecure = ["127.0.0.1:5000", "build-cache.lan"]   # unverified HTTPS, or plain HTTP
 
 Without a file, the default registry is Docker Hub and every registry is spoken to over
 HTTPS with the system's certificate authorities.
