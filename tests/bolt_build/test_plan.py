@@ -104,3 +104,8 @@ def test_cache_key_ignores_line_numbers_but_not_content() -> None:
     kb = step_key("p", make_plan(b, None, {}).stages[0].body[0], {"argv": ["echo hi"]})
     assert ka == kb
     assert ka != step_key("q", make_plan(a, None, {}).stages[0].body[0], {"argv": ["echo hi"]})
+
+
+def test_expansion_error_in_from_names_its_line() -> None:
+    with pytest.raises(DockerfileError, match=r"^Dockerfile.bolt:2: BASE: required"):
+        plan_of("ARG BASE\nFROM ${BASE:?required}\n")

@@ -256,7 +256,9 @@ class Builder:
         kw = instr.keyword
         escape = self.plan.dockerfile.escape
         if kw == "ARG":
-            new = declare_args(state, instr, self.plan, self.request.build_args)
+            new = self._wrap(
+                instr, lambda: declare_args(state, instr, self.plan, self.request.build_args)
+            )
             key = step_key(state.key, instr, {"args": sorted(new.args.items())})
             self._report(instr, cached=True, layer=None)
             return replace(new, key=key)

@@ -118,7 +118,7 @@ def make_plan(dockerfile: Dockerfile, target: str | None, build_args: Mapping[st
                 meta[name] = build_args[name]
                 used.add(name)
             elif value is not None:
-                meta[name] = words.expand(value, meta, dockerfile.escape)
+                meta[name] = _expand(dockerfile, instructions[i].line, value, meta)
         i += 1
     if i == len(instructions):
         raise dockerfile.error(
@@ -133,7 +133,7 @@ def make_plan(dockerfile: Dockerfile, target: str | None, build_args: Mapping[st
     stages: list[Stage] = []
     for instr in instructions[i:]:
         if instr.keyword == "FROM":
-            base = words.expand(instr.items[0], meta, dockerfile.escape)
+            base = _expand(dockerfile, instr.line, instr.items[0], meta)
             alias = instr.items[2].lower() if len(instr.items) == 3 else None
             if alias is not None and any(s.name == alias for s in stages):
                 raise dockerfile.error(instr.line, f"stage name {alias!r} is used twice")
@@ -157,6 +157,13 @@ def make_plan(dockerfile: Dockerfile, target: str | None, build_args: Mapping[st
     _visit(plan, target_stage, order, set())
     unused = tuple(sorted(set(build_args) - used))
     return replace(plan, order=tuple(order), unused_build_args=unused)
+
+
+def _expand(dockerfile: Dockerfile, line: int, text: str, env: Mapping[str, str]) -> str:
+    try:
+        return words.expand(text, env, dockerfile.escape)
+    except words.ExpansionError as err:
+        raise dockerfile.error(line, err.message) from None
 
 
 def _visit(plan: Plan, stage: Stage, order: list[int], seen: set[int]) -> None:
