@@ -344,3 +344,28 @@ def test_remembered_file_hashes_still_see_a_same_size_change(bolt: Bolt, tmp_pat
     (ctx / "data.txt").write_text("bbbb\n")  # same size, same second
     assert "fully cached" not in bolt.ok("build", "-t", "memo:1", str(ctx))
     assert bolt.ok("run", "--rm", "memo:1") == "bbbb\n"
+
+
+def test_copy_globs_from_an_image_and_refusals(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx")
+    (ctx / "Dockerfile.bolt").write_text(
+        "FROM scratch\n"
+        "COPY --from=busybox:latest /bin/busybox /bin/\n"
+        "COPY --from=busybox:latest /etc/passwd /etc/\n"
+        "COPY src/*.txt /globbed/\n"
+        'CMD ["/bin/busybox", "ls", "/globbed"]\n'
+    )
+    bolt.ok("build", "-t", "glob:1", str(ctx))
+    assert bolt.ok("run", "--rm", "glob:1").split() == ["a.txt", "b.txt"]
+    refusals = {
+        "COPY src/*.txt /single\n": (2, "with several sources the destination must be a"),
+        "ADD https://example.com/x.tgz /x/\n": (3, "ADD of a URL is not supported"),
+        "COPY src/*.nothing /x/\n": (2, "'src/*.nothing' does not exist in the build context"),
+    }
+    for line, (code, message) in refusals.items():
+        (ctx / "Dockerfile.bolt").write_text("FROM busybox\n" + line)
+        proc = bolt("build", str(ctx))
+        assert (proc.returncode, f"Dockerfile.bolt:2: {message}" in proc.stderr) == (code, True), (
+            line,
+            proc.stderr,
+        )
