@@ -17,24 +17,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bolt.build import words
-from bolt.build.instructions import Instruction, read
+from bolt.build.instructions import SUPPORTED, Instruction, read
 from bolt.build.syntax import Dockerfile
 
 DEFAULT_SHELL = ("/bin/sh", "-c")
-METADATA = (
-    "ENV",
-    "ARG",
-    "LABEL",
-    "USER",
-    "EXPOSE",
-    "CMD",
-    "ENTRYPOINT",
-    "SHELL",
-    "VOLUME",
-    "STOPSIGNAL",
-    "MAINTAINER",
-    "WORKDIR",
-)
+# instructions that change only the image config
+METADATA = tuple(k for k in SUPPORTED if k not in ("FROM", "RUN", "COPY", "ADD"))
 
 
 @dataclass(frozen=True)
