@@ -369,3 +369,33 @@ def test_copy_globs_from_an_image_and_refusals(bolt: Bolt, tmp_path: Path) -> No
             line,
             proc.stderr,
         )
+
+
+def test_add_of_a_hostile_archive_writes_nothing_outside(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    target = tmp_path / "host-target"
+    target.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        link = tarfile.TarInfo("evil")
+        link.type, link.linkname = tarfile.SYMTYPE, str(target)
+        tar.addfile(link)
+        data = b"through the link\n"
+        info = tarfile.TarInfo("evil/planted")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    (ctx / "links.tar").write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("../../climb")
+        tar.addfile(info, io.BytesIO(b""))
+    (ctx / "climb.tar").write_bytes(buf.getvalue())
+    (ctx / "Dockerfile.bolt").write_text("FROM busybox\nADD links.tar /x/\n")
+    bolt.ok("build", "-t", "links:1", str(ctx))
+    assert list(target.iterdir()) == []  # the symlink was followed inside the image
+    assert bolt.ok("run", "--rm", "links:1", "cat", f"/x{target}/planted") == "through the link\n"
+    (ctx / "Dockerfile.bolt").write_text("FROM busybox\nADD climb.tar /x/\n")
+    proc = bolt("build", str(ctx))
+    assert proc.returncode == 2
+    assert "Dockerfile.bolt:2: archive member '../../climb' climbs out" in proc.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 from bolt.build import container
 from bolt.build.copy import Destination, copy_sources
 from bolt.build.tree import Source, Tree
-from bolt.errors import InvalidInput, NotFound
+from bolt.errors import BoltError, InvalidInput, NotFound
 from bolt.images import compression
 from bolt.images.safefs import RootDir
 from bolt.runtime.driver import OciRuntime
@@ -135,7 +135,7 @@ def is_archive(tree: Tree, source: Source) -> bool:
         kind, buffered = compression.sniff(fh)
         try:
             head = compression.decompressor(buffered, kind).read(tarfile.BLOCKSIZE)
-        except Exception:  # anything unreadable is simply not an archive
+        except (BoltError, OSError):  # corrupt, or zstd without the module: a plain file
             return False
     if len(head) < tarfile.BLOCKSIZE:
         return False
