@@ -115,13 +115,17 @@ def start_registry(base: Path, htpasswd: bool = False, tls: bool = False) -> Reg
 class TokenFront:
     """A token service (``/token``) and a registry front on one port: requests need a
     bearer token whose scopes grant the repository action; anonymous callers get pull
-    rights only, ``USER``/``PASSWORD`` also push."""
+    rights only, ``USER``/``PASSWORD`` also push.  With ``open_access`` every request is
+    let through; ``break_blobs`` cuts that many blob downloads off half-way."""
 
     backend: str
+    open_access: bool = False
+    break_blobs: int = 0
     host: str = ""
     tokens: dict[str, set[str]] = field(default_factory=dict)
     token_requests: list[dict[str, list[str]]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> TokenFront:
         front = self
@@ -195,7 +199,7 @@ class TokenFront:
         auth = req.headers.get("Authorization", "")
         granted = self.tokens.get(auth.removeprefix("Bearer "), None) if auth else None
         body = _read_body(req)
-        if granted is None or not set(needed) <= granted:
+        if not self.open_access and (granted is None or not set(needed) <= granted):
             scope = f',scope="{needed[0]}"' if needed else ""
             challenge = f'Bearer realm="http://{self.host}/token",service="bolt-front"{scope}'
             _reply(
@@ -216,6 +220,19 @@ class TokenFront:
         extra = {k: v for k, v in resp.getheaders() if k.lower() not in _HOP}
         if req.command == "HEAD":
             extra["Content-Length"] = resp.getheader("Content-Length") or "0"
+        if req.command == "GET" and "/blobs/" in req.path and len(data) > 4096:
+            with self._lock:
+                cut = self.break_blobs > 0
+                self.break_blobs -= cut
+            if cut:  # promise the whole blob, send half of it, hang up
+                req.send_response(resp.status)
+                req.send_header("Content-Length", str(len(data)))
+                req.end_headers()
+                req.wfile.write(data[: len(data) // 2])
+                req.wfile.flush()
+                req.close_connection = True
+                conn.close()
+                return
         _reply(req, resp.status, data, extra, head=req.command == "HEAD")
         conn.close()
 

@@ -12,7 +12,7 @@ from bolt.images.importer import host_arch
 from bolt.images.layout import DOCKER_LIST, DOCKER_MANIFEST, INDEX_MEDIA_TYPE
 from tests.bolt_registry.conftest import Bolt, busybox_tree, make_bolt, run_tool
 from tests.bolt_registry.images import add_index, umoci_image
-from tests.bolt_registry.registry_fixture import Registry, start_registry
+from tests.bolt_registry.registry_fixture import Registry, TokenFront, start_registry
 
 pytestmark = [pytest.mark.registry]
 root_only = pytest.mark.root
@@ -218,3 +218,24 @@ def test_https_registry_is_trusted_through_the_system_ca_store(bolt: Bolt, tmp_p
         assert fresh.ok("pull", ref).split()[0] == ref
     finally:
         registry.stop()
+
+
+@pytest.mark.parametrize("breaks", [2, 3])
+def test_broken_off_download_is_fetched_again_up_to_three_times(
+    bolt: Bolt, registry: Registry, tmp_path: Path, breaks: int
+) -> None:
+    bolt.ok("push", "--insecure", "busybox", f"{registry.host}/flaky/bb:1")
+    front = TokenFront(registry.host, open_access=True, break_blobs=breaks).start()
+    try:
+        fresh = make_bolt(tmp_path / "fresh")
+        proc = fresh("pull", "--insecure", f"{front.host}/flaky/bb:1")
+    finally:
+        front.stop()
+    if breaks == 3:
+        assert proc.returncode == 1
+        assert "broke off after" in proc.stderr and "3 times" in proc.stderr
+        assert fresh.ok("images", "-q") == "" and stored_blobs(fresh) == []
+        return
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("broke off after") == 2
+    assert fresh.store.resolve(f"{front.host}/flaky/bb:1").id == bolt.store.resolve("busybox").id

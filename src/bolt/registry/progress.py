@@ -87,7 +87,10 @@ class Bars:
 
     def start(self, key: str, label: str, total: int) -> None:
         self._totals[key] = total
-        self._tasks[key] = self._bars.add_task(label, total=total, note="")
+        if key in self._tasks:  # started again (a retry)
+            self._bars.reset(self._tasks[key], total=total, note="")
+        else:
+            self._tasks[key] = self._bars.add_task(label, total=total, note="")
 
     def advance(self, key: str, amount: int) -> None:
         self._bars.advance(self._tasks[key], amount)

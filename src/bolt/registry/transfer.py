@@ -27,7 +27,9 @@ from bolt.registry.progress import Progress
 
 _GZIP_MAGIC = b"\x1f\x8b"
 Task = Callable[[threading.Event], None]
-_OUT_LIMIT = 4 << 20  # decompressed bytes per step, so that a gzip bomb costs no memory
+_OUT_LIMIT = 4 << 20
+ATTEMPTS = 3  # a blob whose transfer breaks off is fetched again from the start
+RETRY_DELAY = 0.5  # decompressed bytes per step, so that a gzip bomb costs no memory
 
 
 class Cancelled(Exception):
@@ -130,33 +132,40 @@ def download(
     size = int(descriptor["size"])
     where = f"{label} of {client.registry}/{repository}"
     tmp = stage.path / f"download-{digest_hex(digest)}"
-    blob_hash = hashlib.sha256()
-    plain = DiffIdHasher() if diff_id is not None else None
-    received = 0
-    progress.start(digest, label, size)
-    try:
-        with client.open_blob(repository, digest) as response, open(tmp, "wb") as out:
-            for chunk in response.iter_bytes(CHUNK):
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled(digest)
-                received += len(chunk)
-                if received > size:
-                    raise CorruptBlob(
-                        f"{where} ({digest}) is longer than the {size} bytes its manifest says",
-                        hint="the registry serves damaged data; nothing was stored",
-                    )
-                blob_hash.update(chunk)
-                if plain is not None:
-                    plain.feed(chunk)
-                out.write(chunk)
-                progress.advance(digest, len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-    except httpx.HTTPError as err:
-        raise RegistryError(
-            f"{where} ({digest}): the transfer broke off after {received} of {size} bytes: {err}",
-            hint="try again; nothing was stored",
-        ) from err
+    for attempt in range(ATTEMPTS):
+        blob_hash = hashlib.sha256()
+        plain = DiffIdHasher() if diff_id is not None else None
+        received = 0
+        progress.start(digest, label, size)
+        try:
+            with client.open_blob(repository, digest) as response, open(tmp, "wb") as out:
+                for chunk in response.iter_bytes(CHUNK):
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled(digest)
+                    received += len(chunk)
+                    if received > size:
+                        raise CorruptBlob(
+                            f"{where} ({digest}) is longer than the {size} bytes its manifest says",
+                            hint="the registry serves damaged data; nothing was stored",
+                        )
+                    blob_hash.update(chunk)
+                    if plain is not None:
+                        plain.feed(chunk)
+                    out.write(chunk)
+                    progress.advance(digest, len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+            break
+        except httpx.HTTPError as err:  # the connection broke: start this blob again
+            if attempt + 1 == ATTEMPTS:
+                raise RegistryError(
+                    f"{where} ({digest}): the transfer broke off after {received} of "
+                    f"{size} bytes, {ATTEMPTS} times: {err}",
+                    hint="try again later; nothing was stored",
+                ) from err
+            progress.finish(digest, f"broke off after {received} bytes; again")
+            if cancel is not None and cancel.wait(RETRY_DELAY * (attempt + 1)):
+                raise Cancelled(digest) from err
     actual = "sha256:" + blob_hash.hexdigest()
     if received != size:
         raise CorruptBlob(
