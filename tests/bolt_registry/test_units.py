@@ -19,7 +19,7 @@ from bolt.registry import config
 from bolt.registry.auth import AuthFile, Credentials, parse_challenge
 from bolt.registry.manifest import check, pick_platform
 from bolt.registry.progress import Silent
-from bolt.registry.reference import parse
+from bolt.registry.reference import parse, registry_host
 from bolt.registry.transfer import Cancelled, DiffIdHasher, file_chunks, run_parallel
 
 
@@ -200,3 +200,21 @@ def test_first_failed_transfer_stops_the_others_and_is_raised(tmp_path: Path) ->
         run_parallel([slow, failing], jobs=2)
     assert stopped == ["big"]
     assert time.monotonic() - began < 0.5  # 64 chunks of 10 ms were not all read
+
+
+@pytest.mark.parametrize(
+    ("text", "host"),
+    [
+        ("https://index.docker.io/v1/", "docker.io"),
+        ("registry-1.docker.io", "docker.io"),
+        ("https://ghcr.io", "ghcr.io"),
+        ("127.0.0.1:5000", "127.0.0.1:5000"),
+    ],
+)
+def test_login_accepts_urls_and_docker_hub_names(text: str, host: str) -> None:
+    assert registry_host(text) == host
+
+
+def test_login_refuses_what_is_not_a_registry() -> None:
+    with pytest.raises(InvalidInput, match="is not a registry"):
+        registry_host("just_a_name")

@@ -101,3 +101,18 @@ def _invalid(text: str, rule: str) -> InvalidInput:
         f"invalid image reference {text!r}",
         hint=f"use [bolt://][REGISTRY/]REPOSITORY[:TAG][@DIGEST]; {rule}",
     )
+
+
+def registry_host(text: str) -> str:
+    """A registry as ``bolt login`` takes it: ``HOST[:PORT]``, a URL (``https://HOST/…``)
+    or one of Docker Hub's names, which all mean ``docker.io``."""
+    host = text.split("://", 1)[-1].split("/", 1)[0]
+    if host in ("docker.io", "index.docker.io", DOCKER_HUB_API):
+        return DOCKER_HUB
+    if not is_registry_host(host):
+        raise InvalidInput(
+            f"{text!r} is not a registry",
+            hint="give a host name with a dot or a port (registry.example.com, "
+            "127.0.0.1:5000), localhost, or docker.io",
+        )
+    return host

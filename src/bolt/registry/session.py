@@ -14,7 +14,7 @@ from bolt.registry import config as registry_config
 from bolt.registry.auth import AuthFile, Credentials
 from bolt.registry.client import RegistryClient
 from bolt.registry.progress import Progress
-from bolt.registry.reference import DOCKER_HUB, DOCKER_HUB_API, RemoteRef, parse
+from bolt.registry.reference import DOCKER_HUB, DOCKER_HUB_API, RemoteRef, parse, registry_host
 
 
 def parse_ref(root: Path, text: str) -> RemoteRef:
@@ -74,10 +74,11 @@ def push_image(
 
 def login(root: Path, registry: str, credentials: Credentials, *, insecure: bool = False) -> None:
     """Check ``credentials`` against ``registry``, then store them."""
+    registry = registry_host(registry)
     with open_client(root, registry, insecure=insecure, credentials=credentials) as client:
         client.ping()
     AuthFile.under(root).set(registry, credentials)
 
 
 def logout(root: Path, registry: str) -> bool:
-    return AuthFile.under(root).remove(registry)
+    return AuthFile.under(root).remove(registry_host(registry))
