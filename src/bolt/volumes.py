@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 from bolt.errors import InvalidInput, NotFound
@@ -32,6 +31,8 @@ def names(root: Path) -> list[str]:
 
 
 def remove(root: Path, name: str) -> None:
+    import shutil
+
     path = volume_dir(root, name).parent
     if not path.is_dir():
         raise NotFound(f"no such volume: {name}")

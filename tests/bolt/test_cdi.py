@@ -71,6 +71,56 @@ def test_device_edits_merge_like_podman(tmp_path: Path) -> None:
     assert config["hooks"]["createContainer"] == [{"path": "/bin/true", "args": ["true"]}]
 
 
+NVIDIA_CTK_YAML = """\
+---
+cdiVersion: 0.5.0
+kind: nvidia.com/gpu
+devices:
+- name: "0"
+  containerEdits:
+    deviceNodes:
+    - path: /dev/nvidia0
+      hostPath: {node}
+- name: all
+  containerEdits:
+    deviceNodes:
+    - path: /dev/nvidia0
+      hostPath: {node}
+containerEdits:
+  env:
+  - NVIDIA_VISIBLE_DEVICES=void
+  hooks:
+  - hookName: createContainer
+    path: /usr/bin/nvidia-ctk
+    args: [nvidia-ctk, hook, update-ldcache]
+  mounts:
+  - hostPath: /usr/lib
+    containerPath: /usr/lib/nvidia
+    options: [ro, nosuid, nodev, bind]
+"""
+
+
+def test_yaml_specs_as_nvidia_ctk_writes_them_are_read(tmp_path: Path) -> None:
+    (tmp_path / "cdi").mkdir()
+    (tmp_path / "cdi" / "nvidia.yaml").write_text(NVIDIA_CTK_YAML.format(node="/dev/null"))
+    registry = cdi.load_registry([str(tmp_path / "cdi")])
+    assert set(registry["nvidia.com/gpu"].devices) == {"0", "all"}
+    merged = cdi.apply(base_spec(), cdi.edits_for(["nvidia.com/gpu=0"], registry))
+    assert "NVIDIA_VISIBLE_DEVICES=void" in merged.env
+    assert [(d.path, d.major, d.minor) for d in merged.devices] == [("/dev/nvidia0", 1, 3)]
+    assert merged.hooks[0].args == ("nvidia-ctk", "hook", "update-ldcache")
+    assert schema_errors(generate(validate(merged))) == []
+
+
+def test_malformed_yaml_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "cdi").mkdir()
+    bad = tmp_path / "cdi" / "broken.yml"
+    bad.write_text("cdiVersion: 0.5.0\nkind: [unclosed\n")
+    with pytest.raises(InvalidInput) as exc:
+        cdi.load_registry([str(tmp_path / "cdi")])
+    assert str(bad) in str(exc.value) and "not valid JSON/YAML" in str(exc.value)
+
+
 def test_later_directories_override_earlier(tmp_path: Path) -> None:
     write(tmp_path / "etc", "v.json", vendor_spec("/dev/null"))
     write(tmp_path / "run", "v.json", vendor_spec("/dev/zero"))

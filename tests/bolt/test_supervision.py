@@ -23,20 +23,32 @@ from tests.conftest import tool
 pytestmark = [pytest.mark.root, pytest.mark.runtime]
 
 
-def test_detached_container_outlives_its_cli_and_leaves_no_zombies(bolt: Bolt) -> None:
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _stat(pid: int) -> list[str]:
+    """state, ppid, ... (the fields after the command name)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+@pytest.mark.parametrize("runtime", ["crun", "runc"])
+def test_detached_container_outlives_its_cli_and_leaves_no_zombies(
+    bolt: Bolt, runtime: str
+) -> None:
     bolt.ok(
-        "run", "-d", "--name", "orphans", "busybox", "sh", "-c", "sleep 0.2 & sleep 0.2 & sleep 30"
-    )
+        "run", "-d", "--runtime", runtime, "--name", "orphans", "busybox",
+        "sh", "-c", "sleep 0.2 & sleep 0.2 & sleep 30",
+    )  # fmt: skip
     time.sleep(0.8)
     info = bolt.inspect("orphans")
     assert info["status"] == "running" and info["supervised"]
-    monitor = info["monitor_pid"]
-    children = [
-        int(p) for p in Path(f"/proc/{monitor}/task/{monitor}/children").read_text().split()
-    ]
-    states = [Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] for p in children]
-    assert "Z" not in states
-    assert children == [info["pid"]]  # the monitor is the parent of the container's init
+    # The monitor's one child is the runtime's foreground run, whose one child is the
+    # container's init; neither is a zombie.
+    (runtime_pid,) = _children(info["monitor_pid"])
+    assert Path(f"/proc/{runtime_pid}/comm").read_text().strip() == runtime
+    assert int(_stat(info["pid"])[1]) == runtime_pid
+    assert [_stat(runtime_pid)[0], _stat(info["pid"])[0]] == ["S", "S"]
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.03, 0.08, 0.15, 0.4])

@@ -2,18 +2,23 @@
 
 argparse, not click: ``bolt run`` start-up time is part of every container start (see
 docs/decisions.md).  Subcommand modules only declare arguments; their handlers import
-the library lazily, so ``bolt run`` loads no more than it uses.
+the library lazily, so ``bolt run`` loads no more than it uses.  A plain ``bolt run``
+command line is read without argparse at all (``bolt.cli.run.parse_fast``); help and
+errors always come from argparse.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bolt.errors import BoltError, ExitCode, PermissionDenied, render
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def default_root() -> str:
@@ -52,6 +57,7 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; with ``argv`` naming a command, only that command's module is loaded."""
+    import argparse
     import importlib
 
     parser = argparse.ArgumentParser(prog="bolt", description="Bolt: OCI containers on crun/runc.")
@@ -87,13 +93,47 @@ def _images_in_use(root: Path) -> Callable[[str], bool]:
     return used.__contains__
 
 
+def _parse_run_fast(argv: Sequence[str]) -> Any:
+    """``[--root DIR] [--debug] run ...`` read without argparse, or None (see run.parse_fast)."""
+    root, debug = default_root(), False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--debug":
+            debug = True
+        elif arg == "--root" and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            root = argv[i + 1]
+            i += 1
+        elif arg.startswith("--root="):
+            root = arg.removeprefix("--root=")
+        else:
+            break
+        i += 1
+    if i >= len(argv) or argv[i] != "run":
+        return None
+    from bolt.cli.run import parse_fast
+
+    args = parse_fast(argv[i + 1 :])
+    if args is not None:
+        args.root, args.debug, args.command = root, debug, "run"
+    return args
+
+
+def parse_args(argv: Sequence[str]) -> Any:
+    """The command line as an argparse namespace (or the same fields, read without it)."""
+    args = _parse_run_fast(argv)
+    if args is None:
+        args = build_parser(argv).parse_args(argv)
+    # Absolute: the monitor changes mount namespaces, which resets its working directory.
+    args.root = Path(os.path.abspath(args.root))
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_list
     try:
-        parser = build_parser(args_list)
-        args = parser.parse_args(args_list)
-        args.root = Path(args.root)
+        args = parse_args(args_list)
         if getattr(args, "needs_root", False) and os.geteuid() != 0:
             raise PermissionDenied(
                 f"bolt {args.command} needs root (it mounts file systems and drives crun/runc)",

@@ -1,15 +1,23 @@
-"""``bolt run``: create and start a container, then attach to it (or print its id with -d)."""
+"""``bolt run``: create and start a container, then attach to it (or print its id with -d).
+
+The options are declared once, in ``options()``: they build the argparse parser (help and
+error messages) and drive ``parse_fast``, which reads the common command lines without
+importing argparse, since ``bolt run``'s start-up is part of every container start.
+"""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
-import selectors
 import signal
 import socket
 import struct
-from typing import Any
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import argparse
 
 FORWARDED = (
     signal.SIGINT,
@@ -21,44 +29,117 @@ FORWARDED = (
 )
 
 
+class Option(NamedTuple):
+    flags: tuple[str, ...]
+    dest: str
+    action: str = "store"  # store | store_true | append
+    type: Callable[[str], Any] | None = None
+    default: Any = None
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+    help: str | None = None
+
+
+def options() -> tuple[Option, ...]:
+    """Every option of ``bolt run``."""
+    return (
+        Option(("--rm",), "rm", "store_true", help="remove the container when it exits"),
+        Option(
+            ("-d", "--detach"),
+            "detach",
+            "store_true",
+            help="run in the background and print the id",
+        ),
+        Option(("--name",), "name"),
+        Option(("-e", "--env"), "env", "append", metavar="K=V"),
+        Option(("--env-file",), "env_file", "append"),
+        Option(("-v", "--volume"), "volume", "append", metavar="SRC:DST[:ro]"),
+        Option(("--tmpfs",), "tmpfs", "append", metavar="DST[:OPTS]"),
+        Option(("--device",), "device", "append", metavar="HOST[:CONTAINER][:rwm]|CDI-NAME"),
+        Option(("--gpus",), "gpus", metavar="all|0,1|GPU-UUID"),
+        Option(("--privileged",), "privileged", "store_true"),
+        Option(("--cap-add",), "cap_add", "append"),
+        Option(("--cap-drop",), "cap_drop", "append"),
+        Option(("-m", "--memory"), "memory", metavar="SIZE"),
+        Option(("--cpus",), "cpus", type=float),
+        Option(("--pids-limit",), "pids_limit", type=int),
+        Option(("-w", "--workdir"), "workdir"),
+        Option(("-u", "--user"), "user"),
+        Option(("--hostname",), "hostname"),
+        Option(("--network", "--net"), "network", default="private", metavar="none|host|ns:PATH"),
+        Option(("--read-only",), "read_only", "store_true"),
+        Option(("-i", "--interactive"), "interactive", "store_true"),
+        Option(("-t", "--tty"), "tty", "store_true"),
+        Option(("--entrypoint",), "entrypoint"),
+        Option(("-l", "--label"), "label", "append", metavar="K=V"),
+        Option(
+            ("--runtime",),
+            "runtime",
+            default=os.environ.get("BOLT_RUNTIME", "auto"),
+            choices=("auto", "crun", "runc"),
+        ),
+    )
+
+
 def register(sub: Any) -> None:
+    import argparse
+
     p = sub.add_parser("run", help="run a command in a new container")
-    p.add_argument("--rm", action="store_true", help="remove the container when it exits")
-    p.add_argument(
-        "-d", "--detach", action="store_true", help="run in the background and print the id"
-    )
-    p.add_argument("--name")
-    p.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
-    p.add_argument("--env-file", action="append", default=[])
-    p.add_argument("-v", "--volume", action="append", default=[], metavar="SRC:DST[:ro]")
-    p.add_argument("--tmpfs", action="append", default=[], metavar="DST[:OPTS]")
-    p.add_argument(
-        "--device", action="append", default=[], metavar="HOST[:CONTAINER][:rwm]|CDI-NAME"
-    )
-    p.add_argument("--gpus", metavar="all|0,1|GPU-UUID")
-    p.add_argument("--privileged", action="store_true")
-    p.add_argument("--cap-add", action="append", default=[])
-    p.add_argument("--cap-drop", action="append", default=[])
-    p.add_argument("-m", "--memory", metavar="SIZE")
-    p.add_argument("--cpus", type=float)
-    p.add_argument("--pids-limit", type=int)
-    p.add_argument("-w", "--workdir")
-    p.add_argument("-u", "--user")
-    p.add_argument("--hostname")
-    p.add_argument("--network", "--net", default="private", metavar="none|host|ns:PATH")
-    p.add_argument("--read-only", action="store_true")
-    p.add_argument("-i", "--interactive", action="store_true")
-    p.add_argument("-t", "--tty", action="store_true")
-    p.add_argument("--entrypoint")
-    p.add_argument("-l", "--label", action="append", default=[], metavar="K=V")
-    p.add_argument(
-        "--runtime",
-        default=os.environ.get("BOLT_RUNTIME", "auto"),
-        choices=["auto", "crun", "runc"],
-    )
+    for o in options():
+        extra: dict[str, Any] = {"action": o.action, "dest": o.dest, "help": o.help}
+        if o.action != "store_true":
+            extra["default"] = [] if o.action == "append" else o.default
+            for key in ("type", "choices", "metavar"):
+                if getattr(o, key) is not None:
+                    extra[key] = getattr(o, key)
+        p.add_argument(*o.flags, **extra)
     p.add_argument("image")
     p.add_argument("cmd", nargs=argparse.REMAINDER)
     p.set_defaults(handler=handle, needs_root=True)
+
+
+def parse_fast(argv: Sequence[str]) -> SimpleNamespace | None:
+    """The arguments after ``run``, parsed as argparse would; None whenever argparse must
+    decide (help, errors, abbreviations, combined short flags, ``--``)."""
+    opts = options()
+    by_flag = {flag: o for o in opts for flag in o.flags}
+    values: dict[str, Any] = {
+        o.dest: [] if o.action == "append" else False if o.action == "store_true" else o.default
+        for o in opts
+    }
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "-":
+        flag, eq, inline = argv[i].partition("=") if argv[i].startswith("--") else (argv[i], "", "")
+        o = by_flag.get(flag)
+        if o is None:
+            return None
+        if o.action == "store_true":
+            if eq:
+                return None
+            values[o.dest] = True
+            i += 1
+            continue
+        if eq:
+            text, i = inline, i + 1
+        elif i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            text, i = argv[i + 1], i + 2
+        else:
+            return None
+        if o.choices is not None and text not in o.choices:
+            return None
+        try:
+            value = o.type(text) if o.type is not None else text
+        except ValueError:
+            return None
+        if o.action == "append":
+            values[o.dest].append(value)
+        else:
+            values[o.dest] = value
+    if i >= len(argv):
+        return None  # no image: argparse says so
+    return SimpleNamespace(
+        **values, image=argv[i], cmd=list(argv[i + 1 :]), handler=handle, needs_root=True
+    )
 
 
 def _labels(items: list[str]) -> dict[str, str]:
@@ -73,7 +154,7 @@ def _labels(items: list[str]) -> dict[str, str]:
     return out
 
 
-def handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace | SimpleNamespace) -> int:
     from bolt.errors import InvalidInput
     from bolt.runtime.engine import launch
     from bolt.runtime.request import RunRequest
@@ -172,6 +253,8 @@ class Attached:
             self._send(self.attach.RESIZE, struct.pack("!HH", size.lines, size.columns))
 
     def _relay(self, pending: list[tuple[int, bytes]]) -> int:
+        import selectors
+
         attach = self.attach
         sel = selectors.PollSelector()  # poll, unlike epoll, accepts a regular file on stdin
         wake_r, wake_w = os.pipe()

@@ -2,7 +2,7 @@
 
 Specs are read from /etc/cdi, then /var/run/cdi, then each directory in
 ``$BOLT_CDI_SPEC_DIRS`` (colon separated); a later directory wins on a name clash.
-JSON specs are always read; YAML ones when PyYAML is installed.  A requested device
+Specs are JSON or YAML (``.json``, ``.yaml``, ``.yml``).  A requested device
 ``vendor.com/class=name`` contributes its spec's global ``containerEdits`` and its own:
 device nodes (numbers filled in from the host node), mounts, env and hooks, merged into a
 ``ContainerSpec`` by ``apply`` (pure).
@@ -123,20 +123,16 @@ def parse_spec(path: str, data: Any) -> CdiSpec:
 
 
 def _load_file(path: Path) -> Any:
+    """A spec file's document: JSON, or YAML (what nvidia-ctk writes by default)."""
     text = path.read_text()
     if path.suffix == ".json":
         return json.loads(text)
+    import yaml  # type: ignore[import-untyped]
+
     try:
-        import yaml  # type: ignore[import-untyped]
-    except ImportError:
-        try:
-            return json.loads(text)  # JSON is YAML; many generators write it
-        except json.JSONDecodeError:
-            raise InvalidInput(
-                f"CDI spec {path} is YAML and PyYAML is not installed",
-                hint="pip install pyyaml, or use JSON",
-            ) from None
-    return yaml.safe_load(text)
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc).replace("\n", " ")) from None
 
 
 def load_registry(dirs: list[str] | None = None) -> dict[str, CdiSpec]:

@@ -11,16 +11,27 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bolt.errors import BoltError, InvalidInput, Unsupported
 
+if TYPE_CHECKING:
+    import subprocess
+
 RUNTIMES = ("crun", "runc")
+# Left at their default in the runtime (and so in the container) whatever the caller ignores.
+SPAWN_DEFAULT_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGPIPE,
+    signal.SIGTSTP,
+    signal.SIGTTOU,
+    signal.SIGTTIN,
+    signal.SIGXFSZ,
+)
 PROBE_FILE = "runtime-probe.json"
 
 
@@ -57,9 +68,41 @@ class OciRuntime(NamedTuple):
 
         return private_mount_namespace_without_cgroup2
 
+    def spawn(self, *args: str, stdio: tuple[int, int, int]) -> int:
+        """Start ``<runtime> args`` with ``stdio`` as its fds 0-2 and return its pid.
+
+        With ``private_ns`` this process itself steps into the private mount namespace
+        for the instant of the spawn, so the runtime starts by posix_spawn (vfork) with no
+        Python code between fork and exec.  Only for single-threaded callers."""
+        host_ns = None
+        if self.private_ns:
+            from bolt.runtime.linux import leave_mount_namespace_without_cgroup2
+
+            host_ns = leave_mount_namespace_without_cgroup2()
+        try:
+            return os.posix_spawn(
+                self.path,
+                self.argv(*args),
+                os.environ,
+                file_actions=[(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(stdio)],
+                setsigdef=SPAWN_DEFAULT_SIGNALS,
+            )
+        finally:
+            if host_ns is not None:
+                from bolt.runtime.linux import return_to_mount_namespace
+
+                return_to_mount_namespace(host_ns)
+
+    def has_state(self, cid: str) -> bool:
+        """Whether the runtime keeps state for ``cid`` (``run`` in the foreground removes
+        its own on exit, so there is nothing to delete)."""
+        return os.path.isdir(os.path.join(self.state_root, cid))
+
     def _run(
         self, *args: str, check: bool = True, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
+        import subprocess
+
         proc = subprocess.run(
             self.argv(*args),
             capture_output=True,
@@ -89,6 +132,8 @@ class OciRuntime(NamedTuple):
         return self._run(*args, check=False).returncode == 0
 
     def delete(self, cid: str, force: bool = False) -> None:
+        if not self.has_state(cid):
+            return
         proc = self._run("delete", *(["--force"] if force else []), cid, check=False)
         if proc.returncode != 0 and self.state(cid) is not None:
             raise RuntimeFailure(f"{self.name} delete failed: {runtime_message(proc.stderr)}")
@@ -130,7 +175,12 @@ def runtime_message(stderr: str) -> str:
 
 
 def _binary(name: str) -> str | None:
-    return shutil.which(name)
+    """``shutil.which`` without importing shutil (and its archive modules) on the run path."""
+    for directory in os.get_exec_path():
+        path = os.path.join(directory, name)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
 
 
 def _fingerprint(path: str) -> str:
@@ -140,6 +190,8 @@ def _fingerprint(path: str) -> str:
 
 def _probe(rt: OciRuntime, work: Path) -> tuple[bool, str]:
     """Run /bin/true with the host's /usr etc. bind-mounted read-only into an empty rootfs."""
+    import shutil
+    import subprocess
     import tempfile
 
     from bolt.runtime.ocispec import generate

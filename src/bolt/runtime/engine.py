@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import time
@@ -115,8 +114,10 @@ def prepare(root: Path, req: RunRequest, db: StateDB) -> tuple[ContainerRow, Oci
             m for m in _etc_files(cdir, spec.hostname, req.network) if m.destination not in taken
         ]
         spec = validate(spec._replace(mounts=(*extra, *spec.mounts)))
-        rootfs.mount_overlay(layers, cdir.path, cdir.rootfs)
-        cdir.config.write_text(json.dumps(generate(spec), indent=1))
+        # A container removed on exit never mounts its upper directory again, so its
+        # writes need not reach the disk (unmounting a synced overlay waits for them).
+        rootfs.mount_overlay(layers, cdir.path, cdir.rootfs, volatile=req.auto_remove)
+        cdir.config.write_text(json.dumps(generate(spec)))
     except BaseException:
         discard(root, db, row)
         raise
@@ -130,7 +131,7 @@ def launch(root: Path, req: RunRequest, *, start: bool = True, fork: bool = True
     try:
         row, rt, auto_remove = prepare(root, req, db)
     finally:
-        db.close()  # never carry an open SQLite connection across fork()
+        db.close()  # before fork(): a child that inherits SQLite's state cannot open its own
     job = MonitorJob(
         root=str(root),
         cid=row.id,
@@ -148,7 +149,7 @@ def _spawn(root: Path, row: ContainerRow, job: MonitorJob, fork: bool) -> Launch
         return Launched(row=row, sock=spawn_exec(job), monitor_pid=None)
     pid, sock = spawn_forked(job)
     # Name the monitor at once (it does so too): a kill -9 of this process from now on
-    # must not make the row look abandoned while the monitor is still creating.
+    # must not make the row look abandoned while the monitor is still starting.
     db = StateDB(root)
     try:
         db.update(row.id, monitor_pid=pid, monitor_start=linux.proc_start_time(pid))
@@ -175,7 +176,9 @@ def start_again(root: Path, ref: str, *, fork: bool = True) -> Launched:
                 f"container {row.name} has no bundle left to start", hint=f"bolt rm {row.name}"
             )
         if not linux.is_mountpoint(str(cdir.rootfs)):
-            rootfs.mount_overlay(image.layers, cdir.path, cdir.rootfs)
+            rootfs.mount_overlay(
+                image.layers, cdir.path, cdir.rootfs, volatile=bool(row.auto_remove)
+            )
         cdir.exit_file.unlink(missing_ok=True)
         details = {k: v for k, v in row.details_dict.items() if k not in ("error", "unsupervised")}
         db.update(
@@ -360,6 +363,8 @@ def _release(root: Path, row: ContainerRow) -> None:
 
 
 def discard(root: Path, db: StateDB, row: ContainerRow) -> None:
+    import shutil
+
     _release(root, row)
     shutil.rmtree(ContainerDir.of(root, row.id).path, ignore_errors=True)
     db.delete(row.id)
@@ -397,6 +402,8 @@ def prune(root: Path, db: StateDB) -> list[str]:
         if not is_live(row) and row.status != "creating":
             discard(root, db, row)
             removed.append(row.name)
+    import shutil
+
     known = {r.id for r in db.all()}
     base = root / "containers"
     if base.is_dir():

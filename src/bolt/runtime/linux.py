@@ -1,7 +1,8 @@
 """Thin wrappers over the Linux system calls Bolt needs and Python 3.11 lacks.
 
-prctl(PR_SET_CHILD_SUBREAPER), mount/umount2, unshare, and process identity (pid plus
-start time, so a recycled pid is never mistaken for the process we started).
+prctl(PR_SET_CHILD_SUBREAPER), mount/umount2, unshare/setns, inotify, and process
+identity (pid plus start time, so a recycled pid is never mistaken for the process we
+started).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import sys
 from functools import cache
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -17,6 +19,10 @@ MS_RDONLY = 1
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
 MNT_DETACH = 2
+IN_CLOSE_WRITE = 0x8
+IN_MOVED_TO = 0x80
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
 
 
 @cache
@@ -66,6 +72,58 @@ def private_mount_namespace_without_cgroup2() -> None:
     _check(_libc().unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     mount("none", "/", "", MS_REC | MS_SLAVE)
     umount("/sys/fs/cgroup/unified", detach=True)
+
+
+def leave_mount_namespace_without_cgroup2() -> int:
+    """``private_mount_namespace_without_cgroup2`` for this process itself; returns a
+    descriptor of the namespace it left, for ``return_to_mount_namespace``.
+
+    Cheaper than doing it in a child before exec: no Python code runs between fork and
+    exec, so the runtime can be started with posix_spawn (vfork).
+    """
+    host = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        private_mount_namespace_without_cgroup2()
+    except BaseException:
+        os.close(host)
+        raise
+    return host
+
+
+def return_to_mount_namespace(fd: int) -> None:
+    """Re-enter the mount namespace ``fd`` names (and close it); single-threaded only."""
+    try:
+        _check(_libc().setns(fd, CLONE_NEWNS), "setns(CLONE_NEWNS)")
+    finally:
+        os.close(fd)
+
+
+def watch_directory(path: str) -> int:
+    """An inotify descriptor (non-blocking) that reports files in ``path`` written and
+    closed, or renamed into it; read them with ``written_names``."""
+    libc = _libc()
+    fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+    if fd < 0:
+        _check(-1, "inotify_init1")
+    if libc.inotify_add_watch(fd, path.encode(), IN_CLOSE_WRITE | IN_MOVED_TO) < 0:
+        os.close(fd)
+        _check(-1, f"inotify_add_watch {path}")
+    return int(fd)
+
+
+def written_names(fd: int) -> list[str]:
+    """The file names ``watch_directory``'s descriptor reported since the last call."""
+    names: list[str] = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except BlockingIOError:
+            return names
+        at = 0
+        while at + 16 <= len(data):  # struct inotify_event: wd, mask, cookie, len, name
+            length = int.from_bytes(data[at + 12 : at + 16], sys.byteorder)
+            names.append(data[at + 16 : at + 16 + length].rstrip(b"\0").decode())
+            at += 16 + length
 
 
 def proc_start_time(pid: int) -> int | None:

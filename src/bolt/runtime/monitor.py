@@ -1,41 +1,49 @@
-"""The per-container monitor: creates the container, owns its stdio, logs, records the exit.
+"""The per-container monitor: starts the container, owns its stdio, logs, records the exit.
 
 One monitor process per container, started by ``bolt run`` (forked, so it costs no new
 interpreter) or by the library (``python -m bolt.runtime.monitor``).  It makes itself a
-child subreaper and leaves the caller's session, so it outlives the CLI and inherits the
-container's init when the runtime's create process exits; that lets it ``waitpid`` the
-init for the real exit status and reap every orphan, leaving no zombies.
+child subreaper and leaves the caller's session, so it outlives the CLI.
+
+The container starts with one runtime call, ``run`` in the foreground: the runtime creates
+and starts the container, waits for it, passes its exit status on as its own and removes
+its own state.  The runtime writes the init's pid file once the container exists; the
+monitor learns the pid from it (inotify), records it, and waits for the runtime.  A
+container that is only created (the library's ``create``), and runc with a terminal
+(runc passes a terminal to a console socket only when it detaches), use ``create`` or
+``run --detach`` instead: the runtime exits, the init is re-parented to the monitor, and
+the monitor waits for the init itself.  Either way it reaps every orphan, so no zombie is
+left.
 
 Output goes to ``log.jsonl`` (one JSON object per line: time, stream, log) and, while a
 client is attached, to the attach socket (``bolt.runtime.attach`` frames).  On exit it
-records the code in the database and in ``exit``, deletes the runtime's container,
+records the code in the database and in ``exit``, deletes whatever runtime state is left,
 unmounts the root file system, and with ``auto_remove`` removes everything.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import selectors
-import shutil
+import select
 import signal
 import socket
-import struct
-import subprocess
 import sys
-import termios
-import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from bolt.errors import BoltError
 from bolt.runtime import attach, linux, rootfs
 from bolt.runtime.driver import OciRuntime, runtime_message
 from bolt.runtime.layout import ContainerDir
-from bolt.runtime.logs import LogWriter
 from bolt.state.db import StateDB, now
+
+EVENT_READ = 1  # selectors.EVENT_READ, without importing selectors before the start
+
+if TYPE_CHECKING:
+    import selectors
+
+    from bolt.runtime.logs import LogWriter
 
 
 class MonitorJob(NamedTuple):
@@ -55,6 +63,9 @@ def exit_code_of(status: int) -> int:
 
 
 class Monitor:
+    sel: selectors.BaseSelector  # set, with logs, once the runtime has been spawned
+    logs: LogWriter
+
     def __init__(self, job: MonitorJob, attach_sock: socket.socket | None) -> None:
         self.job = job
         self.root = Path(job.root)
@@ -62,8 +73,11 @@ class Monitor:
         self.rt = OciRuntime(**job.runtime)  # type: ignore[arg-type]
         self.client = attach_sock
         self._db: StateDB | None = None
-        self.pid = 0
-        self.status: int | None = None
+        self.pid = 0  # the container's init
+        self.waited = 0  # whose exit status is the container's: the runtime's run, or the init
+        self.runtime_pid = 0
+        self.runtime_status: int | None = None
+        self.status: int | None = None  # the wait status of ``waited``
         self.streams: dict[int, str] = {}
         self.stdin_fd: int | None = None
         self.master: int | None = None
@@ -83,7 +97,7 @@ class Monitor:
 
     @property
     def db(self) -> StateDB:
-        """Opened on first use: nothing but the runtime stands between fork and create."""
+        """Opened on first use: nothing but the runtime stands between fork and start."""
         if self._db is None:
             self._db = StateDB(self.root)
         return self._db
@@ -99,19 +113,25 @@ class Monitor:
 
     def drop_client(self) -> None:
         if self.client is not None:
-            with contextlib.suppress(KeyError, ValueError):
+            with contextlib.suppress(
+                KeyError, ValueError, AttributeError
+            ):  # AttributeError: no selector yet
                 self.sel.unregister(self.client)
             self.client.close()
             self.client = None
 
-    # -- create ---------------------------------------------------------------------------
-    def create(self) -> None:
-        """Run ``create`` (or runc's ``run --detach``); afterwards the init is our child.
-
-        crun may reap an init that exits before ``run --detach`` returns, losing the exit
-        status, so for crun the start is a separate step (``start_created``)."""
+    # -- start ----------------------------------------------------------------------------
+    def launch(self) -> None:
+        """Start the runtime; afterwards ``pid`` is the init and ``waited`` is set."""
         job, cdir = self.job, self.cdir
-        verb = ["run", "--detach"] if job.start and self.rt.name == "runc" else ["create"]
+        if not job.start:
+            verb = ["create"]
+        elif job.terminal and self.rt.name == "runc":
+            verb = ["run", "--detach"]
+        else:
+            verb = ["run"]
+        foreground = verb == ["run"]
+        cdir.pid_file.unlink(missing_ok=True)  # a last run's file must not count
         args = [*verb, "--bundle", str(cdir.bundle), "--pid-file", str(cdir.pid_file)]
         listener: socket.socket | None = None
         err_r, err_w = os.pipe()
@@ -132,31 +152,80 @@ class Monitor:
                 in_r = os.open(os.devnull, os.O_RDONLY)
             stdio = (in_r, out_w, err_w)
             self.streams = {out_r: "stdout", err_r: "stderr"}
-        proc = subprocess.Popen(
-            self.rt.argv(*args, job.cid),
-            stdin=stdio[0],
-            stdout=stdio[1],
-            stderr=stdio[2],
-            preexec_fn=self.rt.preexec(),
-        )
-        for fd in set(stdio):
-            os.close(fd)
+        watch = linux.watch_directory(str(cdir.path)) if foreground else None
+        try:
+            self.runtime_pid = self.rt.spawn(*args, job.cid, stdio=stdio)
+        finally:
+            for fd in set(stdio):
+                os.close(fd)
+        self._prepare_supervision()  # while the runtime works
         if listener is not None:
-            self.master = self._receive_console(listener, proc, err_r)
+            self.master = self._receive_console(listener, err_r)
             self.streams = {self.master: "stdout"}
-        code = proc.wait()
-        if code != 0:
-            message = runtime_message(_read_available(err_r))
-            raise BoltError(f"{self.rt.name} could not create the container: {message}")
+        if watch is not None:
+            self.waited = self.runtime_pid
+            self.pid = self._wait_pid_file(watch, err_r)
+        else:
+            if self.runtime_status is None:
+                self.runtime_status = os.waitpid(self.runtime_pid, 0)[1]
+            if self.runtime_status != 0:
+                raise self._failure(err_r)
+            self.pid = self._read_pid() or 0
+            self.waited = self.pid
         if job.terminal:
             os.close(err_r)
-        self.pid = int(cdir.pid_file.read_text().strip())
-        if job.start and verb == ["create"]:
-            self.rt.start(job.cid)
 
-    def _receive_console(
-        self, listener: socket.socket, proc: subprocess.Popen[bytes], err_r: int
-    ) -> int:
+    def _prepare_supervision(self) -> None:
+        """Load and open what supervision and clean-up need (the CLI never needs them)."""
+        import selectors
+        import shutil  # noqa: F401  (for auto_remove, loaded now rather than at the exit)
+
+        from bolt.runtime.logs import LogWriter
+
+        self.sel = selectors.DefaultSelector()
+        self.logs = LogWriter(self.cdir.log)
+        self.db  # noqa: B018  (opened now)
+
+    def _failure(self, err_r: int) -> BoltError:
+        message = runtime_message(_read_available(err_r))
+        return BoltError(f"{self.rt.name} could not create the container: {message}")
+
+    def _read_pid(self) -> int | None:
+        try:
+            return int(self.cdir.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _runtime_exited(self) -> bool:
+        """Whether the runtime has exited (its status is kept in ``runtime_status``)."""
+        if self.runtime_status is None:
+            pid, status = os.waitpid(self.runtime_pid, os.WNOHANG)
+            if pid == 0:
+                return False
+            self.runtime_status = status
+        return True
+
+    def _wait_pid_file(self, watch: int, err_r: int) -> int:
+        """The init's pid, once the runtime has written it; the runtime's error if it
+        exits without having created the container."""
+        exited = os.pidfd_open(self.runtime_pid)
+        try:
+            while True:
+                if "pid" in linux.written_names(watch):
+                    pid = self._read_pid()
+                    if pid:
+                        return pid
+                if self._runtime_exited():
+                    pid = self._read_pid()  # a container that has already run and exited
+                    if pid:
+                        return pid
+                    raise self._failure(err_r)
+                select.select([watch, exited], [], [])
+        finally:
+            os.close(exited)
+            os.close(watch)
+
+    def _receive_console(self, listener: socket.socket, err_r: int) -> int:
         listener.settimeout(0.05)
         try:
             while True:
@@ -164,11 +233,13 @@ class Monitor:
                     conn, _ = listener.accept()
                     break
                 except TimeoutError:
-                    if proc.poll() is not None:
-                        message = runtime_message(_read_available(err_r))
-                        raise BoltError(
-                            f"{self.rt.name} could not create the container: {message}"
-                        ) from None
+                    if self._runtime_exited():
+                        listener.settimeout(0)  # it may have connected just before
+                        try:
+                            conn, _ = listener.accept()
+                            break
+                        except BlockingIOError:
+                            raise self._failure(err_r) from None
             with conn:
                 _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
             if not fds:
@@ -181,16 +252,18 @@ class Monitor:
 
     # -- supervise ------------------------------------------------------------------------
     def supervise(self) -> int:
-        self.sel = selectors.DefaultSelector()
+        import time
+
         for fd in self.streams:
             os.set_blocking(fd, False)
-            self.sel.register(fd, selectors.EVENT_READ, "output")
+            self.sel.register(fd, EVENT_READ, "output")
         if self.client is not None:
-            self.sel.register(self.client, selectors.EVENT_READ, "client")
-        pidfd = os.pidfd_open(self.pid)
-        self.sel.register(pidfd, selectors.EVENT_READ, "exit")
+            self.sel.register(self.client, EVENT_READ, "client")
+        if self.waited == self.runtime_pid and self.runtime_status is not None:
+            self.status = self.runtime_status  # a foreground run that has already ended
+        pidfd = os.pidfd_open(self.waited)
+        self.sel.register(pidfd, EVENT_READ, "exit")
         self.decoder = attach.Decoder()
-        self.logs = LogWriter(self.cdir.log)
         deadline: float | None = None
         while self.streams and (deadline is None or time.monotonic() < deadline):
             timeout = 0.02 if self.pending_in else 0.5 if deadline else 5.0
@@ -249,6 +322,10 @@ class Monitor:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.pid, int(payload))
             elif kind == attach.RESIZE and self.master is not None:
+                import fcntl
+                import struct
+                import termios
+
                 rows, cols = struct.unpack("!HH", payload)
                 fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
@@ -278,7 +355,7 @@ class Monitor:
             if paused and registered:
                 self.sel.unregister(self.client)
             elif not paused and not registered:
-                self.sel.register(self.client, selectors.EVENT_READ, "client")
+                self.sel.register(self.client, EVENT_READ, "client")
 
     def _close_stdin(self) -> None:
         if self.stdin_fd is not None:
@@ -288,7 +365,7 @@ class Monitor:
     def _wait_init(self) -> None:
         if self.status is None:
             try:
-                _, self.status = os.waitpid(self.pid, 0)
+                _, self.status = os.waitpid(self.waited, 0)
             except ChildProcessError:
                 self.status = 255 << 8  # reaped elsewhere: the code is unknown
 
@@ -300,7 +377,7 @@ class Monitor:
                 return
             if pid == 0:
                 return
-            if pid == self.pid and self.status is None:
+            if pid == self.waited and self.status is None:
                 self.status = status
 
     # -- finish ---------------------------------------------------------------------------
@@ -316,20 +393,15 @@ class Monitor:
         self.send(attach.EXIT, str(code).encode())
 
     def cleanup(self) -> None:
-        """Delete the runtime's container and unmount; with auto_remove, remove it all."""
-        delete = None
+        """Delete what the runtime left of the container (a foreground run leaves nothing)
+        and unmount; with auto_remove, remove it all."""
+        with contextlib.suppress(BoltError, OSError):
+            self.rt.delete(self.job.cid, force=True)
         with contextlib.suppress(OSError):
-            delete = subprocess.Popen(
-                self.rt.argv("delete", "--force", self.job.cid),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        with contextlib.suppress(OSError):  # meanwhile: the mount is ours, not the runtime's
             rootfs.unmount(self.cdir.rootfs)
-        if delete is not None:
-            delete.wait()
         if self.job.auto_remove:
+            import shutil
+
             shutil.rmtree(self.cdir.path, ignore_errors=True)
             self.db.delete(self.job.cid)
 
@@ -357,11 +429,11 @@ def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
     ):
         signal.signal(sig, signal.SIG_IGN)
     mon = Monitor(job, attach_sock)
-    me = {"monitor_pid": os.getpid(), "monitor_start": linux.proc_start_time(os.getpid())}
     try:
-        mon.create()
+        mon.launch()
     except (BoltError, OSError) as exc:
         message = str(exc)
+        me = _identity()
         row = mon.db.find(job.cid)
         details = {**(row.details_dict if row else {}), "error": message}
         mon.db.update(job.cid, status="failed", finished=now(), details=json.dumps(details), **me)
@@ -370,7 +442,12 @@ def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
         return 1
     pid_start = linux.proc_start_time(mon.pid)
     status = "running" if job.start else "created"
-    changes: dict[str, object] = {"status": status, "pid": mon.pid, "pid_start": pid_start, **me}
+    changes: dict[str, object] = {
+        "status": status,
+        "pid": mon.pid,
+        "pid_start": pid_start,
+        **_identity(),
+    }
     if job.start:
         changes["started"] = now()
     mon.db.update(job.cid, **changes)
@@ -378,6 +455,11 @@ def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
     code = mon.supervise()
     mon.finish(code)
     return 0
+
+
+def _identity() -> dict[str, object]:
+    """This monitor's columns: a recycled pid must never pass for it."""
+    return {"monitor_pid": os.getpid(), "monitor_start": linux.proc_start_time(os.getpid())}
 
 
 def detach_stdio(log: Path) -> None:
@@ -423,6 +505,8 @@ def spawn_forked(job: MonitorJob, interactive_client: bool = True) -> tuple[int,
 
 def spawn_exec(job: MonitorJob) -> socket.socket:
     """Start a monitor as a fresh interpreter (safe from threaded programs)."""
+    import subprocess
+
     ours, theirs = socket.socketpair()
     proc = subprocess.Popen(
         [

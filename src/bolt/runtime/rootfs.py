@@ -6,6 +6,8 @@ changes) and ``bundle/rootfs`` (the merged mount the runtime pivots into).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -13,8 +15,15 @@ from bolt.errors import BoltError
 from bolt.runtime import linux
 
 
-def mount_overlay(layers_lowest_first: list[Path], container_dir: Path, target: Path) -> None:
-    """Mount ``target`` as overlayfs; the highest layer wins, the container's upper on top."""
+def mount_overlay(
+    layers_lowest_first: list[Path], container_dir: Path, target: Path, *, volatile: bool = False
+) -> None:
+    """Mount ``target`` as overlayfs; the highest layer wins, the container's upper on top.
+
+    ``volatile`` skips every sync of the upper directory, which makes the unmount cheap;
+    the kernel then refuses to mount that upper directory again unless it is volatile
+    again (its contents never claimed to be durable).  Kernels before 5.10 lack the
+    option; there the mount is an ordinary one."""
     upper, work = container_dir / "upper", container_dir / "work"
     for d in (upper, work, target):
         d.mkdir(parents=True, exist_ok=True)
@@ -23,7 +32,12 @@ def mount_overlay(layers_lowest_first: list[Path], container_dir: Path, target: 
         empty = container_dir / "empty-layer"
         empty.mkdir(exist_ok=True)
         lowers = [str(empty)]
-    data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}"
+    if volatile:
+        for marker in (work / "work" / "incompat" / "volatile", work / "work" / "incompat"):
+            with contextlib.suppress(FileNotFoundError):
+                marker.rmdir()
+    options = ",volatile" if volatile else ""
+    data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}{options}"
     cwd = None
     if len(data) > 3500:
         # The mount data is limited to one page: name the layers relative to their parent.
@@ -31,9 +45,14 @@ def mount_overlay(layers_lowest_first: list[Path], container_dir: Path, target: 
         cwd = os.getcwd()
         os.chdir(common)
         rel = [os.path.relpath(p, common) for p in lowers]
-        data = f"lowerdir={':'.join(rel)},upperdir={upper},workdir={work}"
+        data = f"lowerdir={':'.join(rel)},upperdir={upper},workdir={work}{options}"
     try:
-        linux.mount("overlay", str(target), "overlay", 0, data)
+        try:
+            linux.mount("overlay", str(target), "overlay", 0, data)
+        except OSError as exc:
+            if not (volatile and exc.errno == errno.EINVAL):
+                raise
+            linux.mount("overlay", str(target), "overlay", 0, data.removesuffix(options))
     except OSError as exc:
         raise BoltError(
             f"cannot mount the container's root file system at {target}: {exc.strerror}"
@@ -44,7 +63,6 @@ def mount_overlay(layers_lowest_first: list[Path], container_dir: Path, target: 
 
 
 def unmount(target: Path) -> None:
-    """Unmount ``target`` (and anything left mounted below it); no error if not mounted."""
-    while linux.is_mountpoint(str(target)):
-        if not linux.umount(str(target), detach=True):
-            break
+    """Unmount ``target`` (every mount stacked on it); no error if not mounted."""
+    while linux.umount(str(target), detach=True):  # False (EINVAL) once nothing is left
+        pass
