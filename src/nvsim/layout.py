@@ -286,7 +286,7 @@ def _c_struct(struct: type[ctypes.Structure]) -> str:
     lines.append(f"}} nvsim_{struct.__name__.lower()}_t;")
     lines.append(
         f"_Static_assert(sizeof(nvsim_{struct.__name__.lower()}_t) == "
-        f"{ctypes.sizeof(struct)}, \"layout of {struct.__name__}\");"
+        f'{ctypes.sizeof(struct)}, "layout of {struct.__name__}");'
     )
     return "\n".join(lines)
 
@@ -304,7 +304,10 @@ def c_header() -> str:
         "#include <stdint.h>",
         "",
     ]
-    out += [f"#define NVSIM_{k} {v}ULL" if v > 0x7FFFFFFF else f"#define NVSIM_{k} {v}" for k, v in consts.items()]
+    out += [
+        f"#define NVSIM_{k} {v}ULL" if v > 0x7FFFFFFF else f"#define NVSIM_{k} {v}"
+        for k, v in consts.items()
+    ]
     out.append(f'#define NVSIM_MAGIC "{MAGIC.decode("latin-1").encode("unicode_escape").decode()}"')
     out.append("")
     for struct in (Fan, Pstate, Process, Event, Gpu, Header, State):
