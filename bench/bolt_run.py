@@ -3,7 +3,8 @@
 
 Contenders, interleaved round by round in a shuffled order:
 
-* ``bolt run --rm`` with crun (``auto`` here) and with ``--runtime runc``;
+* ``bolt run --rm`` with crun (``auto`` here) and with ``--runtime runc``, and
+  ``bolt run -d --rm`` (crun), which returns once the container has started;
 * raw ``crun run`` and raw ``runc run`` of a bundle with the same root file system and the
   ``config.json`` Bolt's generator writes for the same request (crun in the private mount
   namespace it needs on hybrid-cgroup hosts, exactly as Bolt runs it);
@@ -11,11 +12,16 @@ Contenders, interleaved round by round in a shuffled order:
   Bolt's loopback-only default, runc because podman's crun fails on hybrid cgroups, and a
   private CONTAINERS_CONF with the ulimits this host needs; nothing in /etc is changed).
 
-Bolt's bytecode is compiled first, as an installed package would be.  Prints the median
-and 90th percentile of each contender and the ratios the goals are stated in:
-bolt <= 1.5x the raw runtime it uses, and podman >= 5x bolt.
+Bolt's bytecode is compiled first, as an installed package would be.  Each run starts
+after a pause (``--gap``, default 0.1 s), so every contender meets the kernel in the same
+idle state: on cgroup v1 the first task migration after a quiet spell waits for an RCU
+grace period (~15 ms here), and one that follows another container start within a grace
+period does not, which would favour whichever contender runs right after another.
+``--gap 0`` measures back-to-back starts instead.  Prints the median and 90th
+percentile of each contender and the ratios the goals are stated in: bolt <= 1.5x the raw
+runtime it uses, and podman >= 5x bolt.
 
-Usage (as root): python bench/bolt_run.py [--rounds N]
+Usage (as root): python bench/bolt_run.py [--rounds N] [--gap SECONDS]
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ def raw_bundle(work: Path, rootfs: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--gap", type=float, default=0.1, help="pause before each run (s)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/bolt_run.py needs root", file=sys.stderr)
@@ -92,13 +99,13 @@ def main() -> int:
     compileall.compile_dir(str(Path(bolt.__file__).parent), quiet=1)
     work = Path(tempfile.mkdtemp(prefix="bolt-bench-"))
     try:
-        return run(work, args.rounds)
+        return run(work, args.rounds, args.gap)
     finally:
         subprocess.run(["umount", "-R", str(work)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(work: Path, rounds: int) -> int:
+def run(work: Path, rounds: int, gap: float) -> int:
     rootfs = busybox_rootfs(work / "rootfs")
     env = dict(os.environ, BOLT_ROOT=str(work / "bolt-root"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -124,6 +131,9 @@ def run(work: Path, rounds: int) -> int:
         "bolt run (crun)": lambda: timed([BOLT, "run", "--rm", "bench:1", "/bin/true"], env),
         "bolt run (runc)": lambda: timed(
             [BOLT, "run", "--rm", "--runtime", "runc", "bench:1", "/bin/true"], env
+        ),
+        "bolt run -d (crun)": lambda: timed(
+            [BOLT, "run", "-d", "--rm", "bench:1", "/bin/true"], env
         ),
         "crun run": lambda: raw("crun"),
         "runc run": lambda: raw("runc"),
@@ -154,12 +164,16 @@ def run(work: Path, rounds: int) -> int:
         order = list(contenders)
         random.shuffle(order)
         for name in order:
+            time.sleep(gap)
             elapsed = contenders[name]()
             if round_no >= 2:  # two warm-up rounds
                 samples[name].append(elapsed)
     med = {name: statistics.median(xs) * 1000 for name, xs in samples.items()}
     p90 = {name: sorted(xs)[int(len(xs) * 0.9) - 1] * 1000 for name, xs in samples.items()}
-    print(f"{rounds} interleaved rounds, /bin/true in busybox, {os.cpu_count()} CPUs")
+    print(
+        f"{rounds} interleaved rounds, /bin/true in busybox, {os.cpu_count()} CPUs, "
+        f"{gap * 1000:.0f} ms between runs"
+    )
     print(f"{'contender':<20}{'median ms':>10}{'p90 ms':>10}")
     for name in contenders:
         print(f"{name:<20}{med[name]:>10.1f}{p90[name]:>10.1f}")
@@ -169,6 +183,7 @@ def run(work: Path, rounds: int) -> int:
         "bolt(runc) / runc run": med["bolt run (runc)"] / med["runc run"],
         "podman / bolt(crun)": med["podman run (runc)"] / med["bolt run (crun)"],
         "podman / bolt(runc)": med["podman run (runc)"] / med["bolt run (runc)"],
+        "podman / bolt -d(crun)": med["podman run (runc)"] / med["bolt run -d (crun)"],
     }
     for label, value in ratios.items():
         print(f"{label:<24}{value:>6.2f}x")

@@ -145,16 +145,12 @@ def launch(root: Path, req: RunRequest, *, start: bool = True, fork: bool = True
 
 
 def _spawn(root: Path, row: ContainerRow, job: MonitorJob, fork: bool) -> Launched:
+    """Start the monitor.  It records itself in the row as soon as it has started the
+    runtime; until then the row names this process, whose death before that point
+    leaves the row to be repaired as ``failed``."""
     if not fork:
         return Launched(row=row, sock=spawn_exec(job), monitor_pid=None)
     pid, sock = spawn_forked(job)
-    # Name the monitor at once (it does so too): a kill -9 of this process from now on
-    # must not make the row look abandoned while the monitor is still starting.
-    db = StateDB(root)
-    try:
-        db.update(row.id, monitor_pid=pid, monitor_start=linux.proc_start_time(pid))
-    finally:
-        db.close()
     return Launched(row=row, sock=sock, monitor_pid=pid)
 
 

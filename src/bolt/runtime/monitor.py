@@ -184,7 +184,8 @@ class Monitor:
 
         self.sel = selectors.DefaultSelector()
         self.logs = LogWriter(self.cdir.log)
-        self.db  # noqa: B018  (opened now)
+        # From now on a dead creator no longer makes the row look abandoned.
+        self.db.update(self.job.cid, **_identity())
 
     def _failure(self, err_r: int) -> BoltError:
         message = runtime_message(_read_available(err_r))

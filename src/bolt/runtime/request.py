@@ -5,7 +5,8 @@ sources, named volumes, users in the image's /etc/passwd, CDI specs.  Parsers ra
 ``InvalidInput`` naming the flag and value that were wrong.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: typing.NamedTuple compiles every string
+# annotation when the class is made, which ``bolt run`` would pay at each start.
 
 import os
 import re

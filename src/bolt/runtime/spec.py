@@ -6,7 +6,8 @@ numbers, image config, volume paths, CDI files) happened before it was built.  T
 ``validate`` raises ``InvalidInput`` naming the offending field and value.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: typing.NamedTuple compiles every string
+# annotation when the class is made, which ``bolt run`` would pay at each start.
 
 import re
 from pathlib import PurePosixPath

@@ -6,7 +6,8 @@ processes and the runtime's own state, so a process killed at any point leaves r
 next command repairs.  Writes are single statements, so a kill never leaves half a row.
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: typing.NamedTuple compiles every string
+# annotation when the class is made, which ``bolt run`` would pay at each start.
 
 import json
 import sqlite3
