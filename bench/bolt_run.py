@@ -6,8 +6,9 @@ Contenders, interleaved round by round in a shuffled order:
 * ``bolt run --rm`` with crun (``auto`` here) and with ``--runtime runc``, and
   ``bolt run -d --rm`` (crun), which returns once the container has started;
 * raw ``crun run`` and raw ``runc run`` of a bundle with the same root file system and the
-  ``config.json`` Bolt's generator writes for the same request (crun in the private mount
-  namespace it needs on hybrid-cgroup hosts, exactly as Bolt runs it);
+  ``config.json`` Bolt's generator writes for the same request, started the way Bolt's
+  monitor starts them (``OciRuntime.spawn``: posix_spawn, crun in the private mount
+  namespace it needs on hybrid-cgroup hosts), so no launcher cost is added to them;
 * ``podman run --rm --rootfs`` of the same root file system (``--network none`` to match
   Bolt's loopback-only default, runc because podman's crun fails on hybrid cgroups, and a
   private CONTAINERS_CONF with the ulimits this host needs; nothing in /etc is changed).
@@ -43,8 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bolt
 from _rootfs import busybox_rootfs
-from bolt.runtime.driver import hybrid_cgroups
-from bolt.runtime.linux import private_mount_namespace_without_cgroup2
+from bolt.runtime.driver import make_runtime
 from bolt.runtime.ocispec import generate
 from bolt.runtime.spec import ContainerSpec, validate
 
@@ -52,13 +52,9 @@ BOLT = str(Path(sys.executable).parent / "bolt")
 PODMAN_CONF = '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
 
 
-def timed(
-    cmd: list[str], env: dict[str, str] | None = None, preexec: Callable[[], None] | None = None
-) -> float:
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
     start = time.perf_counter()
-    proc = subprocess.run(
-        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=preexec
-    )
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(
@@ -118,14 +114,24 @@ def run(work: Path, rounds: int, gap: float) -> int:
     bundle = raw_bundle(work, rootfs)
     (work / "containers.conf").write_text(PODMAN_CONF)
     podman_env = dict(os.environ, CONTAINERS_CONF=str(work / "containers.conf"))
-    private = private_mount_namespace_without_cgroup2 if hybrid_cgroups() else None
     counter = iter(range(1_000_000))
 
-    def raw(runtime: str) -> float:
-        cid = f"bench-{runtime}-{next(counter)}"
-        state = str(work / f"state-{runtime}")
-        pre = private if runtime == "crun" else None
-        return timed([runtime, "--root", state, "run", "--bundle", str(bundle), cid], preexec=pre)
+    def raw(name: str) -> float:
+        rt = make_runtime(name, work)._replace(state_root=str(work / f"state-{name}"))
+        errors = work / f"{name}.err"
+        null = os.open(os.devnull, os.O_RDWR)
+        err = os.open(errors, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        start = time.perf_counter()
+        pid = rt.spawn(
+            "run", "--bundle", str(bundle), f"bench-{name}-{next(counter)}", stdio=(null, null, err)
+        )
+        _, status = os.waitpid(pid, 0)
+        elapsed = time.perf_counter() - start
+        os.close(null)
+        os.close(err)
+        if status != 0:
+            raise SystemExit(f"{name} run failed ({status}): {errors.read_text()[-400:]}")
+        return elapsed
 
     contenders: dict[str, Callable[[], float]] = {
         "bolt run (crun)": lambda: timed([BOLT, "run", "--rm", "bench:1", "/bin/true"], env),
