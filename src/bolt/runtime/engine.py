@@ -22,7 +22,8 @@ from bolt.errors import BoltError, InvalidInput
 from bolt.runtime import linux, rootfs
 from bolt.runtime.driver import OciRuntime, make_runtime, select_runtime
 from bolt.runtime.layout import ContainerDir
-from bolt.runtime.monitor import MonitorJob, spawn_exec, spawn_forked
+from bolt.runtime.monitor import MonitorJob
+from bolt.runtime.monitor_start import spawn_exec, spawn_forked
 from bolt.runtime.request import RunRequest, build_spec, cdi_names
 from bolt.runtime.spec import Mount, validate
 from bolt.state.db import LIVE, ContainerRow, StateDB, now

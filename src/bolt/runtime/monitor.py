@@ -1,7 +1,7 @@
 """The per-container monitor: starts the container, owns its stdio, logs, records the exit.
 
 One monitor process per container, started by ``bolt run`` (forked, so it costs no new
-interpreter) or by the library (``python -m bolt.runtime.monitor``).  It makes itself a
+interpreter) or by the library (a fresh interpreter): see ``bolt.runtime.monitor_start``.  It makes itself a
 child subreaper and leaves the caller's session, so it outlives the CLI.
 
 The container starts with one runtime call, ``run`` in the foreground: the runtime creates
@@ -28,7 +28,6 @@ import os
 import select
 import signal
 import socket
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -461,80 +460,3 @@ def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
 def _identity() -> dict[str, object]:
     """This monitor's columns: a recycled pid must never pass for it."""
     return {"monitor_pid": os.getpid(), "monitor_start": linux.proc_start_time(os.getpid())}
-
-
-def detach_stdio(log: Path) -> None:
-    """Point fds 0-2 away from the caller's terminal; our own errors go to ``log``."""
-    null = os.open(os.devnull, os.O_RDWR)
-    out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(null)
-    os.close(out)
-
-
-def run_forked_child(job: MonitorJob, sock: socket.socket | None) -> None:
-    """Body of the forked monitor: never returns."""
-    code = 1
-    try:
-        os.setsid()
-        detach_stdio(ContainerDir.of(Path(job.root), job.cid).monitor_log)
-        # Whatever else the caller had open (pipes a test harness waits on, its
-        # database) must not live as long as the container.
-        keep = sock.fileno() if sock is not None else 2
-        os.closerange(3, keep)
-        os.closerange(max(keep + 1, 3), 1 << 20)
-        code = serve(job, sock)
-    except BaseException as exc:
-        with contextlib.suppress(Exception):
-            print(f"bolt monitor: {exc!r}", file=sys.stderr)
-    finally:
-        os._exit(code)
-
-
-def spawn_forked(job: MonitorJob, interactive_client: bool = True) -> tuple[int, socket.socket]:
-    """Fork a monitor from this (single-threaded) process; return its pid and our socket end."""
-    ours, theirs = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:
-        ours.close()
-        run_forked_child(job, theirs)
-    theirs.close()
-    return pid, ours
-
-
-def spawn_exec(job: MonitorJob) -> socket.socket:
-    """Start a monitor as a fresh interpreter (safe from threaded programs)."""
-    import subprocess
-
-    ours, theirs = socket.socketpair()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bolt.runtime.monitor",
-            json.dumps(job._asdict()),
-            str(theirs.fileno()),
-        ],
-        pass_fds=[theirs.fileno()],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    theirs.close()
-    proc.wait()  # the child forks the real monitor and exits at once
-    return ours
-
-
-def main() -> None:
-    job = MonitorJob(**json.loads(sys.argv[1]))
-    sock = socket.socket(fileno=int(sys.argv[2]))
-    if os.fork() != 0:
-        os._exit(0)
-    run_forked_child(job, sock)
-
-
-if __name__ == "__main__":
-    main()
