@@ -4,10 +4,11 @@ signal handling, and rendering of what a change did (requested vs applied)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import click
 
@@ -21,10 +22,31 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
-def tx_options(*, window: float = 5.0, confirm_help: str = "default: off") -> Callable[[F], F]:
-    """--confirm/--no-confirm, --confirm-timeout, --window, --temp-guard."""
+class TxFlags(NamedTuple):
+    """The transaction options of a command line, as given (``confirm`` None = default)."""
 
-    def deco(fn: F) -> F:
+    confirm: bool | None
+    confirm_timeout: float
+    window: float
+    temp_guard: float | None
+
+
+def tx_options(*, window: float = 5.0, confirm_help: str = "default: off") -> Callable[[F], F]:
+    """--confirm/--no-confirm, --confirm-timeout, --window, --temp-guard, handed to the
+    command as one ``tx: TxFlags`` argument."""
+
+    def deco(command: F) -> F:
+        @functools.wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            kwargs["tx"] = TxFlags(
+                kwargs.pop("confirm"),
+                kwargs.pop("confirm_timeout"),
+                kwargs.pop("window"),
+                kwargs.pop("temp_guard"),
+            )
+            return command(*args, **kwargs)
+
+        fn: Any = wrapper
         fn = click.option(
             "--temp-guard",
             type=float,
@@ -50,7 +72,7 @@ def tx_options(*, window: float = 5.0, confirm_help: str = "default: off") -> Ca
             metavar="S",
             help="Seconds to wait for confirmation before reverting.",
         )(fn)
-        return click.option(
+        fn = click.option(
             "--confirm/--no-confirm",
             "confirm",
             default=None,
@@ -58,6 +80,7 @@ def tx_options(*, window: float = 5.0, confirm_help: str = "default: off") -> Ca
             f"shell) within --confirm-timeout; {confirm_help}.  --no-confirm still watches "
             "the stability window.",
         )(fn)
+        return fn  # type: ignore[no-any-return]
 
     return deco
 
@@ -90,14 +113,13 @@ def _progress(as_json: bool) -> Callable[[str, dict[str, Any]], None]:
 
 def run_change(
     change: Callable[[GpuManager, TxOptions], Awaitable[TxReport | None]],
+    tx: TxFlags,
     *,
-    confirm: bool,
-    confirm_timeout: float,
-    window: float,
-    temp_guard: float | None,
     as_json: bool,
+    confirm_by_default: bool = False,
 ) -> TxReport | None:
     """Run one transactional change with prompt and signals wired; renders the outcome."""
+    confirm = confirm_by_default if tx.confirm is None else tx.confirm
 
     async def main() -> TxReport | None:
         loop = asyncio.get_running_loop()
@@ -116,10 +138,10 @@ def run_change(
 
             loop.add_reader(sys.stdin.fileno(), on_line)
         options = TxOptions(
-            window_s=window,
+            window_s=tx.window,
             confirm=confirm,
-            confirm_timeout_s=confirm_timeout,
-            temp_guard_c=temp_guard,
+            confirm_timeout_s=tx.confirm_timeout,
+            temp_guard_c=tx.temp_guard,
             progress=_progress(as_json),
             answers=answers,
         )

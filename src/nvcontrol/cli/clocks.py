@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nvcontrol.cli.changes import run_change, run_direct, tx_options
+from nvcontrol.cli.changes import TxFlags, run_change, run_direct, tx_options
 from nvcontrol.cli.common import gpu_option, json_option
 
 
@@ -51,19 +51,13 @@ def lock_cmd(
     selector: str | None,
     graphics: tuple[int, int] | None,
     memory: tuple[int, int] | None,
-    confirm: bool | None,
-    confirm_timeout: float,
-    window: float,
-    temp_guard: float | None,
+    tx: TxFlags,
     as_json: bool,
 ) -> None:
     """Lock clocks into MIN,MAX (as a transaction)."""
     run_change(
         lambda m, o: m.lock_clocks(selector, graphics, memory, o),
-        confirm=bool(confirm),
-        confirm_timeout=confirm_timeout,
-        window=window,
-        temp_guard=temp_guard,
+        tx,
         as_json=as_json,
     )
 

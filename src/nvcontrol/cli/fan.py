@@ -7,7 +7,7 @@ import signal
 
 import click
 
-from nvcontrol.cli.changes import query, run_change, run_direct, tx_options
+from nvcontrol.cli.changes import TxFlags, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, emit_json_line, gpu_option, json_option
 
 
@@ -62,20 +62,14 @@ def _fan_and_pct(args: tuple[str, ...]) -> tuple[int | None, int]:
 def set_cmd(
     args: tuple[str, ...],
     selector: str | None,
-    confirm: bool | None,
-    confirm_timeout: float,
-    window: float,
-    temp_guard: float | None,
+    tx: TxFlags,
     as_json: bool,
 ) -> None:
     """Set a manual fan speed (one fan or all), as a transaction."""
     index, pct = _fan_and_pct(args)
     run_change(
         lambda m, o: m.set_fans(selector, index, pct, o),
-        confirm=bool(confirm),
-        confirm_timeout=confirm_timeout,
-        window=window,
-        temp_guard=temp_guard,
+        tx,
         as_json=as_json,
     )
 

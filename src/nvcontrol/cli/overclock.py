@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from nvcontrol.cli.changes import outcome_line, query, run_change, run_direct, tx_options
+from nvcontrol.cli.changes import TxFlags, outcome_line, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
 
 UNITS = (
@@ -65,19 +65,14 @@ def apply_cmd(
     gpu_offset: int | None,
     memory_offset: int | None,
     pstate: str,
-    confirm: bool | None,
-    confirm_timeout: float,
-    window: float,
-    temp_guard: float | None,
+    tx: TxFlags,
     as_json: bool,
 ) -> None:
     run_change(
         lambda m, o: m.apply_offsets(selector, gpu_offset, memory_offset, pstate, o),
-        confirm=sys.stdin.isatty() if confirm is None else confirm,
-        confirm_timeout=confirm_timeout,
-        window=window,
-        temp_guard=temp_guard,
+        tx,
         as_json=as_json,
+        confirm_by_default=sys.stdin.isatty(),
     )
 
 

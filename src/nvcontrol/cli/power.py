@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from nvcontrol.cli.changes import query, run_change, run_direct, tx_options
+from nvcontrol.cli.changes import TxFlags, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
 
 
@@ -52,19 +52,13 @@ def limit_cmd(
     selector: str | None,
     watts: float | None,
     percent: float | None,
-    confirm: bool | None,
-    confirm_timeout: float,
-    window: float,
-    temp_guard: float | None,
+    tx: TxFlags,
     as_json: bool,
 ) -> None:
     """Set the power limit (as a transaction): --watts W or --percent P of the default."""
     run_change(
         lambda m, o: m.set_power_limit(selector, watts, percent, o),
-        confirm=bool(confirm),
-        confirm_timeout=confirm_timeout,
-        window=window,
-        temp_guard=temp_guard,
+        tx,
         as_json=as_json,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from nvcontrol.cli.changes import query, run_change, tx_options
+from nvcontrol.cli.changes import TxFlags, query, run_change, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
 from nvcontrol.control.snapshots import SnapshotStore
 
@@ -84,19 +84,13 @@ def diff_cmd(name: str, selector: str | None, as_json: bool) -> None:
 def restore_cmd(
     name: str,
     selector: str | None,
-    confirm: bool | None,
-    confirm_timeout: float,
-    window: float,
-    temp_guard: float | None,
+    tx: TxFlags,
     as_json: bool,
 ) -> None:
     """Restore NAME (by GPU UUID, whatever the enumeration order) as one transaction."""
     run_change(
         lambda m, o: m.snapshot_restore(name, selector, o),
-        confirm=bool(confirm),
-        confirm_timeout=confirm_timeout,
-        window=window,
-        temp_guard=temp_guard,
+        tx,
         as_json=as_json,
     )
 
