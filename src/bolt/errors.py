@@ -7,7 +7,13 @@ what to do about it.  CLIs print ``error: <message>`` (+ ``hint: <hint>``) and e
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -55,3 +61,17 @@ def render(err: BoltError) -> str:
     if err.hint:
         text += f"\nhint: {err.hint}"
     return text
+
+
+@contextlib.contextmanager
+def fs_errors(path: Path | str) -> Iterator[None]:
+    """File-system errors inside the block become user errors that name the path."""
+    try:
+        yield
+    except PermissionError as err:
+        raise PermissionDenied(
+            f"permission denied: {err.filename or path}",
+            hint="run as root, or use --root DIR with a directory you own",
+        ) from err
+    except OSError as err:
+        raise BoltError(f"{err.filename or path}: {err.strerror or err}") from err

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bolt.errors import BoltError, InvalidInput, PermissionDenied, render
+from bolt.errors import BoltError, InvalidInput, fs_errors, render
 
 if TYPE_CHECKING:
     from bolt.images.store import ImageRecord, ImageStore
@@ -188,15 +188,8 @@ def _store(args: argparse.Namespace) -> Iterator[ImageStore]:
     from bolt.images.store import ImageStore
 
     root = root_of(args)
-    try:
+    with fs_errors(root):
         yield ImageStore(root)
-    except PermissionError as err:
-        raise PermissionDenied(
-            f"permission denied: {err.filename or root}",
-            hint="run as root, or use --root DIR with a directory you own",
-        ) from err
-    except OSError as err:
-        raise BoltError(f"{err.filename or root}: {err.strerror or err}") from err
 
 
 def _argv(text: str, option: str) -> list[str]:
@@ -216,23 +209,15 @@ def _argv(text: str, option: str) -> list[str]:
         raise InvalidInput(f"{option}: {err}") from err
 
 
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1000
-    return f"{value:.1f}GB"
-
-
 def _table(records: list[ImageRecord]) -> str:
     from bolt.images.refs import split
+    from bolt.registry.progress import human_size
 
     rows = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
     for r in records:
         name, tag = split(r.ref)
         created = r.created.replace("T", " ")[:16] if r.created else "-"
-        rows.append((name, tag, r.short_id, created, _human_size(r.size)))
+        rows.append((name, tag, r.short_id, created, human_size(r.size, sep="")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

@@ -7,14 +7,12 @@ Argument parsing and rendering only: the work is :mod:`bolt.registry.session`'s 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bolt.errors import BoltError, InvalidInput, PermissionDenied
+from bolt.errors import InvalidInput, fs_errors
 
 
 def register(subparsers: Any) -> None:
@@ -110,7 +108,7 @@ def pull_cmd(args: argparse.Namespace) -> int:
 
     progress = for_stream(sys.stderr, quiet=args.quiet)
     try:
-        with _fs_errors(args.root):
+        with fs_errors(args.root):
             record = pull_image(args.root, args.ref, insecure=args.insecure, progress=progress)
     finally:
         progress.close()
@@ -124,7 +122,7 @@ def push_cmd(args: argparse.Namespace) -> int:
 
     progress = for_stream(sys.stderr, quiet=args.quiet)
     try:
-        with _fs_errors(args.root):
+        with fs_errors(args.root):
             ref, digest = push_image(
                 args.root,
                 args.source,
@@ -142,7 +140,7 @@ def push_cmd(args: argparse.Namespace) -> int:
 def tag_cmd(args: argparse.Namespace) -> int:
     from bolt.images.store import ImageStore
 
-    with _fs_errors(args.root):
+    with fs_errors(args.root):
         record = ImageStore(args.root).tag(args.source, args.target)
     print(f"{record.ref} {record.id}")
     return 0
@@ -171,7 +169,7 @@ def login_cmd(args: argparse.Namespace) -> int:
         raise InvalidInput("no password given", hint="use --password-stdin")
     if not username or not password:
         raise InvalidInput("the user name and the password must not be empty")
-    with _fs_errors(args.root):
+    with fs_errors(args.root):
         login(args.root, args.registry, Credentials(username, password), insecure=args.insecure)
     print(f"Login succeeded: {args.registry}")
     return 0
@@ -180,7 +178,7 @@ def login_cmd(args: argparse.Namespace) -> int:
 def logout_cmd(args: argparse.Namespace) -> int:
     from bolt.registry.session import logout
 
-    with _fs_errors(args.root):
+    with fs_errors(args.root):
         removed = logout(args.root, args.registry)
     if not removed:
         raise InvalidInput(f"not logged in to {args.registry}")
@@ -192,7 +190,7 @@ def save_cmd(args: argparse.Namespace) -> int:
     from bolt.images.archive import save
     from bolt.images.store import ImageStore
 
-    with _fs_errors(args.root):
+    with fs_errors(args.root):
         store = ImageStore(args.root)
         for ref in args.refs:
             store.resolve(ref)  # every name is checked before the output is created
@@ -222,7 +220,7 @@ def load_cmd(args: argparse.Namespace) -> int:
     from bolt.images.archive import load
     from bolt.images.store import ImageStore
 
-    with _fs_errors(args.root):
+    with fs_errors(args.root):
         store = ImageStore(args.root)
         if args.input == "-":
             args.root.mkdir(parents=True, exist_ok=True)
@@ -248,23 +246,7 @@ def export_cmd(args: argparse.Namespace) -> int:
     head, sep, tail = dest.rpartition(":")
     if sep and head and "/" not in tail:
         dest, refname = head, tail
-    with _fs_errors(args.root):
+    with fs_errors(args.root):
         name = export_layout(ImageStore(args.root), args.ref, Path(dest), refname)
     print(f"{dest}:{name}")
     return 0
-
-
-@contextlib.contextmanager
-def _fs_errors(root: Path) -> Iterator[None]:
-    """File-system errors as user errors that name the path."""
-    try:
-        yield
-    except PermissionError as err:
-        raise PermissionDenied(
-            f"permission denied: {err.filename or root}",
-            hint="run as root, or use --root DIR with a directory you own",
-        ) from err
-    except OSError as err:
-        if isinstance(err, BoltError):
-            raise
-        raise BoltError(f"{err.filename or root}: {err.strerror or err}") from err

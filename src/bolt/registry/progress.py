@@ -111,10 +111,11 @@ def for_stream(out: TextIO | None = None, quiet: bool = False) -> Progress:
     return Lines(out)
 
 
-def human_size(size: int) -> str:
+def human_size(size: int, sep: str = " ") -> str:
+    """Decimal units, as registries and `docker images` count them."""
     value = float(size)
     for unit in ("B", "kB", "MB", "GB"):
         if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            return f"{value:.0f}{sep}{unit}" if unit == "B" else f"{value:.1f}{sep}{unit}"
         value /= 1000
-    return f"{value:.1f} GB"
+    return f"{value:.1f}{sep}GB"
