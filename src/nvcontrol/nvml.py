@@ -144,6 +144,7 @@ class Nvml:
 
     def __init__(self) -> None:
         self._gpus: list[Gpu] | None = None
+        self._system: dict[str, Any] | None = None
         self._open = False
 
     def __enter__(self) -> Nvml:
@@ -194,6 +195,12 @@ class Nvml:
         return gpus
 
     def system(self) -> dict[str, Any]:
+        """Driver, NVML and CUDA versions (read once per session)."""
+        if self._system is None:
+            self._system = self._read_system()
+        return self._system
+
+    def _read_system(self) -> dict[str, Any]:
         def safe(fn: Callable[[], Any]) -> Any:
             try:
                 return fn()

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from bolt.errors import BoltError
 from bolt.runtime import attach, linux, rootfs
-from bolt.runtime.driver import OciRuntime, runtime_message
+from bolt.runtime.driver import SPAWN_DEFAULT_SIGNALS, OciRuntime, runtime_message
 from bolt.runtime.layout import ContainerDir
 from bolt.state.db import StateDB, now
 
@@ -419,14 +419,9 @@ def _read_available(fd: int) -> str:
 def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
     """The monitor's whole life; returns its own process exit status."""
     linux.set_child_subreaper()
-    for sig in (
-        signal.SIGINT,
-        signal.SIGHUP,
-        signal.SIGPIPE,
-        signal.SIGTSTP,
-        signal.SIGTTOU,
-        signal.SIGTTIN,
-    ):
+    # The same set the runtime's spawn resets to default, so the container never inherits
+    # the monitor's dispositions.
+    for sig in SPAWN_DEFAULT_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     mon = Monitor(job, attach_sock)
     try:

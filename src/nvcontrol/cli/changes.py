@@ -210,18 +210,7 @@ def _v(value: Any) -> str:
 
 
 def outcomes_json(outcomes: list[Outcome]) -> list[dict[str, Any]]:
-    return [
-        {
-            "uuid": o.uuid,
-            "gpu": o.label,
-            "field": o.field,
-            "requested": o.requested,
-            "before": o.before,
-            "applied": o.applied,
-            "status": o.status,
-        }
-        for o in outcomes
-    ]
+    return [o.to_json() for o in outcomes]
 
 
 def run_direct(

@@ -79,19 +79,7 @@ class TxReport:
             "cause": self.cause,
             "window_s": self.window_s,
             "seconds": round(self.seconds, 3),
-            "changes": [
-                {
-                    "uuid": o.uuid,
-                    "gpu": o.label,
-                    "field": o.field,
-                    "requested": o.requested,
-                    "before": o.before,
-                    "applied": o.applied,
-                    "status": o.status,
-                    "error": o.error,
-                }
-                for o in self.outcomes
-            ],
+            "changes": [o.to_json() for o in self.outcomes],
             "max_temperature_c": self.max_temperature_c,
             "restore_problems": self.restore_problems,
         }

@@ -63,6 +63,18 @@ class Outcome:
     def failed(self) -> bool:
         return self.status in ("ignored", "failed")
 
+    def to_json(self) -> dict[str, object]:
+        return {
+            "uuid": self.uuid,
+            "gpu": self.label,
+            "field": self.field,
+            "requested": self.requested,
+            "before": self.before,
+            "applied": self.applied,
+            "status": self.status,
+            "error": self.error,
+        }
+
     def describe(self) -> str:
         if self.status == "ignored":
             return (
