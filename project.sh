@@ -38,8 +38,25 @@ install_apt() {
   fi
 }
 
+# A Python >= 3.11: $PYTHON, else the newest python3.X on PATH, else Debian/Ubuntu's
+# python3.11 (Ubuntu 22.04 ships 3.10 as python3 but has python3.11 in its archive).
+find_python() {
+  local cand
+  for cand in ${PYTHON:-} python3 python3.13 python3.12 python3.11; do
+    if command -v "$cand" >/dev/null 2>&1 &&
+      "$cand" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$cand"
+      return
+    fi
+  done
+  log "apt: installing python3.11 (python3 here is older than 3.11)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11 python3.11-venv python3.11-dev >/dev/null
+  echo python3.11
+}
+
 install_venv() {
-  local py=${PYTHON:-python3}
+  local py
+  py=$(find_python)
   if [ ! -x "$VENV/bin/python" ]; then
     log "venv: creating $VENV"
     "$py" -m venv "$VENV"
