@@ -1,12 +1,12 @@
 """Errors nvcontrol reports to users, each with its exit code (the table in the README).
 
-They extend :mod:`bolt.errors` so that ``nvctl`` and ``bolt`` share one exit-code table.
+They extend :mod:`basis.errors` so that ``nvctl`` and ``bolt`` share one exit-code table.
 NVML return codes map onto them in :func:`from_nvml_code`.
 """
 
 from __future__ import annotations
 
-from bolt.errors import BoltError, ExitCode, InvalidInput, PermissionDenied, Unsupported
+from basis.errors import ExitCode, InvalidInput, PermissionDenied, Unsupported, UserError
 
 __all__ = [
     "ExitCode",
@@ -26,7 +26,7 @@ NO_DRIVER_HINT = (
 )
 
 
-class NvctlError(BoltError):
+class NvctlError(UserError):
     """Base of nvcontrol's user-facing errors."""
 
 
@@ -55,7 +55,7 @@ class NvmlCallError(NvctlError):
         self.code = code
 
 
-def from_nvml_code(function: str, code: int, text: str, gpu: str | None = None) -> BoltError:
+def from_nvml_code(function: str, code: int, text: str, gpu: str | None = None) -> UserError:
     """The user-facing error for an NVML return code (exit code follows the meaning)."""
     import pynvml
 

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from bolt.errors import BoltError, ExitCode, render
+from basis.errors import ExitCode, UserError, render
 from nvsim import build, control, instance, status
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -248,7 +248,7 @@ def build_cmd(force: bool) -> None:
     try:
         click.echo(str(build.build(force=force)))
     except build.BuildError as err:
-        raise BoltError(str(err)) from None
+        raise UserError(str(err)) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         click.echo("aborted", err=True)
         code = ExitCode.FAILURE
-    except BoltError as err:
+    except UserError as err:
         if _debug:
             traceback.print_exc()
         click.echo(render(err), err=True)

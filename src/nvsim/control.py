@@ -1,7 +1,7 @@
 """What the ``nvsim`` CLI does to a running instance: load, faults, resets.
 
 Each operation takes the mapped :class:`~nvsim.state.StateFile`, checks its input before
-changing anything (raising :class:`bolt.errors.InvalidInput`), and writes the control
+changing anything (raising :class:`basis.errors.InvalidInput`), and writes the control
 fields under the state lock so the tick daemon never sees half of a change.
 """
 
@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bolt.errors import InvalidInput
+from basis.errors import InvalidInput
 from nvsim import layout, models
 from nvsim.model import XID_FALLEN_OFF_BUS
 from nvsim.state import StateFile, append_event

@@ -7,7 +7,7 @@ An instance is a state directory holding:
 * ``dev/``: device nodes with NVIDIA's numbers (only when we may create them);
 * ``daemon.log``: the output of the tick daemon (:mod:`nvsim.daemon`).
 
-The functions here raise :mod:`bolt.errors` exceptions that carry what went wrong and
+The functions here raise :mod:`basis.errors` exceptions that carry what went wrong and
 which exit code the CLI uses; they print nothing.
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bolt.errors import BoltError, InvalidInput, PermissionDenied, Unsupported
+from basis.errors import InvalidInput, PermissionDenied, Unsupported, UserError
 from nvsim import build, layout, models
 from nvsim.state import STATE_FILE, StateFile, StateFileError
 
@@ -202,7 +202,7 @@ def up(
             hint="run as root, or pass --state DIR (or set NVSIM_STATE) to a writable directory",
         ) from None
     except OSError as err:
-        raise BoltError(f"cannot create {state_dir}: {err.strerror}") from None
+        raise UserError(f"cannot create {state_dir}: {err.strerror}") from None
     _refuse_if_running(state_dir)
     notes: list[str] = []
     library = _install_library(state_dir, notes)
@@ -233,7 +233,7 @@ def _refuse_if_running(state_dir: Path) -> None:
     except StateFileError:
         return
     if running:
-        raise BoltError(
+        raise UserError(
             f"an nvsim instance is already up at {state_dir} (daemon pid {pid})",
             hint=f"take it down first: nvsim --state {state_dir} down",
         )
@@ -246,7 +246,7 @@ def _install_library(state_dir: Path, notes: list[str]) -> Path:
         # A read-only install or an offline machine can still use what was built before.
         built = build.library_path()
         if not built.exists():
-            raise BoltError(f"cannot build libnvidia-ml.so.1: {err}") from None
+            raise UserError(f"cannot build libnvidia-ml.so.1: {err}") from None
         notes.append(f"using the previously built library; rebuilding failed: {err}")
     lib_dir = state_dir / "lib"
     lib_dir.mkdir(exist_ok=True)
@@ -329,7 +329,7 @@ def _start_daemon(state_dir: Path) -> int:
         proc.kill()
     proc.wait()
     tail = log_path.read_text(errors="replace").strip().splitlines()[-5:]
-    raise BoltError(
+    raise UserError(
         "the nvsim daemon did not start: " + (" | ".join(tail) or "no output"),
         hint=f"see {log_path}",
     )

@@ -21,7 +21,7 @@ SCHEME = "bolt://"
 class PullFailed(BoltError):
     """The base image is not in the store and could not be pulled."""
 
-    def __init__(self, message: str, *, exit_code: ExitCode, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, exit_code: int, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.exit_code = exit_code
 

@@ -56,7 +56,7 @@ DOCKERFILES = ("Dockerfile.bolt", "Dockerfile")
 class StepFailed(BoltError):
     """A step failed; the message starts with ``file:line``."""
 
-    def __init__(self, message: str, *, exit_code: ExitCode, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, exit_code: int, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.exit_code = exit_code
 

@@ -13,6 +13,8 @@ import os
 import sys
 from functools import cache
 
+from basis import process
+
 PR_SET_CHILD_SUBREAPER = 36
 CLONE_NEWNS = 0x00020000
 MS_RDONLY = 1
@@ -126,35 +128,10 @@ def written_names(fd: int) -> list[str]:
             at += 16 + length
 
 
-def proc_start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot, or None if it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name may contain spaces and parentheses: split after the last ')'.
-    fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[19])
-
-
-def proc_state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return data[data.rindex(b")") + 2 :].split()[0].decode()
-
-
-def process_alive(pid: int | None, start_time: int | None) -> bool:
-    """True if ``pid`` still names the process that had ``start_time`` and is not a zombie."""
-    if not pid:
-        return False
-    current = proc_start_time(pid)
-    if current is None or (start_time is not None and current != start_time):
-        return False
-    return proc_state(pid) not in ("Z", "X", None)
+# Process identity lives in the neutral base; these names stay for the runtime's callers.
+proc_start_time = process.start_time
+proc_state = process.state
+process_alive = process.alive
 
 
 def is_mountpoint(path: str) -> bool:

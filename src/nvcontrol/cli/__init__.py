@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import click
 
-from bolt.errors import BoltError, ExitCode, render
+from basis.errors import ExitCode, UserError, render
 
 # Command groups, imported only when used: a command does not pay for the others' imports.
 _COMMANDS = {
@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except BoltError as exc:
+    except UserError as exc:
         if debug:
             raise
         click.echo(render(exc), err=True)

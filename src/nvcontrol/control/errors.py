@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bolt.errors import ExitCode, InvalidInput
+from basis.errors import ExitCode, InvalidInput
 from nvcontrol.errors import NvctlError
 
 

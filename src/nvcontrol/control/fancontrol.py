@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import pynvml
 
-from bolt.errors import Unsupported
+from basis.errors import Unsupported
 from nvcontrol.control import settings
 from nvcontrol.control.fancurve import CurveFollower, FanCurve
 from nvcontrol.control.journal import Journal

@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bolt.errors import InvalidInput
+from basis.errors import InvalidInput
 
 
 @dataclass(frozen=True)

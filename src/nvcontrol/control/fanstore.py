@@ -14,7 +14,7 @@ import tomllib
 
 import tomli_w
 
-from bolt.errors import InvalidInput
+from basis.errors import InvalidInput
 from nvcontrol.control import paths
 from nvcontrol.control.fancurve import FanCurve
 

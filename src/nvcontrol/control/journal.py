@@ -15,7 +15,6 @@ It knows nothing of NVML: values in, values out.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from basis import process
 from nvcontrol.control import paths
 
 OPEN = "open"  # being applied, watched, or waiting for confirmation
@@ -69,27 +69,12 @@ CREATE TABLE IF NOT EXISTS fan_controllers (
 
 
 def process_start(pid: int) -> int | None:
-    """The start time of a process in clock ticks since boot; ``None`` if it is gone
-    (or a zombie: killed but not yet reaped, which is just as dead)."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = raw[raw.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
+    """The start time of a live process (None if it is gone or a zombie)."""
+    return process.start_time(pid) if process.alive(pid, None) else None
 
 
-def alive(pid: int, start: int) -> bool:
-    return process_start(pid) == start
-
-
-def me() -> tuple[int, int]:
-    pid = os.getpid()
-    start = process_start(pid)
-    assert start is not None
-    return pid, start
+alive = process.alive
+me = process.me
 
 
 def exists(path: Path) -> bool:

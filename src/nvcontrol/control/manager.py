@@ -15,7 +15,7 @@ from typing import Any
 
 import pynvml
 
-from bolt.errors import InvalidInput, Unsupported
+from basis.errors import InvalidInput, Unsupported
 from nvcontrol.control import fanstore, settings
 from nvcontrol.control.errors import Busy, SnapshotError
 from nvcontrol.control.fancurve import FanCurve

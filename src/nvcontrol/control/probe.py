@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bolt.errors import Unsupported
+from basis.errors import Unsupported
 from nvcontrol.control import settings
 from nvcontrol.control.errors import RolledBack
 from nvcontrol.control.load import NO_LOAD_HINT, LoadGenerator, pick

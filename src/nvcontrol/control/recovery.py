@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from bolt.errors import BoltError
+from basis.errors import UserError
 from nvcontrol.control.journal import ROLLBACK_PENDING, ROLLED_BACK, Journal
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def repair(say: Callable[[str], None]) -> int:
 
         with Nvml() as nvml:
             return _repair_transactions(journal, nvml, say) + _repair_fans(journal, nvml, say)
-    except (sqlite3.Error, BoltError) as err:
+    except (sqlite3.Error, UserError) as err:
         say(f"warning: could not repair interrupted GPU changes: {err}")
         return 0
     finally:

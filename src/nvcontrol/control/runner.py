@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bolt.errors import BoltError, PermissionDenied
+from basis.errors import PermissionDenied, UserError
 from nvcontrol.control import settings
 from nvcontrol.control.errors import Busy, RolledBack
 from nvcontrol.control.fancurve import FanCurve
@@ -128,7 +128,7 @@ def restore(gpus: Sequence[Gpu], journal: Journal, snap: Snapshot) -> list[str]:
                     settings.apply(gpu, name, value, journal, None)
                 except GpuLost:
                     raise
-                except BoltError as err:
+                except UserError as err:
                     problems.append(f"{gpu.label}: {name}: {err.message}")
                     failed = True
             if not failed:
@@ -177,7 +177,7 @@ async def run(
             prior = before.gpus[w.gpu.uuid].config.get(w.field)
             try:
                 report.outcomes.append(settings.apply(w.gpu, w.field, w.value, journal, prior))
-            except BoltError as err:
+            except UserError as err:
                 if not report.outcomes:
                     raise  # the very first write was refused: nothing changed, keep its code
                 report.outcomes.append(
@@ -222,7 +222,7 @@ async def run(
     except _Revert as revert:
         cause = revert.cause
     except BaseException as exc:
-        if isinstance(exc, BoltError) and not report.outcomes:
+        if isinstance(exc, UserError) and not report.outcomes:
             journal.finish(tx_id, ROLLED_BACK, f"nothing changed: {exc.message}")
             raise
         cause = _interrupted(exc)
@@ -251,7 +251,7 @@ def _wait(machine: Transaction) -> float:
 def _interrupted(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError):
         return "interrupted before the change was committed"
-    if isinstance(exc, BoltError):
+    if isinstance(exc, UserError):
         return exc.message
     return f"internal error: {exc.__class__.__name__}: {exc}"
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pynvml
 
-from bolt.errors import InvalidInput, Unsupported
+from basis.errors import InvalidInput, Unsupported
 from nvcontrol.control.fancurve import FanCurve
 from nvcontrol.control.journal import Journal
 from nvcontrol.control.transaction import Outcome
