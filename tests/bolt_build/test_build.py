@@ -399,3 +399,30 @@ def test_add_of_a_hostile_archive_writes_nothing_outside(bolt: Bolt, tmp_path: P
     proc = bolt("build", str(ctx))
     assert proc.returncode == 2
     assert "Dockerfile.bolt:2: archive member '../../climb' climbs out" in proc.stderr
+
+
+def test_bad_stopsignal_or_expose_is_refused_before_any_step_runs(
+    bolt: Bolt, tmp_path: Path
+) -> None:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    path = ctx / "Dockerfile.bolt"
+    before = bolt.ok("images", "-q")
+    path.write_text("FROM busybox\nRUN echo step-ran\nSTOPSIGNAL SIGBOGUS\nEXPOSE 80\n")
+    proc = bolt("build", "-t", "sig:1", str(ctx))
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"error: {path}:3: STOPSIGNAL: signal 'SIGBOGUS' is unknown")
+    assert "step-ran" not in proc.stdout and "Traceback" not in proc.stderr
+    path.write_text("FROM busybox\nRUN echo step-ran\nEXPOSE 8080/tcp 70000\n")
+    proc = bolt("build", "-t", "sig:1", str(ctx))
+    assert proc.returncode == 2
+    assert f"{path}:3: EXPOSE '70000': '70000' is not a port number" in proc.stderr
+    assert "step-ran" not in proc.stdout
+    assert bolt.ok("images", "-q") == before
+    assert not (bolt.root / "build-cache.db").exists()  # refused before the builder began
+    # a value from a variable is known only at its step, and refused there, at its line
+    path.write_text("FROM busybox\nARG PORT=99999\nEXPOSE $PORT\n")
+    proc = bolt("build", "-t", "sig:1", str(ctx))
+    assert proc.returncode == 2
+    assert f"{path}:3: EXPOSE '99999': '99999' is not a port number" in proc.stderr
+    assert bolt.ok("images", "-q") == before

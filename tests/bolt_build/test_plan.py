@@ -109,3 +109,51 @@ def test_cache_key_ignores_line_numbers_but_not_content() -> None:
 def test_expansion_error_in_from_names_its_line() -> None:
     with pytest.raises(DockerfileError, match=r"^Dockerfile.bolt:2: BASE: required"):
         plan_of("ARG BASE\nFROM ${BASE:?required}\n")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("EXPOSE 80 99999", "EXPOSE '99999': '99999' is not a port number"),
+        ("EXPOSE 0", "EXPOSE '0': '0' is not a port number"),
+        ("EXPOSE 80/quic", "EXPOSE '80/quic': unknown protocol 'quic'"),
+        ("EXPOSE 90-80", "EXPOSE '90-80': the range ends before it starts"),
+        ("EXPOSE 1-65535", "a range of 65535 ports is too wide"),
+        ("EXPOSE 8080:80", "EXPOSE '8080:80': '8080:80' is not a port number"),
+        ("EXPOSE \u0668\u0660", "is not a port number"),
+        ("STOPSIGNAL SIGFOO", "STOPSIGNAL: signal 'SIGFOO' is unknown"),
+        ("STOPSIGNAL 999", "STOPSIGNAL: signal '999' is out of range"),
+        ("STOPSIGNAL 0", "STOPSIGNAL: signal '0' is out of range"),
+        ("STOPSIGNAL SIGRTMIN+99", "STOPSIGNAL: signal 'SIGRTMIN+99' is unknown"),
+    ],
+)
+def test_bad_expose_and_stopsignal_are_refused_with_their_line(line: str, message: str) -> None:
+    # refused when the plan is made: before any step (the RUN on line 2) could run
+    with pytest.raises(DockerfileError) as err:
+        plan_of(f"FROM x\nRUN echo would-run\n{line}\n")
+    assert str(err.value.message).startswith("Dockerfile.bolt:3: ")
+    assert message in err.value.message
+    assert err.value.exit_code == 2
+
+
+def test_expose_and_stopsignal_forms_docker_accepts() -> None:
+    config = state_after('EXPOSE "8000-8002" 53/UDP 9/sctp\nSTOPSIGNAL rtmin+3\n').config
+    assert config["ExposedPorts"] == {
+        "8000/tcp": {},
+        "8001/tcp": {},
+        "8002/tcp": {},
+        "53/udp": {},
+        "9/sctp": {},
+    }
+    assert config["StopSignal"] == "rtmin+3"
+    assert state_after("STOPSIGNAL 9\n").config["StopSignal"] == "9"
+
+
+def test_expose_from_a_variable_is_checked_once_expanded() -> None:
+    from bolt.errors import InvalidInput
+
+    # the plan cannot know $PORT; the step refuses it (the builder adds file:line)
+    with pytest.raises(InvalidInput, match=r"EXPOSE '70000/tcp': '70000' is not a port"):
+        state_after("ENV PORT=70000\nEXPOSE $PORT/tcp\n")
+    with pytest.raises(InvalidInput, match=r"STOPSIGNAL: signal 'NOPE' is unknown"):
+        state_after("ENV SIG=NOPE\nSTOPSIGNAL $SIG\n")

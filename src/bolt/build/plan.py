@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bolt.build import words
+from bolt.build import values, words
 from bolt.build.instructions import SUPPORTED, Instruction, read
 from bolt.build.syntax import Dockerfile
 
@@ -97,6 +97,8 @@ class ImageState:
 
 def make_plan(dockerfile: Dockerfile, target: str | None, build_args: Mapping[str, str]) -> Plan:
     instructions = [read(dockerfile, raw) for raw in dockerfile.instructions]
+    for instr in instructions:
+        values.check_literal(dockerfile, instr)
     meta: dict[str, str] = {}
     used: set[str] = set()
     i = 0
@@ -227,8 +229,7 @@ def apply(state: ImageState, instr: Instruction, escape: str) -> ImageState:
     elif kw == "EXPOSE":
         ports = dict(config.get("ExposedPorts") or {})
         for raw in instr.items:
-            port = exp(raw)
-            ports[port if "/" in port else f"{port}/tcp"] = {}
+            ports.update((key, {}) for key in values.exposed_ports(exp(raw)))
         config["ExposedPorts"] = ports
     elif kw == "VOLUME":
         volumes = dict(config.get("Volumes") or {})
@@ -236,7 +237,7 @@ def apply(state: ImageState, instr: Instruction, escape: str) -> ImageState:
             volumes[exp(raw) if instr.argv is None else raw] = {}
         config["Volumes"] = volumes
     elif kw == "STOPSIGNAL":
-        config["StopSignal"] = exp(instr.text)
+        config["StopSignal"] = values.stop_signal(exp(instr.text))
     elif kw == "CMD":
         config["Cmd"] = command(instr, shell)
         cmd_set = True
