@@ -310,25 +310,68 @@ def test_context_symlink_cannot_read_outside_the_context(bolt: Bolt, tmp_path: P
     )
 
 
-def test_build_killed_during_a_run_is_cleaned_up_by_the_next(bolt: Bolt, tmp_path: Path) -> None:
-    ctx = tmp_path / "ctx"
+def _build_in_a_sleeping_run(bolt: Bolt, ctx: Path, marker: str) -> subprocess.Popen[str]:
+    """A ``bolt build`` whose RUN step is sleeping (``sleep MARKER``) when this returns."""
     ctx.mkdir()
-    (ctx / "Dockerfile.bolt").write_text("FROM busybox\nRUN touch /ready && sleep 3117\n")
+    (ctx / "Dockerfile.bolt").write_text(f"FROM busybox\nRUN touch /ready && sleep {marker}\n")
     proc = subprocess.Popen(
-        [tool("bolt"), "build", str(ctx)], env=bolt.env, stdout=subprocess.DEVNULL
+        [tool("bolt"), "build", str(ctx)],
+        env=bolt.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 30
     while not list((bolt.root / "build").glob("*/step-*/upper/ready")):
         assert time.monotonic() < deadline, "the RUN step never started"
         time.sleep(0.05)
+    return proc
+
+
+def _sleeping(marker: str) -> bool:
+    found = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True)
+    return bool(found.stdout.strip())
+
+
+def test_build_stopped_by_sigterm_removes_its_run_container_and_overlay(
+    bolt: Bolt, tmp_path: Path
+) -> None:
+    before = bolt.ok("images", "-q")
+    proc = _build_in_a_sleeping_run(bolt, tmp_path / "ctx", "3116")
+    assert _sleeping("3116")
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "bolt build stopped by SIGTERM" in err and "Traceback" not in err
+    assert not _sleeping("3116"), "the RUN container outlived its build"
+    assert bolt.ok("images", "-q") == before
+    # the fixture checks that no mount and no scratch directory is left
+
+
+def test_build_killed_during_a_run_is_cleaned_up_by_system_prune(
+    bolt: Bolt, tmp_path: Path
+) -> None:
+    proc = _build_in_a_sleeping_run(bolt, tmp_path / "ctx", "3115")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    running = subprocess.run(["pgrep", "-f", "sleep 3117"], capture_output=True, text=True)
-    assert running.stdout.strip(), "the step's container should outlive the killed build"
+    assert _sleeping("3115"), "the step's container should outlive the killed build"
+    out = bolt.ok("system", "prune", "-f")
+    assert "removed the scratch of a killed build" in out
+    assert not _sleeping("3115")
+    assert not any((bolt.root / "build").iterdir())
+    # the fixture checks that no mount is left
+
+
+def test_build_killed_during_a_run_is_cleaned_up_by_the_next(bolt: Bolt, tmp_path: Path) -> None:
+    ctx = tmp_path / "ctx"
+    proc = _build_in_a_sleeping_run(bolt, ctx, "3117")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _sleeping("3117"), "the step's container should outlive the killed build"
     (ctx / "Dockerfile.bolt").write_text("FROM busybox\nRUN true\n")
     bolt.ok("build", str(ctx))
     # the fixture checks that no mount and no scratch directory is left
-    assert not subprocess.run(["pgrep", "-f", "sleep 3117"], capture_output=True).stdout
+    assert not _sleeping("3117")
 
 
 def test_remembered_file_hashes_still_see_a_same_size_change(bolt: Bolt, tmp_path: Path) -> None:

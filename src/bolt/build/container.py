@@ -78,6 +78,7 @@ def run_step(
     spec = validate(spec)
     (bundle / "config.json").write_text(json.dumps(generate(spec)))
     (work / CID_FILE).write_text(f"{rt.name} {cid}\n")
+    proc: subprocess.Popen[bytes] | None = None
     try:
         proc = subprocess.Popen(
             rt.argv("run", "--bundle", str(bundle), cid),
@@ -91,6 +92,9 @@ def run_step(
             on_output(raw.decode("utf-8", "replace").rstrip("\n"))
         return proc.wait()
     finally:
+        if proc is not None and proc.poll() is None:  # interrupted (Ctrl-C, SIGTERM)
+            proc.kill()  # the runtime first, so that it makes nothing more, then its container
+            proc.wait()
         with contextlib.suppress(BoltError, OSError):
             rt.delete(cid, force=True)
         engine.kill_cgroups(cid)

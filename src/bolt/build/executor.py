@@ -6,15 +6,15 @@ and stores the upper directory as the step's layer (nothing, when it changed no 
 step whose cache key (see ``bolt.build.plan.step_key``) is known reuses the recorded layer
 instead.  Metadata instructions (ENV, CMD, ...) change only the image config.
 
-Scratch space lives in ``$BOLT_ROOT/build/<id>/`` (same file system as the layer cache,
-so a finished upper directory is renamed into it); a build killed midway leaves one
-behind, which the next build unmounts and removes.
+Scratch space is :mod:`bolt.build.scratch`'s.  An exception (a failed step, Ctrl-C, the
+CLI's SIGTERM handler) unwinds every step's clean-up: the RUN container is deleted, the
+overlay unmounted, the scratch directory removed.  A build killed with SIGKILL leaves them
+behind for ``scratch.reap_killed_builds``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import tempfile
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from bolt.build import bases, commit, container, ignore, steps, words
+from bolt.build import bases, commit, ignore, scratch, steps, words
 from bolt.build.cache import BuildCache
 from bolt.build.copy import target_of
 from bolt.build.instructions import Instruction
@@ -153,7 +153,7 @@ class Builder:
         self.number = 0
         self.steps_made = 0
         self.stack = contextlib.ExitStack()
-        self.work = _work_dir(root, self.stack)
+        self.work = scratch.work_dir(root, self.stack)
         self.context = self.stack.enter_context(
             Tree(request.context, ignore.load(request.context), "build context")
         )
@@ -440,36 +440,3 @@ class Builder:
             overlay.unmount(merged)
             for name in ("work", "scratch", "rootfs", "empty-layer"):
                 shutil.rmtree(step / name, ignore_errors=True)
-
-
-def _work_dir(root: Path, stack: contextlib.ExitStack) -> Path:
-    """A private scratch directory, locked while this build runs; ones left by killed
-    builds (their lock is free) are cleaned first: a container still running a RUN step is
-    killed, the overlays unmounted, the directory removed."""
-    base = root / "build"
-    base.mkdir(parents=True, exist_ok=True)
-    for entry in base.iterdir():
-        fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        for scratch in entry.glob("step-*/scratch"):
-            container.reap(scratch, root)
-        for rootfs in entry.glob("step-*/rootfs"):
-            overlay.unmount(rootfs)
-        shutil.rmtree(entry, ignore_errors=True)
-        os.close(fd)
-    work = Path(tempfile.mkdtemp(dir=base))
-    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-
-    def cleanup() -> None:
-        for rootfs in work.glob("step-*/rootfs"):
-            overlay.unmount(rootfs)
-        shutil.rmtree(work, ignore_errors=True)
-        os.close(fd)
-
-    stack.callback(cleanup)
-    return work

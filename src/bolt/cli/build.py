@@ -7,10 +7,13 @@ are imported inside the handlers, so other commands do not pay for them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -91,7 +94,16 @@ def build_image(args: argparse.Namespace) -> int:
     )
     out = sys.stderr if (args.json or args.quiet) else sys.stdout
     progress = Lines(out, quiet=args.quiet)
-    result = build(args.root, request, progress)
+    try:
+        with _stopped_by(signal.SIGTERM, signal.SIGHUP):
+            result = build(args.root, request, progress)
+    except Stopped as stop:
+        print(
+            f"error: bolt build stopped by {stop.name}; no image was made (finished steps "
+            "stay in the build cache)",
+            file=sys.stderr,
+        )
+        return 128 + stop.number
     if args.json:
         doc = {
             "id": result.image.id,
@@ -146,6 +158,35 @@ def bootstrap_image(args: argparse.Namespace) -> int:
         print(f"Bootstrapped in {time.monotonic() - started:.0f} s", file=sys.stderr)
     print(f"{record.ref} {record.id}")
     return 0
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: raised where the build is, so that every clean-up on the
+    way out runs (the RUN container deleted, overlays unmounted, scratch removed).  A
+    BaseException, as KeyboardInterrupt is, so that no ``except BoltError`` swallows it."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(number)
+        self.number = number
+        self.name = signal.Signals(number).name
+
+
+@contextlib.contextmanager
+def _stopped_by(*signals: signal.Signals) -> Iterator[None]:
+    """Turn ``signals`` into :class:`Stopped` once; a second one during the clean-up is
+    ignored, so that the clean-up itself is not cut short."""
+
+    def handler(number: int, frame: object) -> None:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
+        raise Stopped(number)
+
+    old = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
 
 
 def _build_args(items: list[str]) -> dict[str, str]:

@@ -11,7 +11,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser("system", help="system-wide maintenance")
     ssub = p.add_subparsers(dest="system_command", metavar="COMMAND")
     ssub.required = True
-    pr = ssub.add_parser("prune", help="remove stopped containers, unused layers and stale mounts")
+    pr = ssub.add_parser(
+        "prune",
+        help="remove stopped containers, unused layers, stale mounts and what killed builds and pulls left",
+    )
     pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     pr.set_defaults(handler=prune, needs_root=True)
 
@@ -38,6 +41,10 @@ def prune(args: argparse.Namespace) -> int:
         answer = input("Remove all stopped containers, unused layers and stale mounts? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             return 2
+    from bolt.build.scratch import reap_killed_builds
+
+    for name in reap_killed_builds(args.root):  # first: their overlays hold layers
+        print(f"removed the scratch of a killed build ({name})")
     db = StateDB(args.root)
     removed = engine.prune(args.root, db)
     for name in removed:
