@@ -116,16 +116,20 @@ class TokenFront:
     """A token service (``/token``) and a registry front on one port: requests need a
     bearer token whose scopes grant the repository action; anonymous callers get pull
     rights only, ``USER``/``PASSWORD`` also push.  With ``open_access`` every request is
-    let through; ``break_blobs`` cuts that many blob downloads off half-way."""
+    let through; ``break_blobs`` cuts that many blob downloads off half-way;
+    ``stall_blobs`` sends half of that many blobs, then holds the connection open until
+    :meth:`stop` (a download in progress, for as long as a test needs one)."""
 
     backend: str
     open_access: bool = False
     break_blobs: int = 0
+    stall_blobs: int = 0
     host: str = ""
     tokens: dict[str, set[str]] = field(default_factory=dict)
     token_requests: list[dict[str, list[str]]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> TokenFront:
         front = self
@@ -151,6 +155,7 @@ class TokenFront:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
@@ -224,12 +229,16 @@ class TokenFront:
             with self._lock:
                 cut = self.break_blobs > 0
                 self.break_blobs -= cut
-            if cut:  # promise the whole blob, send half of it, hang up
+                stall = not cut and self.stall_blobs > 0
+                self.stall_blobs -= stall
+            if cut or stall:  # promise the whole blob, send half of it, hang up
                 req.send_response(resp.status)
                 req.send_header("Content-Length", str(len(data)))
                 req.end_headers()
                 req.wfile.write(data[: len(data) // 2])
                 req.wfile.flush()
+                if stall:
+                    self._stopping.wait(120)
                 req.close_connection = True
                 conn.close()
                 return

@@ -228,16 +228,9 @@ class Lines:
             self._print(f" ---> no changes ({seconds:.1f} s)")
         else:
             short = layer.digest.removeprefix("sha256:")[:12]
-            self._print(f" ---> layer {short} ({_size(layer.size)}, {seconds:.1f} s)")
+            from bolt.registry.progress import human_size
+
+            self._print(f" ---> layer {short} ({human_size(layer.size)}, {seconds:.1f} s)")
 
     def warn(self, text: str) -> None:
         print(f"warning: {text}", file=sys.stderr, flush=True)
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "kB", "MB"):
-        if value < 1000:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"

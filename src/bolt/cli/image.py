@@ -166,10 +166,16 @@ def inspect_image(args: argparse.Namespace) -> int:
 
 def prune_images(args: argparse.Namespace) -> int:
     with _store(args) as store:
+        partial = store.prune_staging()
         removed = store.prune_layers()
+    from bolt.registry.progress import human_size
+
     if args.json:
-        print(json.dumps({"removed": removed}))
+        staged = [{"name": name, "bytes": size} for name, size in partial]
+        print(json.dumps({"removed": removed, "partial_downloads": staged}))
     else:
+        for name, size in partial:
+            print(f"Deleted: partial download {name} ({human_size(size)})")
         for digest in removed:
             print(f"Deleted: {digest}")
     return 0

@@ -55,8 +55,13 @@ def prune(args: argparse.Namespace) -> int:
     except ImportError:
         ImageStore = None  # type: ignore[assignment,misc]
     if ImageStore is not None:
+        from bolt.registry.progress import human_size
+
+        store = ImageStore(args.root)
+        for name, size in store.prune_staging():
+            print(f"removed partial download {name} ({human_size(size)})")
         keep = _layers_in_use(args.root, db)
-        layers = ImageStore(args.root).prune_layers(keep=keep)
+        layers = store.prune_layers(keep=keep)
     for layer in layers:
         print(f"removed layer {layer}")
     return 0

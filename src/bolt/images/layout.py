@@ -146,6 +146,15 @@ class Layout:
         finally:
             stage.discard()
 
+    def clean_staging(self) -> list[tuple[str, int]]:
+        """Remove the staging areas that killed imports and pulls left (partial downloads
+        among them); those in use are kept.  Returns each one's name and size in bytes."""
+        area = self.path / ".staging"
+        if not area.is_dir():
+            return []
+        with self.locked():
+            return _clean_stale(area)
+
     def commit(self, stage: Staging) -> None:
         """Move staged blobs into ``blobs/``; call with :meth:`locked` held."""
         for digest, path in stage.blobs.items():
@@ -221,9 +230,11 @@ class Staging:
             self._lock = -1
 
 
-def _clean_stale(area: Path) -> None:
-    """Remove staging dirs left by crashed imports (their flock is free)."""
-    for entry in area.iterdir():
+def _clean_stale(area: Path) -> list[tuple[str, int]]:
+    """Remove staging dirs left by crashed imports (their flock is free); call with the
+    layout lock held.  Returns each one's name and the bytes it held."""
+    removed = []
+    for entry in sorted(area.iterdir()):
         try:
             fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError:
@@ -233,5 +244,17 @@ def _clean_stale(area: Path) -> None:
         except BlockingIOError:
             os.close(fd)
             continue
+        size = _bytes_under(entry)
         shutil.rmtree(entry, ignore_errors=True)
         os.close(fd)
+        removed.append((entry.name, size))
+    return removed
+
+
+def _bytes_under(path: Path) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total

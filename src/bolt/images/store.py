@@ -247,6 +247,11 @@ class ImageStore:
         ]
         return removed_layers + removed_blobs
 
+    def prune_staging(self) -> builtins.list[tuple[str, int]]:
+        """Remove what killed imports and pulls left in the staging area (partial
+        downloads, unverified blobs); returns each staging directory's name and size."""
+        return self.layout.clean_staging()
+
     # --- internals -----------------------------------------------------------------------
 
     def _named_descriptors(self) -> builtins.list[dict[str, Any]]:
