@@ -164,3 +164,17 @@ def test_the_bolt_command_runs_the_image_commands(root: Path, tmp_path: Path) ->
     assert missing.returncode == ExitCode.INVALID_INPUT
     assert missing.stderr.startswith("error: no image 'nothing'")
     assert "Traceback" not in missing.stderr
+
+
+def test_import_of_a_layer_with_a_hardlink_out_of_it_exits_2(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tarball = write_layer(
+        tmp_path / "hostile.tar.gz", [Entry("shadow", "hardlink", target="/etc/shadow")]
+    )
+    err = fails(root, "image", "import", str(tarball), "-t", "hostile:1")
+    assert err.exit_code == ExitCode.INVALID_INPUT
+    assert "hardlink 'shadow' points at '/etc/shadow', which is not a file earlier" in err.message
+    capsys.readouterr()
+    assert bolt(root, "images", "-q") == 0
+    assert capsys.readouterr().out == ""

@@ -157,3 +157,59 @@ def test_legitimate_absolute_symlinks_stay_as_they_are(
     assert os.readlink(dest / "bin/sh") == "/bin/busybox"
     assert os.readlink(dest / "etc/escape") == f"{sentinel}/file"
     assert (sentinel / "file").read_text() == "original"
+
+
+HARDLINKS_OUT = {
+    **{k: v for k, v in REFUSED.items() if k.startswith("hardlink")},
+    # a file the layer does not hold (a lower layer's, at best): an overlay lower dir
+    # holds its layer alone, so the link could never be made
+    "hardlink-to-a-lower-layer": [Entry("etc/shadow-copy", "hardlink", target="etc/shadow")],
+    "hardlink-to-a-directory": [Entry("d", "dir"), Entry("link", "hardlink", target="d")],
+    "hardlink-before-its-target": [
+        Entry("link", "hardlink", target="file"),
+        Entry("file", data=b"late"),
+    ],
+}
+
+
+@pytest.mark.parametrize("compress", ["gzip", "none"])
+@pytest.mark.parametrize("case", sorted(HARDLINKS_OUT))
+def test_import_refuses_a_hardlink_out_of_its_layer_and_stores_nothing(
+    tmp_path: Path, arena: tuple[Path, Path], case: str, compress: str
+) -> None:
+    from bolt.images.store import ImageStore
+
+    sentinel, _ = arena
+    entries = [Entry("etc", "dir")] + [
+        replace(e, target=e.target.format(sentinel=sentinel)) for e in HARDLINKS_OUT[case]
+    ]
+    tarball = write_layer(tmp_path / f"hostile.{compress}", entries, compress=compress)
+    store = ImageStore(tmp_path / "root")
+    expected = "climbs out of the root" if case == "hardlink-dotdot" else "not a file earlier"
+    with pytest.raises(UnsafeLayer, match=expected) as err:
+        store.import_path(tarball, "hostile:1")
+    assert err.value.exit_code == ExitCode.INVALID_INPUT
+    assert store.list() == []
+    assert list(store.layout.blobs.iterdir()) == []
+    assert list((store.layout.path / ".staging").iterdir()) == []
+
+
+def test_hardlinks_within_their_layer_import_and_unpack(tmp_path: Path) -> None:
+    from bolt.images.store import ImageStore
+
+    entries = [
+        Entry("bin", "dir"),
+        Entry("./bin/tool", data=b"#!/bin/sh\n", mode=0o755),
+        Entry("bin/alias", "hardlink", target="./bin/tool"),
+        Entry("evil", "symlink", target="/elsewhere"),
+        Entry("evil/file", data=b"contained"),  # written inside the target (see CONTAINED)
+        Entry("again", "hardlink", target="evil/file"),
+        Entry("alias-of-alias", "hardlink", target="bin/alias"),
+    ]
+    store = ImageStore(tmp_path / "root")
+    record = store.import_path(write_layer(tmp_path / "ok.tar.gz", entries), "links:1")
+    [layer] = store.layer_dirs(record)
+    tool_stat = (layer / "bin/tool").stat()
+    assert (layer / "bin/alias").stat().st_ino == tool_stat.st_ino
+    assert (layer / "alias-of-alias").stat().st_ino == tool_stat.st_ino
+    assert (layer / "again").read_bytes() == b"contained"

@@ -66,3 +66,53 @@ def add_index(layout: Path, name: str, entries: list[tuple[str, str]]) -> None:
         }
     )
     (layout / "index.json").write_text(json.dumps(index))
+
+
+def layout_with_layer(layout: Path, layer: bytes, name: str = "v1") -> Path:
+    """An OCI layout holding one image named ``name`` whose only layer is ``layer`` (gzip
+    bytes, taken as they are: hostile layers too, which no careful tool would write)."""
+    import gzip
+
+    from bolt.images.importer import host_arch
+    from bolt.images.layout import CONFIG_MEDIA_TYPE, LAYER_GZIP, MANIFEST_MEDIA_TYPE
+
+    blobs = layout / "blobs/sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return f"sha256:{digest}"
+
+    diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": host_arch(),
+            "os": "linux",
+            "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": {"mediaType": CONFIG_MEDIA_TYPE, "digest": put(config), "size": len(config)},
+            "layers": [{"mediaType": LAYER_GZIP, "digest": put(layer), "size": len(layer)}],
+        }
+    ).encode()
+    index = {
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": [
+            {
+                "mediaType": MANIFEST_MEDIA_TYPE,
+                "digest": put(manifest),
+                "size": len(manifest),
+                "annotations": {REF_ANNOTATION: name},
+            }
+        ],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return layout

@@ -11,7 +11,7 @@ import pytest
 from bolt.images.importer import host_arch
 from bolt.images.layout import DOCKER_LIST, DOCKER_MANIFEST, INDEX_MEDIA_TYPE
 from tests.bolt_registry.conftest import Bolt, busybox_tree, make_bolt, run_tool
-from tests.bolt_registry.images import add_index, umoci_image
+from tests.bolt_registry.images import add_index, layout_with_layer, umoci_image
 from tests.bolt_registry.registry_fixture import Registry, TokenFront, start_registry
 
 pytestmark = [pytest.mark.registry]
@@ -239,3 +239,24 @@ def test_broken_off_download_is_fetched_again_up_to_three_times(
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count("broke off after") == 2
     assert fresh.store.resolve(f"{front.host}/flaky/bb:1").id == bolt.store.resolve("busybox").id
+
+
+def test_pull_refuses_a_layer_with_a_hardlink_out_of_it_and_stores_nothing(
+    registry: Registry, tmp_path: Path
+) -> None:
+    import gzip
+
+    from tests.bolt_images.image_helpers import Entry, tar_bytes
+
+    layer = gzip.compress(
+        tar_bytes([Entry("etc", "dir"), Entry("etc/shadow-copy", "hardlink", target="etc/shadow")])
+    )
+    layout = layout_with_layer(tmp_path / "hostile", layer)
+    ref = f"{registry.host}/hostile/links:1"
+    run_tool("skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{ref}")
+    fresh = make_bolt(tmp_path / "fresh")
+    proc = fresh("pull", "--insecure", ref)
+    assert proc.returncode == 2, proc.stderr
+    assert "hardlink 'etc/shadow-copy' points at 'etc/shadow'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert fresh.ok("images", "-q") == "" and stored_blobs(fresh) == []

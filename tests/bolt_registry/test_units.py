@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import json
 import stat
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from bolt.registry.auth import AuthFile, Credentials, parse_challenge
 from bolt.registry.manifest import check, pick_platform
 from bolt.registry.progress import Silent
 from bolt.registry.reference import parse, registry_host
-from bolt.registry.transfer import Cancelled, DiffIdHasher, file_chunks, run_parallel
+from bolt.registry.transfer import Cancelled, check_layer, file_chunks, run_parallel
 
 
 @pytest.mark.parametrize(
@@ -127,20 +129,33 @@ def test_bearer_challenge_parameters_are_parsed() -> None:
     assert parse_challenge('Basic realm="Registry Realm"').params == {"realm": "Registry Realm"}
 
 
-def test_diff_id_is_hashed_while_gzip_streams_in_pieces() -> None:
-    plain = b"x" * 300_000 + bytes(range(256)) * 100
-    blob = gzip.compress(plain[:1000]) + gzip.compress(plain[1000:])  # two gzip members
-    hasher = DiffIdHasher()
-    for i in range(0, len(blob), 777):
-        hasher.feed(blob[i : i + 777])
-    assert hasher.digest == "sha256:" + hashlib.sha256(plain).hexdigest()
+def _tar(*names: str) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in names:
+            data = name.encode() * 5000
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
-def test_truncated_gzip_is_corrupt() -> None:
-    hasher = DiffIdHasher()
-    hasher.feed(gzip.compress(b"y" * 10000)[:-12])
-    with pytest.raises(CorruptBlob, match="truncated"):
-        _ = hasher.digest
+def test_layer_check_measures_the_diff_id_of_a_multi_member_gzip(tmp_path: Path) -> None:
+    plain = _tar("a", "b", "c")
+    layer = tmp_path / "layer"
+    layer.write_bytes(gzip.compress(plain[:1000]) + gzip.compress(plain[1000:]))
+    diff_id = "sha256:" + hashlib.sha256(plain).hexdigest()
+    check_layer(layer, diff_id, "layer x")  # the diff id it promises: accepted
+    with pytest.raises(CorruptBlob, match="unpacks to " + diff_id):
+        check_layer(layer, "sha256:" + "0" * 64, "layer x")
+
+
+def test_truncated_gzip_layer_is_corrupt(tmp_path: Path) -> None:
+    plain = _tar("a")
+    layer = tmp_path / "layer"
+    layer.write_bytes(gzip.compress(plain)[:-12])
+    with pytest.raises(CorruptBlob):
+        check_layer(layer, "sha256:" + hashlib.sha256(plain).hexdigest(), "layer x")
 
 
 def _manifest(media: str = "application/vnd.oci.image.manifest.v1+json") -> bytes:

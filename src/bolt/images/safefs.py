@@ -35,6 +35,17 @@ def member_parts(name: str) -> list[str]:
     return parts
 
 
+def hardlink_outside(name: str, linkname: str) -> UnsafeLayer:
+    """The error for a hardlink whose target is not a file earlier in its own layer: a
+    layer is unpacked alone (an overlayfs lower dir), so a link to a lower layer's file,
+    to a path through a symlink or to nothing cannot be made, and one that climbs out
+    must not be."""
+    return UnsafeLayer(
+        f"hardlink {name!r} points at {linkname!r}, which is not a file earlier in the layer",
+        hint="the layer is malformed or hostile; nothing was stored or written outside",
+    )
+
+
 class RootDir:
     """An open directory inside which every path is resolved."""
 

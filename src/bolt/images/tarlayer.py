@@ -13,7 +13,7 @@ from typing import BinaryIO
 from bolt.images import compression
 from bolt.images.digests import HashingReader, HashingWriter
 from bolt.images.errors import CorruptBlob
-from bolt.images.safefs import member_parts
+from bolt.images.safefs import hardlink_outside, member_parts
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,13 @@ def scan_layer(path: Path, plain_out: BinaryIO | None = None, *, label: str = ""
         hashing = HashingReader(plain)
         count = 0
         top: set[str] = set()
+        files = MemberCheck()
         try:
             with tarfile.open(fileobj=hashing, mode="r|") as archive:  # type: ignore[call-overload]
                 for member in archive:
-                    parts = member_parts(member.name)
+                    parts = files.check(member)
                     if parts:
                         top.add(parts[0])
-                    if member.islnk():
-                        member_parts(member.linkname)
                     count += 1
         except tarfile.TarError as err:
             raise CorruptBlob(
@@ -54,6 +53,29 @@ def scan_layer(path: Path, plain_out: BinaryIO | None = None, *, label: str = ""
         hashing.drain()
     archive_names = {"oci-layout", "index.json", "blobs"}
     return LayerScan(kind, hashing.digest, count, archive_names <= top)
+
+
+class MemberCheck:
+    """What every layer must satisfy, member by member, before it is stored (import, pull,
+    build): no name climbs out with ``..``, and a hardlink points at a file (not a
+    directory) that came earlier in the same layer — as the unpacker will need it to."""
+
+    def __init__(self) -> None:
+        self._files: set[str] = set()
+
+    def check(self, member: tarfile.TarInfo) -> list[str]:
+        """The member's path components; raises :class:`UnsafeLayer`."""
+        parts = member_parts(member.name)
+        key = "/".join(parts)
+        if member.islnk():
+            target = "/".join(member_parts(member.linkname))
+            if target not in self._files:
+                raise hardlink_outside(member.name, member.linkname)
+        if member.isdir():
+            self._files.discard(key)
+        elif key:
+            self._files.add(key)
+        return parts
 
 
 class _Tee:

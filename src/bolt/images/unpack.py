@@ -36,6 +36,7 @@ from bolt.images.digests import CHUNK, HashingReader
 from bolt.images.errors import CorruptBlob
 from bolt.images.safefs import (
     RootDir,
+    hardlink_outside,
     ignorable_xattr_error,
     lstat_at,
     member_parts,
@@ -206,16 +207,12 @@ class _Applier:
     def _hardlink(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
         target = member_parts(member.linkname)
         if not target:
-            raise CorruptBlob(f"hardlink {member.name!r} has an empty target")
+            raise hardlink_outside(member.name, member.linkname)
         tparent = self.root.open_parent(target, create=False)
         tst = None if tparent is None else lstat_at(tparent, target[-1])
         try:
             if tparent is None or tst is None or stat.S_ISDIR(tst.st_mode):
-                raise CorruptBlob(
-                    f"hardlink {member.name!r} points at {member.linkname!r}, which is not a "
-                    "file earlier in the layer",
-                    hint="the layer is malformed or hostile; nothing was written outside",
-                )
+                raise hardlink_outside(member.name, member.linkname)
             existing = lstat_at(parent, name)
             if existing is not None and (existing.st_dev, existing.st_ino) == (
                 tst.st_dev,

@@ -1,9 +1,11 @@
-"""Moving one blob: download into a staging area while hashing (and, for layers, while
-hashing the uncompressed tar too), or upload from the store; both report progress.
+"""Moving one blob: download into a staging area while hashing, or upload from the
+store; both report progress.
 
-A download that is longer or shorter than its descriptor, or whose digest or diff id is
-not the one promised, raises :class:`CorruptBlob`; the caller's staging area is then
-discarded and nothing is stored.
+A download that is longer or shorter than its descriptor, or whose digest is not the one
+promised, raises :class:`CorruptBlob`; a layer is then read through once more by the
+store's own layer check (``tarlayer.scan_layer``, the one ``bolt image import`` uses),
+which measures its diff id and refuses a hostile tar.  On any error the caller's staging
+area is discarded and nothing is stored.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -25,11 +26,9 @@ from bolt.images.layout import Staging
 from bolt.registry.client import RegistryClient, RegistryError
 from bolt.registry.progress import Progress
 
-_GZIP_MAGIC = b"\x1f\x8b"
 Task = Callable[[threading.Event], None]
-_OUT_LIMIT = 4 << 20
 ATTEMPTS = 3  # a blob whose transfer breaks off is fetched again from the start
-RETRY_DELAY = 0.5  # decompressed bytes per step, so that a gzip bomb costs no memory
+RETRY_DELAY = 0.5  # seconds before a broken-off blob is fetched again, times the attempt
 
 
 class Cancelled(Exception):
@@ -55,65 +54,6 @@ def run_parallel(tasks: list[Task], jobs: int) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-class DiffIdHasher:
-    """sha256 of the uncompressed tar of a layer, fed the blob's bytes as they arrive.
-    Knows plain tar and gzip; for anything else :attr:`digest` is ``None`` and the layer
-    is scanned once it is complete."""
-
-    def __init__(self) -> None:
-        self._hash = hashlib.sha256()
-        self._head = b""
-        self._kind: str | None = None
-        self._inflate: Any = None
-        self._error = ""
-
-    def feed(self, data: bytes) -> None:
-        if self._kind is None:
-            self._head += data
-            if len(self._head) < 2:
-                return
-            self._kind = "gzip" if self._head.startswith(_GZIP_MAGIC) else "tar"
-            if self._head[:4] == b"\x28\xb5\x2f\xfd":
-                self._kind = "other"
-            data, self._head = self._head, b""
-        if self._kind == "tar":
-            self._hash.update(data)
-        elif self._kind == "gzip":
-            self._inflate_all(data)
-        # "broken" (a gzip error) and "other" (zstd): nothing more to hash
-
-    def _inflate_all(self, data: bytes) -> None:
-        while data:
-            if self._inflate is None:
-                self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            try:
-                self._hash.update(self._inflate.decompress(data, _OUT_LIMIT))
-            except zlib.error as err:  # reported once the blob's digest is checked
-                self._kind, self._error = "broken", str(err)
-                return
-            if self._inflate.eof:
-                data = self._inflate.unused_data
-                self._inflate = None
-            else:
-                data = self._inflate.unconsumed_tail
-
-    @property
-    def digest(self) -> str | None:
-        if self._kind is None:  # fewer than two bytes: plain data
-            self._hash.update(self._head)
-            self._kind, self._head = "tar", b""
-        if self._kind == "other":
-            return None
-        if self._kind == "broken":
-            raise CorruptBlob(
-                f"corrupt gzip data: {self._error}",
-                hint="the layer matches its digest but does not decompress: the image is damaged",
-            )
-        if self._kind == "gzip" and self._inflate is not None:
-            raise CorruptBlob("truncated gzip data: the stream ends inside a member")
-        return "sha256:" + self._hash.hexdigest()
-
-
 def download(
     client: RegistryClient,
     repository: str,
@@ -134,7 +74,6 @@ def download(
     tmp = stage.path / f"download-{digest_hex(digest)}"
     for attempt in range(ATTEMPTS):
         blob_hash = hashlib.sha256()
-        plain = DiffIdHasher() if diff_id is not None else None
         received = 0
         progress.start(digest, label, size)
         try:
@@ -149,8 +88,6 @@ def download(
                             hint="the registry serves damaged data; nothing was stored",
                         )
                     blob_hash.update(chunk)
-                    if plain is not None:
-                        plain.feed(chunk)
                     out.write(chunk)
                     progress.advance(digest, len(chunk))
                 out.flush()
@@ -178,18 +115,18 @@ def download(
             hint="the registry serves damaged data; nothing was stored",
         )
     if diff_id is not None:
-        _check_diff_id(tmp, plain, diff_id, where)
+        check_layer(tmp, diff_id, where)
     with lock:
         stage.adopt(tmp, digest)
     progress.finish(digest, "done")
 
 
-def _check_diff_id(path: Path, plain: DiffIdHasher | None, diff_id: str, where: str) -> None:
-    actual = plain.digest if plain is not None else None
-    if actual is None:
-        from bolt.images.tarlayer import scan_layer
+def check_layer(path: Path, diff_id: str, where: str) -> None:
+    """The checks every stored layer passes (see ``tarlayer.scan_layer``: it decompresses,
+    parses as tar, names nothing outside, links only within itself), and its diff id."""
+    from bolt.images.tarlayer import scan_layer
 
-        actual = scan_layer(path, label=where).diff_id
+    actual = scan_layer(path, label=where).diff_id
     if actual != diff_id:
         raise CorruptBlob(
             f"{where} unpacks to {actual}, but the image config says {diff_id}",
