@@ -469,3 +469,41 @@ def test_bad_stopsignal_or_expose_is_refused_before_any_step_runs(
     assert proc.returncode == 2
     assert f"{path}:3: EXPOSE '99999': '99999' is not a port number" in proc.stderr
     assert bolt.ok("images", "-q") == before
+
+
+def test_image_of_a_hundred_layers_builds_and_runs(
+    bolt: Bolt, tmp_path: Path, busybox_rootfs: Path
+) -> None:
+    """Past the ~62 layers whose directory names fit in mount(2)'s one page of options."""
+    import gzip
+
+    from tests.bolt_images.image_helpers import Entry, tar_bytes, write_oci_layout
+
+    base = subprocess.run(
+        ["tar", "-cz", "-C", str(busybox_rootfs), "."], capture_output=True, check=True
+    ).stdout
+    layers = [base]
+    for i in range(1, 100):
+        entries = [
+            Entry("etc", "dir"),
+            Entry("etc/which", data=f"layer {i}\n".encode()),
+            Entry("layers", "dir"),
+            Entry(f"layers/{i:03}", data=b"x\n"),
+        ]
+        layers.append(gzip.compress(tar_bytes(entries)))
+    layers.append(gzip.compress(tar_bytes([Entry("layers", "dir"), Entry("layers/.wh.003")])))
+    layout = write_oci_layout(tmp_path / "many", layers, config={"Cmd": ["/bin/sh"]})
+    bolt.ok("image", "import", f"{layout}:v1", "-t", "many:1")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile.bolt").write_text(
+        "FROM many:1\nRUN cat /etc/which > /seen && ls /layers | wc -l > /count\n"
+    )
+    bolt.ok("build", "-t", "many:2", str(ctx))
+    from bolt.images.store import ImageStore
+
+    assert len(ImageStore(bolt.root).resolve("many:2").layers) == 102
+    script = "cat /seen /count /layers/050; test -e /layers/003 && echo has-003 || echo no-003"
+    out = bolt.ok("run", "--rm", "many:2", "sh", "-c", script)
+    # the highest layer wins; the whiteout in the top one hides layer 3's file
+    assert out.split() == ["layer", "99", "98", "x", "no-003"]

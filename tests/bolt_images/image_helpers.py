@@ -142,3 +142,67 @@ def run(*cmd: str | Path, **kw: object) -> subprocess.CompletedProcess[str]:
         check=True,
         **kw,  # type: ignore[call-overload]
     )
+
+
+def write_oci_layout(
+    layout: Path, layers: list[bytes], name: str = "v1", config: dict[str, Any] | None = None
+) -> Path:
+    """An OCI layout holding one image named ``name`` whose layers are ``layers`` (gzip
+    bytes, lowest first), taken as they are: hostile layers too, which no careful tool
+    would write, and stacks deeper than tools like to make."""
+    import hashlib
+    import json
+
+    from bolt.images.importer import host_arch
+    from bolt.images.layout import (
+        CONFIG_MEDIA_TYPE,
+        INDEX_MEDIA_TYPE,
+        LAYER_GZIP,
+        MANIFEST_MEDIA_TYPE,
+        REF_ANNOTATION,
+    )
+
+    blobs = layout / "blobs/sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        (blobs / digest).write_bytes(data)
+        return f"sha256:{digest}"
+
+    diff_ids = ["sha256:" + hashlib.sha256(gzip.decompress(x)).hexdigest() for x in layers]
+    config_blob = json.dumps(
+        {
+            "architecture": host_arch(),
+            "os": "linux",
+            "config": config or {},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_MEDIA_TYPE,
+            "config": {
+                "mediaType": CONFIG_MEDIA_TYPE,
+                "digest": put(config_blob),
+                "size": len(config_blob),
+            },
+            "layers": [{"mediaType": LAYER_GZIP, "digest": put(x), "size": len(x)} for x in layers],
+        }
+    ).encode()
+    index = {
+        "schemaVersion": 2,
+        "mediaType": INDEX_MEDIA_TYPE,
+        "manifests": [
+            {
+                "mediaType": MANIFEST_MEDIA_TYPE,
+                "digest": put(manifest),
+                "size": len(manifest),
+                "annotations": {REF_ANNOTATION: name},
+            }
+        ],
+    }
+    (layout / "index.json").write_text(json.dumps(index))
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return layout

@@ -93,3 +93,16 @@ def test_layers_under_a_mounted_overlay_survive_prune(
     store.remove("mounted:1", force=True)  # nothing told the store a container uses it
     assert store.prune_layers() == []
     assert (lowers[0] / "etc/x").read_bytes() == b"x"
+
+
+def test_a_stack_deeper_than_overlayfs_allows_is_refused_clearly(tmp_path: Path) -> None:
+    from bolt.errors import BoltError
+    from bolt.runtime.rootfs import mount_overlay
+
+    lowers = [tmp_path / "layers" / f"{i:064x}" for i in range(501)]
+    with pytest.raises(
+        BoltError, match="501 layers cannot be mounted: overlayfs stacks at most 500"
+    ):
+        mount_overlay(lowers, tmp_path / "c", tmp_path / "c" / "rootfs")
+    mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    assert not any(line.split()[4].startswith(str(tmp_path)) for line in mounts)

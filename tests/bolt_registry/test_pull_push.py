@@ -11,7 +11,7 @@ import pytest
 from bolt.images.importer import host_arch
 from bolt.images.layout import DOCKER_LIST, DOCKER_MANIFEST, INDEX_MEDIA_TYPE
 from tests.bolt_registry.conftest import Bolt, busybox_tree, make_bolt, run_tool
-from tests.bolt_registry.images import add_index, layout_with_layer, umoci_image
+from tests.bolt_registry.images import add_index, umoci_image
 from tests.bolt_registry.registry_fixture import Registry, TokenFront, start_registry
 
 pytestmark = [pytest.mark.registry]
@@ -246,12 +246,12 @@ def test_pull_refuses_a_layer_with_a_hardlink_out_of_it_and_stores_nothing(
 ) -> None:
     import gzip
 
-    from tests.bolt_images.image_helpers import Entry, tar_bytes
+    from tests.bolt_images.image_helpers import Entry, tar_bytes, write_oci_layout
 
     layer = gzip.compress(
         tar_bytes([Entry("etc", "dir"), Entry("etc/shadow-copy", "hardlink", target="etc/shadow")])
     )
-    layout = layout_with_layer(tmp_path / "hostile", layer)
+    layout = write_oci_layout(tmp_path / "hostile", [layer])
     ref = f"{registry.host}/hostile/links:1"
     run_tool("skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{ref}")
     fresh = make_bolt(tmp_path / "fresh")

@@ -39,6 +39,8 @@ def mount_overlay(
     options = ",volatile" if volatile else ""
     data = f"lowerdir={':'.join(lowers)},upperdir={upper},workdir={work}{options}"
     cwd = None
+    if len(data) > 3500 and _mount_many(lowers, upper, work, target, volatile):
+        return
     if len(data) > 3500:
         # The mount data is limited to one page: name the layers relative to their parent.
         common = os.path.commonpath(lowers)
@@ -60,6 +62,25 @@ def mount_overlay(
     finally:
         if cwd is not None:
             os.chdir(cwd)
+
+
+def _mount_many(lowers: list[str], upper: Path, work: Path, target: Path, volatile: bool) -> bool:
+    """A stack too long for mount(2)'s one page of options, through the new mount API
+    (see :mod:`bolt.runtime.fsmount`); False where the kernel lacks it."""
+    from bolt.runtime import fsmount
+
+    if len(lowers) > fsmount.MAX_LOWER:
+        raise BoltError(
+            f"an image of {len(lowers)} layers cannot be mounted: overlayfs stacks at most "
+            f"{fsmount.MAX_LOWER}",
+            hint="squash the image into fewer layers",
+        )
+    try:
+        return fsmount.mount_overlay(lowers, str(upper), str(work), str(target), volatile=volatile)
+    except OSError as exc:
+        raise BoltError(
+            f"cannot mount the container's root file system at {target}: {exc.strerror}"
+        ) from exc
 
 
 def unmount(target: Path) -> None:
