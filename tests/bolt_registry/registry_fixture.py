@@ -52,19 +52,29 @@ class Registry:
             self.proc.wait()
 
 
-def self_signed_cert(base: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 (its own CA) and its key, made with openssl."""
-    cert, key = base / "cert.pem", base / "key.pem"
+def self_signed_cert(base: Path, name: str = "", client: bool = False) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (its own CA) and its key, made with openssl; with
+    ``client``, one that identifies a client instead (``NAME.cert`` and ``NAME.key``)."""
+    if client:
+        cert, key = base / f"{name}.cert", base / f"{name}.key"
+        subject = ["-subj", "/CN=bolt-test-client"]
+    else:
+        cert, key = base / f"{name or 'cert'}.pem", base / f"{name or 'key'}.pem"
+        subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
+         "-keyout", str(key), "-out", str(cert), *subject],
         check=True, capture_output=True,
     )  # fmt: skip
     return cert, key
 
 
-def start_registry(base: Path, htpasswd: bool = False, tls: bool = False) -> Registry:
+def start_registry(
+    base: Path, htpasswd: bool = False, tls: bool = False, client_certs: bool = False
+) -> Registry:
+    """``docker-registry serve`` on 127.0.0.1; with ``tls``, HTTPS under ``base/cert.pem``;
+    with ``client_certs`` too, it also demands ``base/client.cert`` (and its key) of every
+    client."""
     if shutil.which("docker-registry") is None:
         pytest.fail("docker-registry is not installed (./project.sh setup installs it)")
     base.mkdir(parents=True, exist_ok=True)
@@ -82,6 +92,7 @@ def start_registry(base: Path, htpasswd: bool = False, tls: bool = False) -> Reg
         (base / "htpasswd").write_text(f"{USER}:{hashed}\n")
         config["auth"] = {"htpasswd": {"realm": "bolt-test", "path": str(base / "htpasswd")}}
     scheme = "http"
+    probe = _NO_VERIFY
     if tls:
         cert, key = self_signed_cert(base)
         config["http"] = {
@@ -89,6 +100,11 @@ def start_registry(base: Path, htpasswd: bool = False, tls: bool = False) -> Reg
             "tls": {"certificate": str(cert), "key": str(key)},
         }
         scheme = "https"
+        if client_certs:
+            client_cert, client_key = self_signed_cert(base, "client", client=True)
+            config["http"]["tls"]["clientcas"] = [str(client_cert)]  # type: ignore[index]
+            probe = ssl._create_unverified_context()
+            probe.load_cert_chain(str(client_cert), str(client_key))
     (base / "config.yml").write_text(json.dumps(config))  # YAML reads JSON
     log = base / "registry.log"
     with open(log, "wb") as out:
@@ -101,7 +117,7 @@ def start_registry(base: Path, htpasswd: bool = False, tls: bool = False) -> Reg
         if proc.poll() is not None:
             pytest.fail(f"docker-registry exited: {log.read_text()}")
         try:
-            urllib.request.urlopen(f"{scheme}://{registry.host}/v2/", timeout=1, context=_NO_VERIFY)
+            urllib.request.urlopen(f"{scheme}://{registry.host}/v2/", timeout=1, context=probe)
             return registry
         except urllib.error.HTTPError:
             return registry  # 401: up, and asking for credentials

@@ -48,6 +48,7 @@ class RegistryClient:
         insecure: bool = False,
         credentials: Credentials | None = None,
         connections: int = 8,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.registry = registry
         self.insecure = insecure
@@ -57,8 +58,9 @@ class RegistryClient:
         # docker and podman do); the scheme that answers is kept for the command.
         self._fallback: str | None = f"http://{api_host}" if insecure else None
         self._http = httpx.Client(
-            # the system's certificate authorities (httpx would use certifi's bundle)
-            verify=False if insecure else ssl.create_default_context(),
+            # the system's certificate authorities (httpx would use certifi's bundle), or
+            # those and the registry's own from certs.d (``tls``)
+            verify=False if insecure else (tls or ssl.create_default_context()),
             timeout=TIMEOUT,
             follow_redirects=True,
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
@@ -370,7 +372,9 @@ class RegistryClient:
         if not self.insecure and ("SSL" in text or "TLS" in text or "certificate" in text):
             hint = (
                 "for a plain-HTTP registry use --insecure or list it under `insecure` in "
-                "registries.toml; for a private CA, add it to the system's trust store"
+                "registries.toml; for a private CA, put it in certs.d/"
+                f"{self.registry}/ca.crt under the Bolt root or /etc/bolt, or add it to "
+                "the system's trust store"
             )
         return RegistryError(
             f"cannot reach {what or 'registry ' + self.registry}: {text}", hint=hint

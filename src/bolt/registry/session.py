@@ -29,15 +29,20 @@ def open_client(
     insecure: bool = False,
     credentials: Credentials | None = None,
 ) -> RegistryClient:
-    """A client for ``registry``: plain HTTP if ``insecure`` or configured so, and the
+    """A client for ``registry``: plain HTTP if ``insecure`` or configured so, else HTTPS
+    trusting the system's and the registry's own authorities (``certs.d``); and the
     credentials given, else those ``bolt login`` stored."""
+    from bolt.registry.certs import tls_context
+
     settings = registry_config.load(root)
     api_host = DOCKER_HUB_API if registry == DOCKER_HUB else registry
+    insecure = insecure or settings.is_insecure(registry)
     return RegistryClient(
         registry,
         api_host,
-        insecure=insecure or settings.is_insecure(registry),
+        insecure=insecure,
         credentials=credentials or AuthFile.under(root).get(registry),
+        tls=None if insecure else tls_context(root, registry),
     )
 
 
