@@ -143,6 +143,7 @@ class TokenFront:
     host: str = ""
     tokens: dict[str, set[str]] = field(default_factory=dict)
     token_requests: list[dict[str, list[str]]] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # "GET /v2/...", as forwarded
     server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -216,6 +217,7 @@ class TokenFront:
         return needed
 
     def _forward(self, req: BaseHTTPRequestHandler) -> None:
+        self.requests.append(f"{req.command} {urlsplit(req.path).path}")
         needed = self._needed(req.command, req.path)
         auth = req.headers.get("Authorization", "")
         granted = self.tokens.get(auth.removeprefix("Bearer "), None) if auth else None

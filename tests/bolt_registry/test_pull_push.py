@@ -260,3 +260,50 @@ def test_pull_refuses_a_layer_with_a_hardlink_out_of_it_and_stores_nothing(
     assert "hardlink 'etc/shadow-copy' points at 'etc/shadow'" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert fresh.ok("images", "-q") == "" and stored_blobs(fresh) == []
+
+
+def test_pulled_index_is_kept_and_another_platform_is_pulled_from_it(
+    bolt: Bolt, registry: Registry, tmp_path: Path
+) -> None:
+    layout = tmp_path / "multi"
+    other = "s390x" if host_arch() != "s390x" else "arm64"
+    for arch in (other, host_arch()):
+        tree = busybox_tree(tmp_path / f"tree-{arch}", f"built for {arch}")
+        bolt.store.import_path(tree, f"plat:{arch}")
+        bolt.ok("image", "export", f"plat:{arch}", f"{layout}:{arch}")
+    add_index(layout, "multi", [(other, other), (host_arch(), host_arch())])
+    ref = f"{registry.host}/multi/kept:1"
+    run_tool(
+        "skopeo", "copy", "--all", "--dest-tls-verify=false", f"oci:{layout}:multi",
+        f"docker://{ref}",
+    )  # fmt: skip
+    index_digest = skopeo_inspect(f"docker://{ref}")["Digest"]
+    fresh = make_bolt(tmp_path / "fresh")
+    fresh.ok("pull", "--insecure", ref)
+    inspected = json.loads(fresh.ok("image", "inspect", ref))
+    assert inspected["index_digest"] == index_digest
+    assert inspected["platform"] == f"linux/{host_arch()}"
+    assert inspected["index_platforms"] == [f"linux/{other}", f"linux/{host_arch()}"]
+    fresh.ok("image", "prune")  # the index is kept while the image is
+    assert index_digest.removeprefix("sha256:") in stored_blobs(fresh)
+    assert fresh.store.resolve(index_digest[7:19]).ref == ref  # found by the index digest
+
+    # later: the other platform of the same release, through the kept index
+    front = TokenFront(registry.host, open_access=True).start()
+    try:
+        by_digest = f"{front.host}/multi/kept@{index_digest}"
+        out = fresh.ok("pull", "--insecure", "--platform", f"linux/{other}", by_digest)
+    finally:
+        front.stop()
+    assert f"GET /v2/multi/kept/manifests/{index_digest}" not in front.requests
+    pulled = fresh.store.resolve(out.split()[0])
+    assert pulled.platform == f"linux/{other}" and pulled.index_digest == index_digest
+    (layer,) = fresh.store.layer_dirs(pulled)
+    assert (layer / "etc/marker").read_text() == f"built for {other}\n"
+
+    bad = fresh("pull", "--insecure", "--platform", "linux", ref)
+    assert bad.returncode == 2 and "--platform 'linux' is not OS/ARCH[/VARIANT]" in bad.stderr
+    missing = fresh("pull", "--insecure", "--platform", "linux/mips64le", ref)
+    assert missing.returncode == 3
+    assert "no image for linux/mips64le" in missing.stderr
+    assert f"linux/{other}, linux/{host_arch()}" in missing.stderr

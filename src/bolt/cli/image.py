@@ -160,7 +160,10 @@ def remove_images(args: argparse.Namespace) -> int:
 def inspect_image(args: argparse.Namespace) -> int:
     with _store(args) as store:
         record = store.resolve(args.ref)
-    print(json.dumps(record.to_json(), indent=2))
+        doc = record.to_json()
+        if record.index_digest is not None:
+            doc["index_platforms"] = store.offered_platforms(record)
+    print(json.dumps(doc, indent=2))
     return 0
 
 

@@ -18,6 +18,11 @@ from bolt.errors import InvalidInput, fs_errors
 def register(subparsers: Any) -> None:
     pull = subparsers.add_parser("pull", help="pull an image from a registry")
     pull.add_argument("ref", metavar="[bolt://][REGISTRY/]NAME[:TAG][@DIGEST]")
+    pull.add_argument(
+        "--platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="from a multi-platform image, this platform's (default: this machine's)",
+    )
     _transfer_options(pull)
     pull.set_defaults(handler=pull_cmd)
 
@@ -109,7 +114,13 @@ def pull_cmd(args: argparse.Namespace) -> int:
     progress = for_stream(sys.stderr, quiet=args.quiet)
     try:
         with fs_errors(args.root):
-            record = pull_image(args.root, args.ref, insecure=args.insecure, progress=progress)
+            record = pull_image(
+                args.root,
+                args.ref,
+                insecure=args.insecure,
+                progress=progress,
+                platform=args.platform,
+            )
     finally:
         progress.close()
     print(f"{record.ref} {record.manifest_digest}")

@@ -26,6 +26,10 @@ from bolt.images.digests import copy_hashed, digest_hex
 from bolt.images.errors import CorruptBlob
 
 REF_ANNOTATION = "org.opencontainers.image.ref.name"
+# on an image's entry: the digest of the index (multi-platform) it was pulled from; the
+# index blob is kept with the image
+INDEX_ANNOTATION = "dev.bolt.registry.index"
+PLATFORM_ANNOTATION = "dev.bolt.registry.platform"  # the image's entry there: linux/arm64
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -167,6 +171,13 @@ class Layout:
             os.fsync(dirfd)
         finally:
             os.close(dirfd)
+
+
+def platform_name(entry: dict[str, Any]) -> str:
+    """An index entry's platform as ``OS/ARCH[/VARIANT]`` (``?`` for what it lacks)."""
+    plat = entry.get("platform") or {}
+    parts = (plat.get("os", "?"), plat.get("architecture", "?"), plat.get("variant"))
+    return "/".join(str(p) for p in parts if p)
 
 
 def empty_index() -> dict[str, Any]:

@@ -19,7 +19,16 @@ from bolt.images import refs
 from bolt.images.digests import digest_hex, is_digest
 from bolt.images.errors import CorruptBlob, ImageInUse
 from bolt.images.layercache import LayerCache
-from bolt.images.layout import MANIFEST_TYPES, REF_ANNOTATION, Layout, Staging
+from bolt.images.layout import (
+    INDEX_ANNOTATION,
+    INDEX_MEDIA_TYPE,
+    MANIFEST_TYPES,
+    PLATFORM_ANNOTATION,
+    REF_ANNOTATION,
+    Layout,
+    Staging,
+    platform_name,
+)
 
 MIN_ID_PREFIX = 4
 
@@ -35,6 +44,10 @@ class ImageRecord:
     diff_ids: tuple[str, ...]
     created: str
     size: int  # bytes the image's blobs take in the store (manifest, config, layers)
+    # pulled through an index (multi-platform): its digest (the index blob is kept) and
+    # the platform of this image's entry there
+    index_digest: str | None = None
+    platform: str | None = None
 
     @property
     def short_id(self) -> str:
@@ -50,6 +63,8 @@ class ImageRecord:
             "diff_ids": list(self.diff_ids),
             "created": self.created,
             "size": self.size,
+            "index_digest": self.index_digest,
+            "platform": self.platform,
         }
 
 
@@ -88,6 +103,7 @@ class ImageStore:
                 for r in records
                 if digest_hex(r.id).startswith(hex_prefix)
                 or digest_hex(r.manifest_digest).startswith(hex_prefix)
+                or (r.index_digest and digest_hex(r.index_digest).startswith(hex_prefix))
             ]
             if len({r.id for r in hits}) > 1:
                 raise InvalidInput(
@@ -247,6 +263,13 @@ class ImageStore:
         ]
         return removed_layers + removed_blobs
 
+    def offered_platforms(self, record: ImageRecord) -> builtins.list[str]:
+        """The platforms the index ``record`` was pulled from offers (empty if none)."""
+        if record.index_digest is None or not self.has_blob(record.index_digest):
+            return []
+        index = self.layout.read_json({"digest": record.index_digest})
+        return [platform_name(d) for d in index.get("manifests") or [] if isinstance(d, dict)]
+
     def prune_staging(self) -> builtins.list[tuple[str, int]]:
         """Remove what killed imports and pulls left in the staging area (partial
         downloads, unverified blobs); returns each staging directory's name and size."""
@@ -269,7 +292,11 @@ class ImageStore:
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
         if len(layers) != len(diff_ids):
             raise CorruptBlob(f"image {descriptor['digest']}: layers and diff ids disagree")
+        annotations = descriptor.get("annotations") or {}
+        index = annotations.get(INDEX_ANNOTATION)
         return ImageRecord(
+            index_digest=str(index) if index and is_digest(str(index)) else None,
+            platform=str(annotations[PLATFORM_ANNOTATION]) if index else None,
             ref=_ref_of(descriptor) or "",
             id=str(config_desc["digest"]),
             manifest_digest=str(descriptor["digest"]),
@@ -289,6 +316,11 @@ class ImageStore:
         """Delete blobs unreachable from ``index``; call with the layout lock held."""
         reachable: set[str] = set()
         pending = [d for d in index.get("manifests", []) if isinstance(d, dict)]
+        pending += [  # the indexes pulled images were picked from: kept with them
+            {"mediaType": INDEX_MEDIA_TYPE, "digest": str(kept)}
+            for d in list(pending)
+            if (kept := (d.get("annotations") or {}).get(INDEX_ANNOTATION))
+        ]
         while pending:
             descriptor = pending.pop()
             digest = str(descriptor.get("digest", ""))

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from bolt.errors import Unsupported
+from bolt.errors import InvalidInput, Unsupported
 from bolt.images.digests import is_digest
 from bolt.images.errors import CorruptBlob
 from bolt.images.layout import (
@@ -18,6 +18,7 @@ from bolt.images.layout import (
     INDEX_TYPES,
     MANIFEST_MEDIA_TYPE,
     MANIFEST_TYPES,
+    platform_name,
 )
 
 ACCEPT = ", ".join((MANIFEST_MEDIA_TYPE, INDEX_MEDIA_TYPE, DOCKER_MANIFEST, DOCKER_LIST))
@@ -96,20 +97,57 @@ def _check_image_manifest(doc: dict[str, Any], where: str) -> None:
             raise CorruptBlob(f"manifest of {where} has a descriptor without a valid size")
 
 
-def pick_platform(index: dict[str, Any], arch: str, where: str) -> Descriptor:
-    """The ``linux/<arch>`` entry of an index or manifest list (the first if several)."""
+@dataclass(frozen=True)
+class Platform:
+    """An index entry's platform, as ``--platform`` names it: ``OS/ARCH[/VARIANT]``."""
+
+    os: str
+    architecture: str
+    variant: str | None = None
+
+    def __str__(self) -> str:
+        return "/".join(p for p in (self.os, self.architecture, self.variant) if p)
+
+    def matches(self, plat: dict[str, Any]) -> bool:
+        """Whether an index entry's ``platform`` object is this one (any variant when
+        none is asked for)."""
+        return (
+            plat.get("os") == self.os
+            and plat.get("architecture") == self.architecture
+            and (self.variant is None or plat.get("variant") == self.variant)
+        )
+
+
+_PLATFORM_PART = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def parse_platform(text: str) -> Platform:
+    """``linux/arm64``, ``linux/arm/v7``: lower-case words; raises InvalidInput."""
+    parts = text.split("/")
+    if not 2 <= len(parts) <= 3 or not all(p and set(p) <= _PLATFORM_PART for p in parts):
+        raise InvalidInput(
+            f"--platform {text!r} is not OS/ARCH[/VARIANT]",
+            hint="e.g. linux/amd64, linux/arm64 or linux/arm/v7 (lower case)",
+        )
+    return Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+def pick_platform(index: dict[str, Any], wanted: Platform | str, where: str) -> Descriptor:
+    """The entry of an index or manifest list for ``wanted`` (a platform, or an
+    architecture under linux); the first if several match."""
+    if isinstance(wanted, str):
+        wanted = Platform("linux", wanted)
     seen: list[str] = []
     for child in index.get("manifests") or []:
         if not isinstance(child, dict):
             continue
-        plat = child.get("platform") or {}
-        seen.append(f"{plat.get('os', '?')}/{plat.get('architecture', '?')}")
-        if plat.get("os") == "linux" and plat.get("architecture") == arch:
+        seen.append(platform_name(child))
+        if wanted.matches(child.get("platform") or {}):
             if not is_digest(str(child.get("digest", ""))):
-                raise CorruptBlob(f"{where}: the linux/{arch} entry has no sha256 digest")
+                raise CorruptBlob(f"{where}: the {wanted} entry has no sha256 digest")
             return child
     raise Unsupported(
-        f"{where} has no image for linux/{arch}",
+        f"{where} has no image for {wanted}",
         hint=f"it has: {', '.join(seen) or 'no platforms'}",
     )
 

@@ -14,10 +14,16 @@ from typing import Any
 
 from bolt.images.errors import CorruptBlob
 from bolt.images.importer import host_arch
-from bolt.images.layout import Staging
+from bolt.images.layout import INDEX_ANNOTATION, PLATFORM_ANNOTATION, Staging, platform_name
 from bolt.images.store import ImageRecord, ImageStore
 from bolt.registry.client import RegistryClient
-from bolt.registry.manifest import Fetched, diff_ids, pick_platform
+from bolt.registry.manifest import (
+    Fetched,
+    Platform,
+    check,
+    diff_ids,
+    pick_platform,
+)
 from bolt.registry.progress import Progress, Silent
 from bolt.registry.reference import RemoteRef
 from bolt.registry.transfer import download, run_parallel
@@ -27,17 +33,23 @@ JOBS = 4
 
 
 def resolve_manifest(
-    client: RegistryClient, ref: RemoteRef, arch: str | None = None
+    client: RegistryClient,
+    ref: RemoteRef,
+    platform: Platform | None = None,
+    top: Fetched | None = None,
 ) -> tuple[Fetched, Fetched]:
-    """The manifest served for ``ref`` and the image manifest for ``linux/<arch>`` (the
-    same one unless the first is an index or manifest list)."""
-    top = client.get_manifest(ref.repository, ref.reference, ref.digest)
+    """The manifest served for ``ref`` (or ``top``, when it is known already) and the
+    image manifest for ``platform`` (default: ``linux/<this machine>``; the same one
+    unless the first is an index or manifest list)."""
+    wanted = platform or Platform("linux", host_arch())
+    if top is None:
+        top = client.get_manifest(ref.repository, ref.reference, ref.digest)
     if not top.is_index:
         return top, top
-    child = pick_platform(top.doc, arch or host_arch(), str(ref))
+    child = pick_platform(top.doc, wanted, str(ref))
     image = client.get_manifest(ref.repository, str(child["digest"]), str(child["digest"]))
     if image.is_index:
-        raise CorruptBlob(f"{ref}: the linux/{arch or host_arch()} entry is another index")
+        raise CorruptBlob(f"{ref}: the {wanted} entry is another index")
     return top, image
 
 
@@ -48,11 +60,12 @@ def pull(
     *,
     progress: Progress | None = None,
     jobs: int = JOBS,
-    arch: str | None = None,
+    platform: Platform | None = None,
 ) -> ImageRecord:
-    """Pull ``ref`` into ``store`` under ``ref.local``."""
+    """Pull ``ref`` into ``store`` under ``ref.local``: the image for ``platform`` (default:
+    this machine's) when ``ref`` names an index, which is kept with it."""
     progress = progress or Silent()
-    _, image = resolve_manifest(client, ref, arch)
+    top, image = resolve_manifest(client, ref, platform, kept_index(store, ref))
     manifest = image.doc
     config_desc: dict[str, Any] = manifest["config"]
     layers: list[dict[str, Any]] = manifest["layers"]
@@ -88,14 +101,34 @@ def pull(
             jobs,
         )
         stage.add_bytes(image.data)
+        annotations = {SOURCE_ANNOTATION: f"{ref.registry}/{ref.repository}"}
+        if top.is_index:  # kept: what else it offers, and which entry this image is
+            stage.add_bytes(top.data)
+            annotations[INDEX_ANNOTATION] = top.digest
+            annotations[PLATFORM_ANNOTATION] = platform_in(top.doc, image.digest)
         blobs = [str(config_desc["digest"]), *(str(layer["digest"]) for layer in layers)]
         return store.commit_image(
-            stage,
-            image.descriptor(),
-            ref.local,
-            reused=blobs,
-            annotations={SOURCE_ANNOTATION: f"{ref.registry}/{ref.repository}"},
+            stage, image.descriptor(), ref.local, reused=blobs, annotations=annotations
         )
+
+
+def kept_index(store: ImageStore, ref: RemoteRef) -> Fetched | None:
+    """The index ``ref`` names by digest, when the store kept it from an earlier pull (an
+    index is content-addressed: the same digest is the same document), so that another
+    platform of the same release is pulled without asking for the index again."""
+    if ref.digest is None or not store.has_blob(ref.digest):
+        return None
+    data = store.layout.blob_path(ref.digest).read_bytes()
+    kept = check(data, "", str(ref), ref.digest)
+    return kept if kept.is_index else None
+
+
+def platform_in(index: dict[str, Any], digest: str) -> str:
+    """The platform of the entry ``digest`` in ``index``."""
+    for child in index.get("manifests") or []:
+        if isinstance(child, dict) and child.get("digest") == digest:
+            return platform_name(child)
+    return "?"
 
 
 def _fetch_layer(

@@ -47,13 +47,22 @@ def open_client(
 
 
 def pull_image(
-    root: Path, text: str, *, insecure: bool = False, progress: Progress | None = None
+    root: Path,
+    text: str,
+    *,
+    insecure: bool = False,
+    progress: Progress | None = None,
+    platform: str | None = None,
 ) -> ImageRecord:
+    """Pull ``text``; from an index, the image for ``platform`` (``OS/ARCH[/VARIANT]``,
+    default: this machine's)."""
+    from bolt.registry.manifest import parse_platform
     from bolt.registry.pull import pull
 
+    wanted = parse_platform(platform) if platform is not None else None
     ref = parse_ref(root, text)
     with open_client(root, ref.registry, insecure=insecure) as client:
-        return pull(ImageStore(root), ref, client, progress=progress)
+        return pull(ImageStore(root), ref, client, progress=progress, platform=wanted)
 
 
 def push_image(
