@@ -13,6 +13,7 @@ from typing import Any, NamedTuple, TypeVar
 import click
 
 from nvcontrol.cli.common import emit_json
+from nvcontrol.cli.params import Float
 from nvcontrol.control.errors import RolledBack
 from nvcontrol.control.manager import GpuManager
 from nvcontrol.control.runner import TxOptions, TxReport
@@ -49,7 +50,7 @@ def tx_options(*, window: float = 5.0, confirm_help: str = "default: off") -> Ca
         fn: Any = wrapper
         fn = click.option(
             "--temp-guard",
-            type=float,
+            type=Float(),
             default=None,
             metavar="C",
             help="Roll back if a GPU gets hotter than this (default: 2 °C below its slowdown "
@@ -57,7 +58,7 @@ def tx_options(*, window: float = 5.0, confirm_help: str = "default: off") -> Ca
         )(fn)
         fn = click.option(
             "--window",
-            type=click.FloatRange(0),
+            type=Float(0),
             default=window,
             show_default=True,
             metavar="S",
@@ -66,7 +67,7 @@ def tx_options(*, window: float = 5.0, confirm_help: str = "default: off") -> Ca
         )(fn)
         fn = click.option(
             "--confirm-timeout",
-            type=click.FloatRange(0),
+            type=Float(0),
             default=15.0,
             show_default=True,
             metavar="S",

@@ -7,8 +7,11 @@ import signal
 
 import click
 
+from basis.errors import InvalidInput
 from nvcontrol.cli.changes import TxFlags, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, emit_json_line, gpu_option, json_option
+from nvcontrol.cli.params import Float, Int
+from nvcontrol.numbers import parse_int
 
 
 @click.group()
@@ -47,10 +50,10 @@ def _fan_and_pct(args: tuple[str, ...]) -> tuple[int | None, int]:
     else:
         raise click.UsageError("usage: nvctl fan set [FAN|all] PERCENT")
     try:
-        speed = int(pct.rstrip("%"))
-        fan_index = None if which == "all" else int(which)
-    except ValueError:
-        raise click.UsageError(f"expected [FAN|all] PERCENT, got {' '.join(args)!r}") from None
+        speed = parse_int(pct.removesuffix("%"), "PERCENT")
+        fan_index = None if which == "all" else parse_int(which, "FAN")
+    except InvalidInput as err:
+        raise click.UsageError(f"expected [FAN|all] PERCENT ({err.message})") from None
     return fan_index, speed
 
 
@@ -89,7 +92,7 @@ def curve() -> None:
 
 @curve.command("set")
 @click.argument("points", metavar='"TEMP:PCT,..."')
-@click.option("--hysteresis", type=int, default=3, show_default=True, metavar="C")
+@click.option("--hysteresis", type=Int(), default=3, show_default=True, metavar="C")
 @gpu_option
 @json_option
 def curve_set_cmd(points: str, hysteresis: int, selector: str | None, as_json: bool) -> None:
@@ -108,7 +111,7 @@ def curve_set_cmd(points: str, hysteresis: int, selector: str | None, as_json: b
 
 @curve.command("run")
 @gpu_option
-@click.option("--interval", type=click.FloatRange(0.1), default=1.0, show_default=True, metavar="S")
+@click.option("--interval", type=Float(0.1), default=1.0, show_default=True, metavar="S")
 @json_option
 def curve_run_cmd(selector: str | None, interval: float, as_json: bool) -> None:
     """Follow the curves until stopped; the fans go back to automatic control when this

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from nvcontrol.cli.common import emit_json, emit_json_line, gpu_option, json_option, session
+from nvcontrol.cli.params import Float, Int
 from nvcontrol.nvml import Gpu
 from nvcontrol.readings import MIB, read_info, sample_all
 
@@ -72,14 +73,14 @@ def info_cmd(selector: str | None, as_json: bool) -> None:
 @json_option
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0),
+    type=Float(0),
     default=1.0,
     show_default=True,
     help="Seconds between samples.",
 )
 @click.option(
     "--count",
-    type=click.IntRange(min=1),
+    type=Int(1),
     default=None,
     help="Stop after N samples (default: until Ctrl-C).",
 )

@@ -6,8 +6,11 @@ import sys
 
 import click
 
+from basis.errors import InvalidInput
 from nvcontrol.cli.changes import TxFlags, outcome_line, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
+from nvcontrol.cli.params import Float, Int
+from nvcontrol.numbers import pstate_name
 
 UNITS = (
     "Offsets are in NVML's units: MHz of the graphics clock and MHz of the memory clock.  "
@@ -17,10 +20,10 @@ UNITS = (
 
 
 def _pstate(value: str) -> str:
-    text = value.strip().upper()
-    if not text.startswith("P") or not text[1:].isdigit() or int(text[1:]) > 15:
-        raise click.BadParameter(f"{value!r} is not a pstate (P0..P15)")
-    return f"P{int(text[1:])}"
+    try:
+        return pstate_name(value)
+    except InvalidInput as err:
+        raise click.BadParameter(err.message) from None
 
 
 @click.group(help=f"Clock offsets per performance state.\n\n{UNITS}")
@@ -53,9 +56,15 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
 
 @overclock.command("apply", help=f"Apply offsets as a transaction.\n\n{UNITS}")
 @gpu_option
-@click.option("--gpu-offset", type=int, default=None, metavar="MHZ", help="Graphics clock offset.")
 @click.option(
-    "--memory-offset", type=int, default=None, metavar="MHZ", help="Memory clock offset (NVML MHz)."
+    "--gpu-offset", type=Int(), default=None, metavar="MHZ", help="Graphics clock offset."
+)
+@click.option(
+    "--memory-offset",
+    type=Int(),
+    default=None,
+    metavar="MHZ",
+    help="Memory clock offset (NVML MHz).",
 )
 @click.option("--pstate", default="P0", show_default=True, callback=lambda c, p, v: _pstate(v))
 @tx_options(window=10.0, confirm_help="default: on when run on a terminal")
@@ -86,10 +95,8 @@ def reset_cmd(selector: str | None, as_json: bool) -> None:
 
 @overclock.command("test")
 @gpu_option
-@click.option(
-    "--duration", type=click.FloatRange(0.5), default=30.0, show_default=True, metavar="S"
-)
-@click.option("--temp-guard", type=float, default=None, metavar="C")
+@click.option("--duration", type=Float(0.5), default=30.0, show_default=True, metavar="S")
+@click.option("--temp-guard", type=Float(), default=None, metavar="C")
 @json_option
 def test_cmd(
     selector: str | None, duration: float, temp_guard: float | None, as_json: bool
@@ -118,15 +125,11 @@ def test_cmd(
 
 @overclock.command("auto")
 @gpu_option
-@click.option("--max-gpu-offset", type=int, default=None, metavar="MHZ")
-@click.option("--max-memory-offset", type=int, default=None, metavar="MHZ")
-@click.option("--gpu-step", type=click.IntRange(1), default=15, show_default=True, metavar="MHZ")
-@click.option(
-    "--memory-step", type=click.IntRange(1), default=100, show_default=True, metavar="MHZ"
-)
-@click.option(
-    "--step-duration", type=click.FloatRange(0.5), default=10.0, show_default=True, metavar="S"
-)
+@click.option("--max-gpu-offset", type=Int(), default=None, metavar="MHZ")
+@click.option("--max-memory-offset", type=Int(), default=None, metavar="MHZ")
+@click.option("--gpu-step", type=Int(1), default=15, show_default=True, metavar="MHZ")
+@click.option("--memory-step", type=Int(1), default=100, show_default=True, metavar="MHZ")
+@click.option("--step-duration", type=Float(0.5), default=10.0, show_default=True, metavar="S")
 @click.option("--pstate", default="P0", show_default=True, callback=lambda c, p, v: _pstate(v))
 @click.option("--save", "save_as", default=None, help="Snapshot name (default: auto-<time>).")
 @json_option

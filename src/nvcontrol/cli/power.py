@@ -7,6 +7,7 @@ import click
 
 from nvcontrol.cli.changes import TxFlags, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
+from nvcontrol.cli.params import Float
 
 
 @click.group()
@@ -42,9 +43,9 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
 
 @power.command("limit")
 @gpu_option
-@click.option("--watts", type=float, default=None, metavar="W", help="Limit in watts.")
+@click.option("--watts", type=Float(), default=None, metavar="W", help="Limit in watts.")
 @click.option(
-    "--percent", type=float, default=None, metavar="P", help="Limit in % of the default limit."
+    "--percent", type=Float(), default=None, metavar="P", help="Limit in % of the default limit."
 )
 @tx_options(window=5.0)
 @json_option
