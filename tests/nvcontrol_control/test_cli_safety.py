@@ -54,7 +54,7 @@ def wait_for_live_transaction(inst: NvsimInstance, timeout: float = 10.0) -> dic
         ),
         (("overclock", "apply", "-i", "0", "--memory-offset", "-9000"), 2, "-2000..+6000 MHz"),
         (("power", "limit", "-i", "1", "--watts", "900"), 2, "150..600 W"),
-        (("power", "limit", "-i", "1", "--percent", "200"), 2, "33..133%"),
+        (("power", "limit", "-i", "1", "--percent", "200"), 2, "33.4..133.3%"),
         (("clocks", "lock", "-i", "0", "--gpu", "100,99999"), 2, "fall outside"),
         (("fan", "set", "0", "5", "-i", "0"), 2, "outside the fans' range"),
         (("fan", "set", "7", "50", "-i", "0"), 2, "there is no fan 7"),

@@ -152,3 +152,31 @@ def test_boot_set_refuses_an_unknown_snapshot(nvsim_gpus: NvsimInstance, tmp_pat
     nvsim_gpus.env["NVCTL_SYSTEMD_DIR"] = str(tmp_path / "systemd")
     assert "no snapshot named" in fails(nvsim_gpus, 2, "boot", "set", "missing").stderr
     assert json.loads(nvsim_gpus.nvctl("boot", "show", "--json").stdout)["installed"] is False
+
+
+def test_import_validates_against_the_schema_create_writes(
+    nvsim_gpus: NvsimInstance, tmp_path: Path
+) -> None:
+    ok_json(nvsim_gpus, "power", "persistence", "on", "-i", "0")
+    ok_json(nvsim_gpus, "snapshot", "create", "good", "-i", "0")
+    text = (Path(nvsim_gpus.env["NVCTL_STATE_DIR"]) / "snapshots" / "good.toml").read_text()
+    assert "persistence_mode = true" in text
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(text.replace("persistence_mode = true", 'persistence_mode = "false"'))
+    done = fails(nvsim_gpus, 2, "snapshot", "import", str(wrong), "--name", "w")
+    assert "persistence_mode: expected true or false" in done.stderr
+    assert "internal error" not in done.stderr
+    assert "too large" not in fails(nvsim_gpus, 2, "snapshot", "import", "/dev/zero").stderr
+    assert "larger than" in fails(nvsim_gpus, 2, "snapshot", "import", "/dev/zero").stderr
+    names = [s["name"] for s in ok_json(nvsim_gpus, "snapshot", "list")["snapshots"]]
+    assert names == ["good"]
+
+
+def test_snapshot_list_skips_an_unreadable_file_with_a_warning(nvsim_gpus: NvsimInstance) -> None:
+    ok_json(nvsim_gpus, "snapshot", "create", "good")
+    folder = Path(nvsim_gpus.env["NVCTL_STATE_DIR"]) / "snapshots"
+    (folder / "broken.toml").write_bytes(b"\xff\xfe garbage")
+    done = nvsim_gpus.nvctl("snapshot", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [s["name"] for s in json.loads(done.stdout)["snapshots"]] == ["good"]
+    assert "warning: skipped" in done.stderr and "broken.toml" in done.stderr

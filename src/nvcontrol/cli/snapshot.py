@@ -35,7 +35,9 @@ def create_cmd(name: str, selector: str | None, as_json: bool) -> None:
 @json_option
 def list_cmd(as_json: bool) -> None:
     """Snapshots, newest names first."""
-    snaps = SnapshotStore().all()
+    snaps, warnings = SnapshotStore().all()
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         emit_json({"snapshots": [s.summary() for s in snaps]})
         return

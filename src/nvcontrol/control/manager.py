@@ -20,6 +20,7 @@ from nvcontrol.control import fanstore, settings
 from nvcontrol.control.errors import Busy, SnapshotError
 from nvcontrol.control.fancurve import FanCurve
 from nvcontrol.control.journal import OPEN, Journal, TxRecord
+from nvcontrol.control.limits import percent_range
 from nvcontrol.control.runner import (
     TxOptions,
     TxReport,
@@ -29,7 +30,14 @@ from nvcontrol.control.runner import (
     require_root,
     run,
 )
-from nvcontrol.control.snapshots import Snapshot, SnapshotStore, check_name, diff, plan_restore
+from nvcontrol.control.snapshots import (
+    Snapshot,
+    SnapshotStore,
+    check_name,
+    diff,
+    plan_restore,
+    read_text_limited,
+)
 from nvcontrol.control.transaction import Outcome
 from nvcontrol.errors import NvctlError
 from nvcontrol.nvml import Gpu, Nvml
@@ -212,6 +220,7 @@ class GpuManager:
         out = []
         for g in self.select(selector):
             rng = settings.power_range_w(g)
+            pct = percent_range(*rng) if rng else None
             limit = g.get(pynvml.nvmlDeviceGetPowerManagementLimit)
             default = rng[2] if rng else None
             limit_w = watts(limit)
@@ -228,8 +237,8 @@ class GpuManager:
                     "default_limit_w": default,
                     "min_limit_w": rng[0] if rng else None,
                     "max_limit_w": rng[1] if rng else None,
-                    "min_limit_pct": round(100 * rng[0] / rng[2], 1) if rng else None,
-                    "max_limit_pct": round(100 * rng[1] / rng[2], 1) if rng else None,
+                    "min_limit_pct": pct[0] if pct else None,
+                    "max_limit_pct": pct[1] if pct else None,
                     "persistence_mode": settings.read_field(g, "persistence_mode", None),
                     "transactions": self._live_for([g]),
                 }
@@ -382,6 +391,8 @@ class GpuManager:
         snap = capture(
             self.select(selector), self.journal_if_exists(), fanstore.load_curves(), name
         )
+        # What is written passes the schema every reader applies.
+        snap = Snapshot.from_dict(snap.to_dict(), source="the GPUs' live state")
         self.snapshots.save(snap, overwrite=overwrite)
         return snap
 
@@ -417,12 +428,7 @@ class GpuManager:
         return await self.transact("snapshot restore", f"restore snapshot {name}", writes, options)
 
     def snapshot_import(self, path: str, name: str | None, *, overwrite: bool) -> Snapshot:
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError as err:
-            raise SnapshotError(f"cannot read {path}: {err.strerror}") from None
-        snap = Snapshot.from_toml(text, source=path)
+        snap = Snapshot.from_toml(read_text_limited(path), source=path)
         if name is not None:
             snap.name = check_name(name)
         self.snapshots.save(snap, overwrite=overwrite)
