@@ -114,7 +114,7 @@ def gpu_doc(**fields: object) -> dict[str, object]:
         ({"locked_clocks": {"graphics_mhz": [2000, 1000]}}, "MIN 2000 is above MAX 1000"),
         ({"locked_clocks": {"graphics_mhz": "locked"}}, "locked_clocks.graphics_mhz: expected"),
         ({"locked_clocks": {"graphics_mhz": [1, 2, 3]}}, "locked_clocks.graphics_mhz"),
-        ({"fans": {"0": {"policy": "manual", "speed_pct": 150}}}, "outside 0..100"),
+        ({"fans": {"0": {"policy": "manual", "speed_pct": 150}}}, "not a percentage (0..100)"),
         ({"fans": {"0": {"policy": "manual"}}}, "fans.0: expected"),
         ({"fans": {"0": {"policy": "turbo"}}}, "fans.0: expected"),
         ({"fan_curve": {"points": "40:80,60:30", "hysteresis_c": 3}}, "must not fall"),

@@ -80,6 +80,8 @@ def make_curve(
     for t, s in points:
         if not 0 <= t <= 120:
             raise InvalidInput(f"fan curve temperature {t} °C is outside 0..120 °C")
+        if not 0 <= s <= 100:
+            raise InvalidInput(f"fan curve speed {s}% is not a percentage (0..100)")
         if not min_pct <= s <= max_pct:
             raise InvalidInput(
                 f"fan curve speed {s}% is outside the fans' range {min_pct}..{max_pct}%",

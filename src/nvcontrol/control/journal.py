@@ -219,6 +219,10 @@ class Journal:
             assert cur.lastrowid is not None
             return cur.lastrowid
 
+    def set_before(self, tx_id: int, before: dict[str, Any]) -> None:
+        with self.write() as db:
+            db.execute("UPDATE transactions SET before=? WHERE id=?", (json.dumps(before), tx_id))
+
     def set_deadline(self, tx_id: int, deadline: float | None) -> None:
         with self.write() as db:
             db.execute("UPDATE transactions SET confirm_deadline=? WHERE id=?", (deadline, tx_id))

@@ -19,12 +19,14 @@ from basis.errors import InvalidInput, Unsupported
 from nvcontrol.control import fanstore, settings
 from nvcontrol.control.errors import Busy, SnapshotError
 from nvcontrol.control.fancurve import FanCurve
-from nvcontrol.control.journal import OPEN, Journal, TxRecord
+from nvcontrol.control.journal import COMMITTED, OPEN, Journal, TxRecord
 from nvcontrol.control.limits import percent_range
 from nvcontrol.control.runner import (
     TxOptions,
     TxReport,
     Write,
+    begin,
+    busy,
     capture,
     live_configs,
     require_root,
@@ -101,18 +103,29 @@ class GpuManager:
         require_root([w.gpu for w in writes])
         return await run(self.journal, kind, description, writes, options, fanstore.load_curves())
 
-    def _direct(self, writes: list[Write]) -> list[Outcome]:
-        """Writes that only move towards defaults: validated, applied, read back; a value the
-        driver ignored is an error (exit 1), never reported as success."""
+    def _direct(self, kind: str, writes: list[Write]) -> list[Outcome]:
+        """Writes that only move towards defaults: validated, journaled (refused while a
+        live transaction holds one of the GPUs), applied, read back; a value the driver
+        ignored is an error (exit 1), never reported as success."""
         for w in writes:
             settings.validate(w.gpu, w.field, w.value)
-        require_root([w.gpu for w in writes])
+        gpus = list({w.gpu.uuid: w.gpu for w in writes}.values())
+        if not gpus:
+            return []
+        require_root(gpus)
         journal = self.journal
+        tx_id, before = begin(journal, kind, kind, gpus, fanstore.load_curves())
         outcomes = []
-        for w in writes:
-            prior = settings.read_field(w.gpu, w.field, journal) if w.field != "fan_curve" else None
-            outcomes.append(settings.apply(w.gpu, w.field, w.value, journal, prior))
+        try:
+            for w in writes:
+                prior = before.gpus[w.gpu.uuid].config.get(w.field)
+                outcomes.append(settings.apply(w.gpu, w.field, w.value, journal, prior))
+        except BaseException as exc:
+            done = ", ".join(o.field for o in outcomes) or "nothing"
+            journal.finish(tx_id, COMMITTED, f"stopped after {done}: {exc}")
+            raise
         ignored = [o for o in outcomes if o.failed]
+        journal.finish(tx_id, COMMITTED, "; ".join(o.describe() for o in ignored) or None)
         if ignored:
             raise NvctlError("; ".join(o.describe() for o in ignored))
         return outcomes
@@ -176,7 +189,7 @@ class GpuManager:
                     info = settings.offset_info(g, p, d)
                     if info is not None and info["offset_mhz"] != 0:
                         writes.append(Write(g, f"offsets.P{p}.{d}_mhz", 0))
-        return self._direct(writes)
+        return self._direct("overclock reset", writes)
 
     # ------------------------------------------------------------ locked clocks
 
@@ -207,7 +220,7 @@ class GpuManager:
             for g in self.select(selector)
             for d in settings.DOMAINS
         ]
-        return self._direct(writes)
+        return self._direct("clocks reset", writes)
 
     def locked_clocks(self, gpu: Gpu) -> dict[str, list[int] | None]:
         j = self.journal_if_exists()
@@ -281,10 +294,11 @@ class GpuManager:
             if rng is None:
                 raise Unsupported(f"{g.label}: this GPU has no adjustable power limit")
             writes.append(Write(g, "power_limit_w", rng[2]))
-        return self._direct(writes)
+        return self._direct("power reset", writes)
 
     async def set_persistence(self, selector: str | None, on: bool) -> list[Outcome]:
-        return self._direct([Write(g, "persistence_mode", on) for g in self.select(selector)])
+        writes = [Write(g, "persistence_mode", on) for g in self.select(selector)]
+        return self._direct(f"persistence {'on' if on else 'off'}", writes)
 
     # ------------------------------------------------------------ fans
 
@@ -362,10 +376,20 @@ class GpuManager:
             for g in self.select(selector)
             for i in self._fan_indexes(g, None)
         ]
-        return self._direct(writes)
+        return self._direct("fan auto", writes)
+
+    def _not_held(self, gpus: Sequence[Gpu]) -> None:
+        """Refuse a change outside the journal while a live transaction holds a GPU: its
+        rollback would silently overwrite the change."""
+        j = self.journal_if_exists()
+        uuids = {g.uuid for g in gpus}
+        for t in j.live() if j else []:
+            if uuids & set(t.gpus) and t.owner_alive:
+                raise busy(t, gpus)
 
     async def set_fan_curve(self, selector: str | None, curve: FanCurve) -> list[dict[str, Any]]:
         out = []
+        self._not_held(self.select(selector))
         for g in self.select(selector):
             lo, hi = settings.fan_range(g)
             from nvcontrol.control.fancurve import make_curve

@@ -351,7 +351,10 @@ class Fans(Field):
             return {"policy": "auto"}
         if set(value) != {"policy", "speed_pct"}:
             raise _bad(name, what, value)
-        pct = _int(f"{name}.speed_pct", value["speed_pct"], 0, 100, "a speed in whole percent")
+        pct = value["speed_pct"]
+        _int(f"{name}.speed_pct", pct, -(10**9), 10**9, "a speed in whole percent")
+        if not 0 <= pct <= 100:
+            raise InvalidInput(f"{name}.speed_pct: {pct}% is not a percentage (0..100)")
         return {"policy": "manual", "speed_pct": pct}
 
     def read(self, gpu: Gpu, name: str, ctx: Context) -> dict[str, Any] | None:
