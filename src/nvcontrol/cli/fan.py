@@ -11,6 +11,7 @@ from basis.errors import InvalidInput
 from nvcontrol.cli.changes import TxFlags, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, emit_json_line, gpu_option, json_option
 from nvcontrol.cli.params import Float, Int
+from nvcontrol.lost import lost_line, raise_if_lost
 from nvcontrol.numbers import parse_int
 
 
@@ -27,8 +28,12 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
     rows = query(lambda m: m.fan_status(selector))
     if as_json:
         emit_json({"gpus": rows})
+        raise_if_lost(rows)
         return
     for r in rows:
+        if r["lost"]:
+            click.echo(lost_line(r))
+            continue
         ctl = (
             f", curve controller pid {r['curve_controller_pid']}"
             if r["curve_controller_pid"]
@@ -40,6 +45,7 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
             click.echo(
                 f"  fan {f['index']}: {f['speed_pct']}% (target {f['target_pct']}%), {f['policy']}"
             )
+    raise_if_lost(rows)
 
 
 def _fan_and_pct(args: tuple[str, ...]) -> tuple[int | None, int]:

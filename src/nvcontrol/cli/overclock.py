@@ -10,6 +10,7 @@ from basis.errors import InvalidInput
 from nvcontrol.cli.changes import TxFlags, outcome_line, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
 from nvcontrol.cli.params import Float, Int
+from nvcontrol.lost import lost_line, raise_if_lost
 from nvcontrol.numbers import pstate_name
 
 UNITS = (
@@ -39,8 +40,12 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
     rows = query(lambda m: m.offsets_status(selector))
     if as_json:
         emit_json({"gpus": rows})
+        raise_if_lost(rows)
         return
     for r in rows:
+        if r["lost"]:
+            click.echo(lost_line(r))
+            continue
         click.echo(f"GPU {r['index']} ({r['uuid']}) {r['name']} — API: {r['api'] or 'none'}")
         for p, entry in r["pstates"].items():
             for domain, info in entry.items():
@@ -52,6 +57,7 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
         for t in r["transactions"]:
             click.echo(f"  live transaction {t['id']}: {t['description']} ({t['state']})")
     click.echo("units: NVML MHz (nvidia-settings' memory transfer-rate offset = 2 x memory)")
+    raise_if_lost(rows)
 
 
 @overclock.command("apply", help=f"Apply offsets as a transaction.\n\n{UNITS}")

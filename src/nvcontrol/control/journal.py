@@ -1,4 +1,4 @@
-"""The write-ahead journal and recorded GPU state, in SQLite (WAL, synchronous=FULL).
+"""The write-ahead journal and recorded GPU state, in SQLite (rollback journal, synchronous=FULL).
 
 Owns three tables:
 
@@ -15,6 +15,7 @@ It knows nothing of NVML: values in, values out.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from basis import process
+from basis.errors import PermissionDenied, UserError
 from nvcontrol.control import paths
 
 OPEN = "open"  # being applied, watched, or waiting for confirmation
@@ -63,6 +65,13 @@ CREATE TABLE IF NOT EXISTS fan_controllers (
     started REAL NOT NULL
 );
 """
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Columns added after the first release (CREATE TABLE IF NOT EXISTS keeps old ones)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(locked_clocks)")}
+    if "driver" not in columns:
+        db.execute("ALTER TABLE locked_clocks ADD COLUMN driver TEXT")
 
 
 # --------------------------------------------------------------------------- processes
@@ -147,28 +156,68 @@ def _tx(row: sqlite3.Row) -> TxRecord:
     )
 
 
-class Journal:
-    """One connection to the journal database (created on first use)."""
+def _problem(path: Path, err: BaseException) -> UserError:
+    """The user error for a journal that cannot be opened, read or written."""
+    text = str(err)
+    if isinstance(err, PermissionError) or "readonly" in text or "unable to open" in text:
+        return PermissionDenied(
+            f"this user may not use the journal {path} ({text}); nothing was changed",
+            hint="GPU changes and their history need root: run nvctl with sudo",
+        )
+    if isinstance(err, sqlite3.DatabaseError) and not isinstance(err, sqlite3.OperationalError):
+        return JournalUnreadable(
+            f"the journal {path} is corrupt ({text}); nothing was changed",
+            hint=f"move it aside (`mv {path} {path}.corrupt`): nvctl then starts a new one, "
+            "without the old history or recorded locked clocks",
+        )
+    return JournalUnreadable(f"the journal {path} cannot be used: {text}")
 
-    def __init__(self, path: Path | None = None) -> None:
+
+class JournalUnreadable(UserError):
+    """The journal exists but cannot be read (corrupt, or not this user's to open)."""
+
+
+class Journal:
+    """One connection to the journal database (created on first use).
+
+    Opened read-only with ``readonly=True`` (status, ``transactions``): then a user who
+    may not write it can still read it, and nothing is created.  Every problem with the
+    file is a user error naming it: a permission problem exits 4, a corrupt file 1."""
+
+    def __init__(self, path: Path | None = None, *, readonly: bool = False) -> None:
         self.path = path or paths.journal_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        self.readonly = readonly
+        try:
+            if readonly:
+                self.db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    timeout=10.0,
+                    isolation_level=None,
+                )
+                self.db.row_factory = sqlite3.Row
+                self.db.execute("SELECT count(*) FROM transactions").fetchone()
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            # Not WAL: a WAL database cannot be read by a user who may not create its -shm
+            # file beside it, and every user may read the journal (docs/decisions.md).
+            self.db.execute("PRAGMA journal_mode=TRUNCATE")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+            _migrate(self.db)
+        except (sqlite3.Error, OSError) as err:
+            raise _problem(self.path, err) from None
 
     @classmethod
     def if_exists(cls) -> Journal | None:
-        """The journal if there is one to read (cheap check for the start-up repair)."""
+        """The journal for reading, if there is one; :class:`JournalUnreadable` (or
+        PermissionDenied) when it exists but cannot be read — never "no journal"."""
         path = paths.journal_path()
         if not exists(path):
             return None
-        try:
-            return cls(path)
-        except (sqlite3.Error, OSError):
-            return None  # not readable by this user: a non-root caller cannot repair anyway
+        return cls(path, readonly=os.geteuid() != 0 or not os.access(path, os.W_OK))
 
     def close(self) -> None:
         self.db.close()
@@ -176,13 +225,21 @@ class Journal:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE transaction: one writer at a time, committed durably on exit."""
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise _problem(self.path, err) from None
         try:
             yield self.db
-        except BaseException:
+        except BaseException as exc:
             self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _problem(self.path, exc) from None
             raise
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise _problem(self.path, err) from None
 
     # ------------------------------------------------------------ transactions
 
@@ -275,20 +332,34 @@ class Journal:
 
     # ------------------------------------------------------------ locked clocks
 
-    def locked_clocks(self, uuid: str) -> dict[str, tuple[int, int]]:
+    def locked_clocks(self, uuid: str, driver: str | None = None) -> dict[str, tuple[int, int]]:
+        """The locks recorded for ``uuid`` in this boot (and, given ``driver``, by this load
+        of the driver: a reload forgets locks as a reboot does)."""
+        return {
+            domain: span
+            for domain, span, by in self.lock_records(uuid)
+            if driver is None or by is None or by == driver
+        }
+
+    def lock_records(self, uuid: str) -> list[tuple[str, tuple[int, int], str | None]]:
+        """(domain, span, driver instance) of this boot's lock records for ``uuid``."""
         rows = self.db.execute(
-            "SELECT domain, min_mhz, max_mhz FROM locked_clocks WHERE uuid=? AND boot_id=?",
+            "SELECT domain, min_mhz, max_mhz, driver FROM locked_clocks"
+            " WHERE uuid=? AND boot_id=? ORDER BY domain",
             (uuid, boot_id()),
         )
-        return {r["domain"]: (r["min_mhz"], r["max_mhz"]) for r in rows}
+        return [(r["domain"], (r["min_mhz"], r["max_mhz"]), r["driver"]) for r in rows]
 
-    def record_lock(self, uuid: str, domain: str, span: tuple[int, int] | None) -> None:
+    def record_lock(
+        self, uuid: str, domain: str, span: tuple[int, int] | None, driver: str | None = None
+    ) -> None:
         with self.write() as db:
             db.execute("DELETE FROM locked_clocks WHERE uuid=? AND domain=?", (uuid, domain))
             if span is not None:
                 db.execute(
-                    "INSERT INTO locked_clocks VALUES (?,?,?,?,?)",
-                    (uuid, domain, span[0], span[1], boot_id()),
+                    "INSERT INTO locked_clocks (uuid, domain, min_mhz, max_mhz, boot_id, driver)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (uuid, domain, span[0], span[1], boot_id(), driver),
                 )
 
     # ------------------------------------------------------------ fan controllers

@@ -28,7 +28,8 @@ class LoadGenerator(Protocol):
     def stop(self) -> None: ...
 
 
-def _nvsim_state() -> str | None:
+def nvsim_state() -> str | None:
+    """nvsim's state directory when the NVML in use is nvsim's, else ``None``."""
     state = os.environ.get("NVSIM_STATE")
     if state:
         return state
@@ -111,7 +112,7 @@ class CudaLoad:
 
 
 def pick() -> LoadGenerator | None:
-    state = _nvsim_state()
+    state = nvsim_state()
     if state is not None:
         return NvsimLoad(state)
     for backend in ("torch", "cupy"):

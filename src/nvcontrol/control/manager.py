@@ -15,8 +15,8 @@ from typing import Any
 
 import pynvml
 
-from basis.errors import InvalidInput, Unsupported
-from nvcontrol.control import fanstore, settings
+from basis.errors import InvalidInput, Unsupported, fs_errors
+from nvcontrol.control import fanstore, locks, settings
 from nvcontrol.control.errors import Busy, SnapshotError
 from nvcontrol.control.fancurve import FanCurve
 from nvcontrol.control.journal import COMMITTED, OPEN, Journal, TxRecord
@@ -37,11 +37,14 @@ from nvcontrol.control.snapshots import (
     SnapshotStore,
     check_name,
     diff,
+    missing_gpus,
+    now_iso,
     plan_restore,
     read_text_limited,
 )
 from nvcontrol.control.transaction import Outcome
 from nvcontrol.errors import NvctlError
+from nvcontrol.lost import LOST_HINT, SomeGpusLost, each_gpu, raise_if_lost
 from nvcontrol.nvml import Gpu, Nvml
 from nvcontrol.readings import watts
 from nvcontrol.selection import select
@@ -133,26 +136,24 @@ class GpuManager:
     # ------------------------------------------------------------ offsets
 
     async def offsets_status(self, selector: str | None) -> list[dict[str, Any]]:
-        out = []
-        for g in self.select(selector):
+        def one(g: Gpu) -> dict[str, Any]:
             api = settings.offset_api(g)
             pstates: dict[str, Any] = {}
             for p in settings.offset_pstates(g) if api else []:
                 entry = {d: settings.offset_info(g, p, d) for d in settings.DOMAINS}
                 if any(entry.values()):
                     pstates[f"P{p}"] = entry
-            out.append(
-                {
-                    "index": g.index,
-                    "uuid": g.uuid,
-                    "name": g.name,
-                    "api": api,
-                    "units": "NVML MHz (nvidia-settings' memory transfer-rate offset = 2 x memory_mhz)",
-                    "pstates": pstates,
-                    "transactions": self._live_for([g]),
-                }
-            )
-        return out
+            return {
+                "index": g.index,
+                "uuid": g.uuid,
+                "name": g.name,
+                "api": api,
+                "units": "NVML MHz (nvidia-settings' memory transfer-rate offset = 2 x memory_mhz)",
+                "pstates": pstates,
+                "transactions": self._live_for([g]),
+            }
+
+        return each_gpu(self.select(selector), one)
 
     async def apply_offsets(
         self,
@@ -230,33 +231,31 @@ class GpuManager:
     # ------------------------------------------------------------ power
 
     async def power_status(self, selector: str | None) -> list[dict[str, Any]]:
-        out = []
-        for g in self.select(selector):
+        def one(g: Gpu) -> dict[str, Any]:
             rng = settings.power_range_w(g)
             pct = percent_range(*rng) if rng else None
             limit = g.get(pynvml.nvmlDeviceGetPowerManagementLimit)
             default = rng[2] if rng else None
             limit_w = watts(limit)
-            out.append(
-                {
-                    "index": g.index,
-                    "uuid": g.uuid,
-                    "name": g.name,
-                    "usage_w": watts(g.get(pynvml.nvmlDeviceGetPowerUsage)),
-                    "limit_w": limit_w,
-                    "limit_pct_of_default": round(100 * limit_w / default, 1)
-                    if limit_w and default
-                    else None,
-                    "default_limit_w": default,
-                    "min_limit_w": rng[0] if rng else None,
-                    "max_limit_w": rng[1] if rng else None,
-                    "min_limit_pct": pct[0] if pct else None,
-                    "max_limit_pct": pct[1] if pct else None,
-                    "persistence_mode": settings.read_field(g, "persistence_mode", None),
-                    "transactions": self._live_for([g]),
-                }
-            )
-        return out
+            return {
+                "index": g.index,
+                "uuid": g.uuid,
+                "name": g.name,
+                "usage_w": watts(g.get(pynvml.nvmlDeviceGetPowerUsage)),
+                "limit_w": limit_w,
+                "limit_pct_of_default": round(100 * limit_w / default, 1)
+                if limit_w and default
+                else None,
+                "default_limit_w": default,
+                "min_limit_w": rng[0] if rng else None,
+                "max_limit_w": rng[1] if rng else None,
+                "min_limit_pct": pct[0] if pct else None,
+                "max_limit_pct": pct[1] if pct else None,
+                "persistence_mode": settings.read_field(g, "persistence_mode", None),
+                "transactions": self._live_for([g]),
+            }
+
+        return each_gpu(self.select(selector), one)
 
     async def set_power_limit(
         self,
@@ -306,8 +305,8 @@ class GpuManager:
         curves = fanstore.load_curves()
         j = self.journal_if_exists()
         controllers = j.fan_controllers() if j else []
-        out = []
-        for g in self.select(selector):
+
+        def one(g: Gpu) -> dict[str, Any]:
             fans = []
             for i in range(settings.fan_count(g)):
                 policy = settings.read_fan(g, i)
@@ -320,24 +319,23 @@ class GpuManager:
                     }
                 )
             curve = curves.get(g.uuid)
-            out.append(
-                {
-                    "index": g.index,
-                    "uuid": g.uuid,
-                    "name": g.name,
-                    "temperature_c": g.get(
-                        pynvml.nvmlDeviceGetTemperature, pynvml.NVML_TEMPERATURE_GPU
-                    ),
-                    "speed_range_pct": list(settings.fan_range(g)),
-                    "fans": fans,
-                    "curve": curve.to_dict() if curve else None,
-                    "curve_controller_pid": next(
-                        (c["pid"] for c in controllers if c["alive"] and g.uuid in c["gpus"]), None
-                    ),
-                    "transactions": self._live_for([g]),
-                }
-            )
-        return out
+            return {
+                "index": g.index,
+                "uuid": g.uuid,
+                "name": g.name,
+                "temperature_c": g.get(
+                    pynvml.nvmlDeviceGetTemperature, pynvml.NVML_TEMPERATURE_GPU
+                ),
+                "speed_range_pct": list(settings.fan_range(g)),
+                "fans": fans,
+                "curve": curve.to_dict() if curve else None,
+                "curve_controller_pid": next(
+                    (c["pid"] for c in controllers if c["alive"] and g.uuid in c["gpus"]), None
+                ),
+                "transactions": self._live_for([g]),
+            }
+
+        return each_gpu(self.select(selector), one)
 
     def _fan_indexes(self, g: Gpu, fan: int | None) -> list[int]:
         count = settings.fan_count(g)
@@ -412,18 +410,48 @@ class GpuManager:
                 f"snapshot {name!r} already exists",
                 hint=f"delete it first (`nvctl snapshot delete {name}`) or pick another name",
             )
-        snap = capture(
-            self.select(selector), self.journal_if_exists(), fanstore.load_curves(), name
+        journal, curves = self.journal_if_exists(), fanstore.load_curves()
+        rows = each_gpu(
+            self.select(selector),
+            lambda g: {"entry": capture([g], journal, curves, name).gpus[g.uuid]},
+        )
+        if all(r["lost"] for r in rows):
+            raise SomeGpusLost(
+                "every selected GPU is lost (fallen off the bus); nothing was saved", hint=LOST_HINT
+            )
+        snap = Snapshot(
+            name, now_iso(), {r["entry"].uuid: r["entry"] for r in rows if not r["lost"]}
         )
         # What is written passes the schema every reader applies.
         snap = Snapshot.from_dict(snap.to_dict(), source="the GPUs' live state")
         self.snapshots.save(snap, overwrite=overwrite)
+        raise_if_lost(rows, f"saved in snapshot {name!r}; the lost GPU is not in it")
         return snap
 
     async def snapshot_diff(self, name: str, selector: str | None) -> list[dict[str, Any]]:
-        snap = self._scoped(self.snapshots.load(name), selector)
+        snap = self._here(self._scoped(self.snapshots.load(name), selector))
         gpus = self.nvml.by_uuid(snap.gpus)
         return diff(snap, live_configs(gpus, self.journal_if_exists(), fanstore.load_curves()))
+
+    async def snapshot_notes(self, name: str, selector: str | None) -> list[str]:
+        """What a diff or restore of ``name`` should tell besides the differences: GPUs of
+        the snapshot this machine lacks, and lock records a driver reload made stale."""
+        snap = self._scoped(self.snapshots.load(name), selector)
+        notes = []
+        missing = missing_gpus(snap, (g.uuid for g in self.nvml.gpus))
+        if missing is not None:
+            notes.append(missing.message)
+        journal = self.journal_if_exists()
+        for g in self.nvml.by_uuid(snap.gpus):
+            notes += locks.stale(g, journal)
+        return notes
+
+    def _here(self, snap: Snapshot) -> Snapshot:
+        """``snap``, refused with a clear description when none of its GPUs is here."""
+        missing = missing_gpus(snap, (g.uuid for g in self.nvml.gpus))
+        if missing is not None and len(self.nvml.by_uuid(snap.gpus)) == 0:
+            raise missing
+        return snap
 
     def _scoped(self, snap: Snapshot, selector: str | None) -> Snapshot:
         if selector is None:
@@ -439,6 +467,9 @@ class GpuManager:
     ) -> TxReport | None:
         """Restore as one transaction; ``None`` when the live state already matches."""
         snap = self._scoped(self.snapshots.load(name), selector)
+        missing = missing_gpus(snap, (g.uuid for g in self.nvml.gpus))
+        if missing is not None:
+            raise missing
         gpus = {g.uuid: g for g in self.nvml.by_uuid(snap.gpus)}
         plan = plan_restore(
             diff(
@@ -460,11 +491,8 @@ class GpuManager:
 
     def snapshot_export(self, name: str, path: str) -> None:
         snap = self.snapshots.load(name)
-        try:
-            with open(path, "w") as f:
-                f.write(snap.to_toml())
-        except OSError as err:
-            raise SnapshotError(f"cannot write {path}: {err.strerror}") from None
+        with fs_errors(path), open(path, "w") as f:
+            f.write(snap.to_toml())
 
     # ------------------------------------------------------------ transactions
 

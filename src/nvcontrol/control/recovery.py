@@ -35,7 +35,11 @@ def pending(journal: Journal) -> bool:
 def repair(say: Callable[[str], None]) -> int:
     """Restore every orphaned transaction and fan controller; returns how many were repaired.
     Problems are reported through ``say`` and never stop the command the user asked for."""
-    journal = Journal.if_exists()
+    try:
+        journal = Journal.if_exists()
+    except UserError as err:
+        say(f"warning: interrupted GPU changes cannot be checked: {err.message}")
+        return 0
     if journal is None:
         return 0
     try:

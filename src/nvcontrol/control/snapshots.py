@@ -38,13 +38,14 @@ import datetime as dt
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-from basis.errors import InvalidInput
+from basis.errors import InvalidInput, UserError, fs_errors
 from nvcontrol.control import paths, settings
 from nvcontrol.control.errors import SnapshotError
 from nvcontrol.control.journal import exists as path_exists
@@ -242,6 +243,26 @@ def diff(snap: Snapshot, live: dict[str, tuple[int, dict[str, Any]]]) -> list[di
     return out
 
 
+def missing_gpus(snap: Snapshot, here: Iterable[str]) -> SnapshotError | None:
+    """The error that describes a snapshot of GPUs this machine does not have (taken on
+    another machine, or before a board was replaced), or ``None`` when all are here."""
+    present = set(here)
+    missing = [u for u in snap.gpus if u not in present]
+    if not missing:
+        return None
+    listed = ", ".join(f"{u} ({snap.gpus[u].name or 'unnamed'})" for u in missing)
+    if len(missing) == len(snap.gpus):
+        return SnapshotError(
+            f"snapshot {snap.name!r} was taken on another machine: none of its GPUs "
+            f"({listed}) is in this one",
+            hint="GPUs are matched by UUID; `nvctl gpu list` shows this machine's",
+        )
+    return SnapshotError(
+        f"snapshot {snap.name!r} holds GPUs this machine does not have: {listed}",
+        hint="restore the others with -i (`nvctl gpu list` shows this machine's GPUs)",
+    )
+
+
 def plan_restore(differences: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
     """The writes that make the live state match: ``(uuid, field, value)`` in apply order."""
     missing = [d["uuid"] for d in differences if d["field"] == "gpu"]
@@ -285,13 +306,14 @@ class SnapshotStore:
                 f"snapshot {snap.name!r} already exists",
                 hint=f"delete it first (`nvctl snapshot delete {snap.name}`) or pick another name",
             )
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(snap.to_toml())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with fs_errors(path):
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "w") as f:
+                f.write(snap.to_toml())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
         return path
 
     def load(self, name: str) -> Snapshot:
@@ -304,10 +326,14 @@ class SnapshotStore:
         return Snapshot.from_toml(read_text_limited(path), source=str(path))
 
     def delete(self, name: str) -> None:
+        path = self.path(name)
         try:
-            self.path(name).unlink()
-        except FileNotFoundError:
-            raise SnapshotError(f"no snapshot named {name!r}") from None
+            with fs_errors(path):
+                path.unlink()
+        except UserError as err:
+            if isinstance(err.__cause__, FileNotFoundError):
+                raise SnapshotError(f"no snapshot named {name!r}") from None
+            raise
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
