@@ -18,6 +18,7 @@ from nvcontrol.control.errors import RolledBack
 from nvcontrol.control.manager import GpuManager
 from nvcontrol.control.runner import TxOptions, TxReport
 from nvcontrol.control.transaction import Outcome
+from nvcontrol.errors import NvctlError
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -233,9 +234,22 @@ def run_direct(
         click.echo(outcome_line(o))
 
 
-def query(fn: Callable[[GpuManager], Awaitable[T]]) -> T:
+def query(fn: Callable[[GpuManager], Awaitable[T]], *, interruptible: str | None = None) -> T:
+    """Run ``fn`` in a GPU session.  With ``interruptible`` (what to say when stopped),
+    SIGTERM and SIGHUP cancel it, so its clean-up runs (a probe's load is taken off, a
+    step's transaction rolled back) before the command exits 1."""
+
     async def main() -> T:
+        if interruptible is not None:
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
+            assert task is not None
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, task.cancel)
         async with GpuManager() as manager:
             return await fn(manager)
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise NvctlError(f"interrupted by a signal: {interruptible}") from None

@@ -113,7 +113,12 @@ def test_cmd(
     or CuPy when installed.  Exit 0 when stable, 1 when not.  Changes no setting."""
     from nvcontrol.control.probe import stability_test
 
-    result = query(lambda m: stability_test(m.select(selector), duration, temp_guard))
+    result = query(
+        lambda m: stability_test(
+            m.select(selector), duration, temp_guard, journal=lambda: m.journal
+        ),
+        interruptible="the test's load is off again",
+    )
     if as_json:
         emit_json(result)
     else:
@@ -169,7 +174,8 @@ def auto_cmd(
             pstate=pstate,
             save_as=name,
             progress=lambda text: click.echo(text, err=True),
-        )
+        ),
+        interruptible="the load is off and the unfinished step was rolled back",
     )
     if as_json:
         emit_json(result.to_json())

@@ -8,6 +8,8 @@ Owns three tables:
 * ``locked_clocks`` — what ``clocks lock`` set, per GPU UUID and boot (NVML has no getter;
   a record from an earlier boot is void, as the driver forgets locks at reboot).
 * ``fan_controllers`` — running ``fan curve run`` processes and the GPUs they drive.
+* ``probe_loads`` — simulated load that an ``overclock test``/``auto`` process put on
+  nvsim GPUs, so that the load of a killed probe is taken off by the next command.
 
 It knows nothing of NVML: values in, values out.
 """
@@ -56,6 +58,14 @@ CREATE TABLE IF NOT EXISTS locked_clocks (
     max_mhz INTEGER NOT NULL,
     boot_id TEXT NOT NULL,
     PRIMARY KEY (uuid, domain)
+);
+CREATE TABLE IF NOT EXISTS probe_loads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pid INTEGER NOT NULL,
+    pid_start INTEGER NOT NULL,
+    gpus TEXT NOT NULL,
+    nvsim_state TEXT NOT NULL,
+    started REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fan_controllers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -361,6 +371,48 @@ class Journal:
                     " VALUES (?,?,?,?,?,?)",
                     (uuid, domain, span[0], span[1], boot_id(), driver),
                 )
+
+    # ------------------------------------------------------------ probe loads
+
+    def register_load(self, gpus: list[str], nvsim_state: str) -> int:
+        pid, start = me()
+        with self.write() as db:
+            cur = db.execute(
+                "INSERT INTO probe_loads (pid, pid_start, gpus, nvsim_state, started)"
+                " VALUES (?,?,?,?,?)",
+                (pid, start, json.dumps(gpus), nvsim_state, time.time()),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def remove_load(self, load_id: int) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM probe_loads WHERE id=?", (load_id,))
+
+    def dead_loads_pending(self) -> bool:
+        rows = self.db.execute("SELECT pid, pid_start FROM probe_loads").fetchall()
+        return any(not alive(r["pid"], r["pid_start"]) for r in rows)
+
+    def claim_dead_loads(self) -> list[dict[str, Any]]:
+        """Take over the loads of probes that died; the caller takes the load off and
+        removes each with :meth:`remove_load`."""
+        pid, start = me()
+        with self.write() as db:
+            dead = [
+                {
+                    "id": r["id"],
+                    "pid": r["pid"],
+                    "gpus": json.loads(r["gpus"]),
+                    "nvsim_state": r["nvsim_state"],
+                }
+                for r in db.execute("SELECT * FROM probe_loads").fetchall()
+                if not alive(r["pid"], r["pid_start"])
+            ]
+            for d in dead:
+                db.execute(
+                    "UPDATE probe_loads SET pid=?, pid_start=? WHERE id=?", (pid, start, d["id"])
+                )
+        return dead
 
     # ------------------------------------------------------------ fan controllers
 
