@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import NvsimInstance
-from tests.nvcontrol_control.helpers import fails, needs_root, settings_of
+from tests.nvcontrol_control.helpers import fails, needs_root, ok_json, settings_of
 
 pytestmark = [pytest.mark.nvsim, pytest.mark.root, needs_root]
 
@@ -49,3 +49,19 @@ def test_an_empty_selector_selects_nothing_and_changes_nothing(
     assert "empty GPU selector" in done.stderr
     assert settings_of(nvsim_gpus) == before
     assert "empty GPU selector" in fails(nvsim_gpus, 2, "gpu", "list", "-i", selector).stderr
+
+
+def test_the_power_hint_offers_exactly_the_percents_that_are_accepted(
+    nvsim_gpus: NvsimInstance,
+) -> None:
+    import re
+
+    done = fails(nvsim_gpus, 2, "power", "limit", "-i", "0", "--percent", "200", "--no-confirm")
+    lo, hi = re.search(r"--percent between ([0-9.]+) and ([0-9.]+)", done.stderr).groups()  # type: ignore[union-attr]
+    status = ok_json(nvsim_gpus, "power", "status", "-i", "0")["gpus"][0]
+    assert (status["min_limit_pct"], status["max_limit_pct"]) == (float(lo), float(hi))
+    for pct in (lo, hi):  # both ends are accepted ...
+        ok_json(nvsim_gpus, "power", "limit", "-i", "0", "--percent", pct, "--no-confirm",
+                "--window", "0")  # fmt: skip
+    for pct in (f"{float(lo) - 0.1:.1f}", f"{float(hi) + 0.1:.1f}"):  # ... and nothing beyond
+        fails(nvsim_gpus, 2, "power", "limit", "-i", "0", "--percent", pct, "--no-confirm")
