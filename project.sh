@@ -38,25 +38,51 @@ install_apt() {
   fi
 }
 
-# A Python >= 3.11: $PYTHON, else the newest python3.X on PATH, else Debian/Ubuntu's
+# Whether every user may run this file: it and each directory above it are world-executable.
+# The console scripts (nvctl, bolt, nvsim) start the venv's interpreter, so an interpreter
+# under a root-only home (pyenv in /root) would make them unusable for everyone else.
+world_runnable() {
+  local p
+  p=$(readlink -f "$1") || return 1
+  while [ "$p" != / ]; do
+    [ "$(( 0$(stat -c %a "$p") & 1 ))" = 1 ] || return 1
+    p=$(dirname "$p")
+  done
+}
+
+# A Python >= 3.11: $PYTHON, else the system's interpreters (/usr/bin first: they are
+# runnable by every user), else the newest python3.X on PATH, else Debian/Ubuntu's
 # python3.11 (Ubuntu 22.04 ships 3.10 as python3 but has python3.11 in its archive).
 find_python() {
-  local cand
-  for cand in ${PYTHON:-} python3 python3.13 python3.12 python3.11; do
-    if command -v "$cand" >/dev/null 2>&1 &&
-      "$cand" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
-      echo "$cand"
+  local cand path fallback=""
+  for cand in ${PYTHON:-} /usr/bin/python3 /usr/bin/python3.13 /usr/bin/python3.12 \
+    /usr/bin/python3.11 python3 python3.13 python3.12 python3.11; do
+    path=$(command -v "$cand" 2>/dev/null) || continue
+    "$path" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
+      continue
+    if [ -n "${PYTHON:-}" ] || world_runnable "$path"; then
+      echo "$path"
       return
     fi
+    fallback=${fallback:-$path}
   done
+  if [ -n "$fallback" ]; then
+    log "warning: $fallback is not runnable by other users; the tools will work for root only"
+    echo "$fallback"
+    return
+  fi
   log "apt: installing python3.11 (python3 here is older than 3.11)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3.11 python3.11-venv python3.11-dev >/dev/null
-  echo python3.11
+  echo /usr/bin/python3.11
 }
 
 install_venv() {
   local py
   py=$(find_python)
+  if [ -x "$VENV/bin/python" ] && ! world_runnable "$VENV/bin/python" && world_runnable "$py"; then
+    log "venv: $VENV uses an interpreter other users cannot run; recreating it with $py"
+    rm -rf "$VENV"
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
     log "venv: creating $VENV"
     "$py" -m venv "$VENV"

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     UNSUPPORTED = 3  # not supported by this hardware or driver, or no driver
     PERMISSION = 4  # permission denied
     ROLLED_BACK = 5  # change rolled back
+    GPU_LOST = 6  # a GPU fell off the bus; the healthy ones were still shown or handled
 
 
 class UserError(Exception):

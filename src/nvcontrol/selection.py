@@ -43,7 +43,7 @@ def _describe(gpus: Sequence[Identified]) -> str:
 
 
 def _match_one(token: str, gpus: Sequence[G]) -> G:
-    if token.isdigit():
+    if token.isascii() and token.isdigit():
         for g in gpus:
             if g.index == int(token):
                 return g
@@ -77,18 +77,35 @@ def _match_one(token: str, gpus: Sequence[G]) -> G:
     )
 
 
+def parse(selector: str | None) -> list[str] | None:
+    """The items of a selector, or ``None`` for every GPU (no selector, or ``all``).
+
+    An empty selector, or one of only whitespace, is an error: ``-i "$UNSET_VAR"`` must
+    never turn into "every GPU"."""
+    if selector is None:
+        return None
+    if not selector.strip():
+        raise GpuSelectionError(
+            f"empty GPU selector {selector!r}",
+            hint="give an index, a UUID, a PCI bus id, a comma list, or 'all'",
+        )
+    tokens = [t.strip() for t in selector.split(",")]
+    if any(not t for t in tokens):
+        raise GpuSelectionError(f"empty item in GPU selector {selector!r}")
+    if any(t.lower() == "all" for t in tokens):
+        return None
+    return tokens
+
+
 def select(selector: str | None, gpus: Sequence[G]) -> list[G]:
     """The GPUs a selector names (``None`` or ``all`` = every GPU)."""
-    if selector is None or selector.strip().lower() in ("", "all"):
-        if not gpus:
-            raise GpuSelectionError("the driver lists no GPUs")
+    tokens = parse(selector)
+    if not gpus:
+        raise GpuSelectionError("the driver lists no GPUs")
+    if tokens is None:
         return list(gpus)
     chosen: dict[int, G] = {}
-    for token in (t.strip() for t in selector.split(",")):
-        if not token:
-            raise GpuSelectionError(f"empty item in GPU selector {selector!r}")
-        if token.lower() == "all":
-            return select(None, gpus)
+    for token in tokens:
         g = _match_one(token, gpus)
         chosen[g.index] = g
     return [chosen[i] for i in sorted(chosen)]

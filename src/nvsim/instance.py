@@ -141,10 +141,12 @@ class NoInstance(Unsupported):
     """No nvsim instance is up in the state directory."""
 
 
-def open_state(state_dir: Path, *, require_daemon: bool = True) -> StateFile:
+def open_state(
+    state_dir: Path, *, require_daemon: bool = True, readonly: bool = False
+) -> StateFile:
     """Map the instance's state; raise :class:`NoInstance` if there is none (exit 3)."""
     try:
-        sf = StateFile.open(state_dir)
+        sf = StateFile.open(state_dir, readonly=readonly)
     except StateFileError as err:
         raise NoInstance(
             f"no nvsim instance at {state_dir} ({err})",

@@ -62,10 +62,12 @@ class StateFile:
         return cls(path, fd, mm)
 
     @classmethod
-    def open(cls, directory: Path) -> StateFile:
+    def open(cls, directory: Path, *, readonly: bool = False) -> StateFile:
+        """Map the state file; ``readonly`` maps a private copy-on-write view of a file
+        opened read-only, so that any user may read the state (``nvsim status``)."""
         path = directory / STATE_FILE
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
         except FileNotFoundError:
             raise StateFileError(f"no state file at {path}") from None
         try:
@@ -75,7 +77,12 @@ class StateFile:
                     f"{path} is {size} bytes, expected {layout.STATE_SIZE}: "
                     "it was written by another nvsim version"
                 )
-            mm = mmap.mmap(fd, layout.STATE_SIZE)
+            if readonly:
+                mm = mmap.mmap(
+                    fd, layout.STATE_SIZE, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE
+                )
+            else:
+                mm = mmap.mmap(fd, layout.STATE_SIZE)
         except BaseException:
             os.close(fd)
             raise

@@ -8,10 +8,12 @@ prints every compared value and exits non-zero on a mismatch.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,11 @@ def _find(gpu: ET.Element, *paths: str) -> str | None:
 def comparisons() -> list[tuple[str, Any, Any]]:
     """(what, nvidia-smi's value, nvctl's value) for every GPU."""
     smi = ET.fromstring(subprocess.check_output(["nvidia-smi", "-q", "-x"], text=True))
-    ours = json.loads(subprocess.check_output([NVCTL, "gpu", "info", "--json"], text=True))["gpus"]
+    # Temporary state: nvctl's start-up repair must never act on the host's real journal.
+    with tempfile.TemporaryDirectory(prefix="nvctl-hw-") as tmp:
+        env = dict(os.environ, NVCTL_STATE_DIR=f"{tmp}/state", NVCTL_CONFIG_DIR=f"{tmp}/config")
+        out = subprocess.check_output([NVCTL, "gpu", "info", "--json"], text=True, env=env)
+    ours = json.loads(out)["gpus"]
     by_uuid = {g["uuid"]: g for g in ours}
     rows: list[tuple[str, Any, Any]] = [
         ("driver_version", _find(smi, "driver_version"), ours[0]["driver"]["driver_version"]),

@@ -71,3 +71,17 @@ def test_normalize_pci() -> None:
     assert normalize_pci("01:00.0") == "00000000:01:00.0"
     assert normalize_pci("0000:0A:00.1") == "00000000:0a:00.1"
     assert normalize_pci("GPU-1234") is None
+
+
+@pytest.mark.parametrize("sel", ["", " ", "\t\n", " , "])
+def test_an_empty_or_blank_selector_is_an_error_not_every_gpu(sel: str) -> None:
+    with pytest.raises(GpuSelectionError) as err:
+        select(sel, GPUS)
+    assert err.value.exit_code == ExitCode.INVALID_INPUT
+    assert "empty" in err.value.message
+
+
+def test_non_ascii_digits_are_not_an_index() -> None:
+    with pytest.raises(GpuSelectionError) as err:
+        select("\u0661", GPUS)  # ARABIC-INDIC DIGIT ONE: int() would read it as 1
+    assert "no GPU matches" in err.value.message

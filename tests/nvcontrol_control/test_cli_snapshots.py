@@ -66,6 +66,7 @@ def test_round_trip_survives_swapped_enumeration_order(nvsim_gpus: NvsimInstance
     assert ok_json(nvsim_gpus, "snapshot", "diff", "good") == {
         "snapshot": "good",
         "differences": [],
+        "notes": [],
     }
     assert sorted(settings_of(nvsim_gpus), key=lambda g: g["uuid"]) == sorted(
         original, key=lambda g: g["uuid"]
@@ -152,3 +153,72 @@ def test_boot_set_refuses_an_unknown_snapshot(nvsim_gpus: NvsimInstance, tmp_pat
     nvsim_gpus.env["NVCTL_SYSTEMD_DIR"] = str(tmp_path / "systemd")
     assert "no snapshot named" in fails(nvsim_gpus, 2, "boot", "set", "missing").stderr
     assert json.loads(nvsim_gpus.nvctl("boot", "show", "--json").stdout)["installed"] is False
+
+
+def test_import_validates_against_the_schema_create_writes(
+    nvsim_gpus: NvsimInstance, tmp_path: Path
+) -> None:
+    ok_json(nvsim_gpus, "power", "persistence", "on", "-i", "0")
+    ok_json(nvsim_gpus, "snapshot", "create", "good", "-i", "0")
+    text = (Path(nvsim_gpus.env["NVCTL_STATE_DIR"]) / "snapshots" / "good.toml").read_text()
+    assert "persistence_mode = true" in text
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(text.replace("persistence_mode = true", 'persistence_mode = "false"'))
+    done = fails(nvsim_gpus, 2, "snapshot", "import", str(wrong), "--name", "w")
+    assert "persistence_mode: expected true or false" in done.stderr
+    assert "internal error" not in done.stderr
+    assert "too large" not in fails(nvsim_gpus, 2, "snapshot", "import", "/dev/zero").stderr
+    assert "larger than" in fails(nvsim_gpus, 2, "snapshot", "import", "/dev/zero").stderr
+    names = [s["name"] for s in ok_json(nvsim_gpus, "snapshot", "list")["snapshots"]]
+    assert names == ["good"]
+
+
+def test_snapshot_list_skips_an_unreadable_file_with_a_warning(nvsim_gpus: NvsimInstance) -> None:
+    ok_json(nvsim_gpus, "snapshot", "create", "good")
+    folder = Path(nvsim_gpus.env["NVCTL_STATE_DIR"]) / "snapshots"
+    (folder / "broken.toml").write_bytes(b"\xff\xfe garbage")
+    done = nvsim_gpus.nvctl("snapshot", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [s["name"] for s in json.loads(done.stdout)["snapshots"]] == ["good"]
+    assert "warning: skipped" in done.stderr and "broken.toml" in done.stderr
+
+
+def test_locks_recorded_before_a_driver_reload_are_stale_and_restored_truthfully(
+    nvsim_gpus: NvsimInstance,
+) -> None:
+    ok_json(nvsim_gpus, "clocks", "lock", "-i", "0", "--gpu", "900,1800", *FAST)
+    ok_json(nvsim_gpus, "snapshot", "create", "locked")
+    assert ok_json(nvsim_gpus, "snapshot", "diff", "locked")["differences"] == []
+    # The driver is reloaded within the same boot: it forgets the lock.
+    nvsim_gpus.run("down")
+    nvsim_gpus.run("up", "--gpus", "2", "--model", "rtx4090")
+    assert settings_of(nvsim_gpus)[0]["locked_clocks"] is None
+    got = ok_json(nvsim_gpus, "snapshot", "diff", "locked")
+    assert [(d["field"], d["snapshot"], d["live"]) for d in got["differences"]] == [
+        ("locked_clocks.graphics_mhz", [900, 1800], "unlocked")
+    ]
+    assert any("driver was reloaded" in n for n in got["notes"])
+    assert ok_json(nvsim_gpus, "snapshot", "restore", "locked", *FAST)["result"] == "committed"
+    locked = nvsim_gpus.status()["gpus"][0]["locked_clocks"]
+    assert "900" in str(locked) and "1800" in str(locked)
+    again = ok_json(nvsim_gpus, "snapshot", "diff", "locked")
+    assert again["differences"] == [] and again["notes"] == []
+
+
+def test_a_snapshot_from_another_machine_is_described_clearly(
+    nvsim_gpus: NvsimInstance, tmp_path: Path
+) -> None:
+    ok_json(nvsim_gpus, "snapshot", "create", "here")
+    text = (Path(nvsim_gpus.env["NVCTL_STATE_DIR"]) / "snapshots" / "here.toml").read_text()
+    for i, g in enumerate(nvsim_gpus.status()["gpus"]):
+        text = text.replace(g["uuid"], f"GPU-00000000-0000-0000-0000-00000000000{i}")
+    other = tmp_path / "other.toml"
+    other.write_text(text)
+    ok_json(nvsim_gpus, "snapshot", "import", str(other), "--name", "other")
+    nvsim_gpus.env["NVCTL_SYSTEMD_DIR"] = str(tmp_path / "systemd")
+    for args in (("snapshot", "diff", "other"), ("snapshot", "restore", "other"),
+                 ("boot", "set", "other")):  # fmt: skip
+        done = fails(nvsim_gpus, 2, *args)
+        assert "was taken on another machine" in done.stderr, args
+        assert "GPU-00000000-0000-0000-0000-000000000000" in done.stderr
+    assert not (tmp_path / "systemd" / "nvctl-restore.service").exists()

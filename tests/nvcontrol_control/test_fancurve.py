@@ -23,7 +23,7 @@ def test_parse_and_interpolate() -> None:
         ("40:30", "at least two"),
         ("60:30,40:50", "must rise"),
         ("40:60,60:50", "must not fall"),
-        ("40:30,60:150", "outside"),
+        ("40:30,60:150", "not a percentage"),
         ("40-30,60:50", "not TEMP:PCT"),
     ],
 )

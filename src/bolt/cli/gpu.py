@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from basis.errors import ExitCode
+
 
 def register(sub: Any) -> None:
     p = sub.add_parser("gpu", help="NVIDIA GPUs for containers")
@@ -27,15 +29,63 @@ def register(sub: Any) -> None:
 
 
 def gpu_list(args: argparse.Namespace) -> int:
+    """Every GPU the driver lists; a lost GPU (fallen off the bus) is shown as lost, never
+    hiding the healthy ones, and the command then exits with GPU_LOST (6)."""
     from bolt.runtime.gpu.nvidia import NvidiaGpu
 
-    gpus = NvidiaGpu.discover()
+    try:
+        rows = [{**g.to_json(), "lost": False} for g in NvidiaGpu.discover()]
+    except Exception as err:  # only a lost GPU is handled here; anything else propagates
+        if "GpuIsLost" not in type(err).__name__:
+            raise
+        rows = _list_around_lost_gpus()
     if args.json:
-        print(json.dumps([g.to_json() for g in gpus], indent=2))
-        return 0
-    for g in gpus:
-        print(f"GPU {g.index}: {g.name} (UUID: {g.uuid}) /dev/nvidia{g.minor}")
+        print(json.dumps(rows, indent=2))
+    for g in rows:
+        if args.json:
+            break
+        if g["lost"]:
+            print(f"GPU {g['index']}: LOST, fallen off the bus (UUID: {g['uuid']})")
+        else:
+            print(f"GPU {g['index']}: {g['name']} (UUID: {g['uuid']}) /dev/nvidia{g['minor']}")
+    lost = [g for g in rows if g["lost"]]
+    if lost:
+        names = ", ".join(f"GPU {g['index']} ({g['uuid']})" for g in lost)
+        print(
+            f"error: {names} lost (fallen off the bus); the other GPUs are listed\n"
+            "hint: the GPU needs a reset (on nvsim: `nvsim reset`; on hardware: a reboot)",
+            file=sys.stderr,
+        )
+        return int(ExitCode.GPU_LOST)
     return 0
+
+
+def _list_around_lost_gpus() -> list[dict[str, Any]]:
+    """GPU by GPU, so that one lost GPU (which still answers with its UUID and bus id)
+    leaves the others listed."""
+    from bolt.runtime.gpu.nvidia import NvidiaGpu, _nvml, _text
+
+    rows: list[dict[str, Any]] = []
+    with _nvml() as nv:
+        for i in range(nv.nvmlDeviceGetCount()):
+            h = nv.nvmlDeviceGetHandleByIndex(i)
+            uuid = _text(nv.nvmlDeviceGetUUID(h))
+            bus = _text(nv.nvmlDeviceGetPciInfo(h).busId)
+            try:
+                name = _text(nv.nvmlDeviceGetName(h))
+                memory = int(nv.nvmlDeviceGetMemoryInfo(h).total)
+                try:
+                    minor = int(nv.nvmlDeviceGetMinorNumber(h))
+                except nv.NVMLError:
+                    minor = i
+            except nv.NVMLError as err:
+                if err.value != nv.NVML_ERROR_GPU_IS_LOST:
+                    raise
+                rows.append({"index": i, "uuid": uuid, "pci_bus_id": bus, "lost": True})
+                continue
+            gpu = NvidiaGpu(i, uuid, name, minor, bus, memory)
+            rows.append({**gpu.to_json(), "lost": False})
+    return rows
 
 
 def cdi_generate(args: argparse.Namespace) -> int:

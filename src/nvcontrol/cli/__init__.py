@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import click
 
-from basis.errors import ExitCode, UserError, render
+from basis.errors import ExitCode, UserError
+from basis.errors import render as render_error  # (the name `render` is the submodule)
 
 # Command groups, imported only when used: a command does not pay for the others' imports.
 _COMMANDS = {
@@ -91,10 +92,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     except UserError as exc:
         if debug:
             raise
-        click.echo(render(exc), err=True)
+        click.echo(render_error(exc), err=True)
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
         sys.exit(130)
+    except PermissionError as exc:
+        # A file this user may not write (a state or config directory of root's): the
+        # same exit code and advice as a refused NVML setter, never an internal error.
+        if debug:
+            raise
+        click.echo(f"error: permission denied: {exc.filename or exc}", err=True)
+        click.echo(
+            "hint: run nvctl with sudo, or point NVCTL_STATE_DIR / NVCTL_CONFIG_DIR "
+            "at directories you own",
+            err=True,
+        )
+        sys.exit(int(ExitCode.PERMISSION))
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
         sys.exit(0)

@@ -13,10 +13,12 @@ from typing import Any, NamedTuple, TypeVar
 import click
 
 from nvcontrol.cli.common import emit_json
+from nvcontrol.cli.params import Float
 from nvcontrol.control.errors import RolledBack
 from nvcontrol.control.manager import GpuManager
 from nvcontrol.control.runner import TxOptions, TxReport
 from nvcontrol.control.transaction import Outcome
+from nvcontrol.errors import NvctlError
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -49,7 +51,7 @@ def tx_options(*, window: float = 5.0, confirm_help: str = "default: off") -> Ca
         fn: Any = wrapper
         fn = click.option(
             "--temp-guard",
-            type=float,
+            type=Float(),
             default=None,
             metavar="C",
             help="Roll back if a GPU gets hotter than this (default: 2 °C below its slowdown "
@@ -57,7 +59,7 @@ def tx_options(*, window: float = 5.0, confirm_help: str = "default: off") -> Ca
         )(fn)
         fn = click.option(
             "--window",
-            type=click.FloatRange(0),
+            type=Float(0),
             default=window,
             show_default=True,
             metavar="S",
@@ -66,7 +68,7 @@ def tx_options(*, window: float = 5.0, confirm_help: str = "default: off") -> Ca
         )(fn)
         fn = click.option(
             "--confirm-timeout",
-            type=click.FloatRange(0),
+            type=Float(0),
             default=15.0,
             show_default=True,
             metavar="S",
@@ -232,9 +234,22 @@ def run_direct(
         click.echo(outcome_line(o))
 
 
-def query(fn: Callable[[GpuManager], Awaitable[T]]) -> T:
+def query(fn: Callable[[GpuManager], Awaitable[T]], *, interruptible: str | None = None) -> T:
+    """Run ``fn`` in a GPU session.  With ``interruptible`` (what to say when stopped),
+    SIGTERM and SIGHUP cancel it, so its clean-up runs (a probe's load is taken off, a
+    step's transaction rolled back) before the command exits 1."""
+
     async def main() -> T:
+        if interruptible is not None:
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
+            assert task is not None
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, task.cancel)
         async with GpuManager() as manager:
             return await fn(manager)
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except asyncio.CancelledError:
+        raise NvctlError(f"interrupted by a signal: {interruptible}") from None

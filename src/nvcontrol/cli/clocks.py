@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from basis.errors import InvalidInput
 from nvcontrol.cli.changes import TxFlags, run_change, run_direct, tx_options
 from nvcontrol.cli.common import gpu_option, json_option
+from nvcontrol.numbers import parse_int
 
 
 def _span(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
@@ -14,9 +16,9 @@ def _span(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
     lo, sep, hi = value.partition(",")
     try:
         if not sep:
-            raise ValueError
-        return int(lo), int(hi)
-    except ValueError:
+            raise InvalidInput(value)
+        return parse_int(lo, "MIN"), parse_int(hi, "MAX")
+    except InvalidInput:
         raise click.BadParameter(f"{value!r} is not MIN,MAX in MHz (e.g. 1500,2500)") from None
 
 

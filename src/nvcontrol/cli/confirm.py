@@ -7,13 +7,14 @@ import click
 
 from nvcontrol.cli.changes import query
 from nvcontrol.cli.common import emit_json, json_option
+from nvcontrol.cli.params import Int
 from nvcontrol.control.errors import RolledBack
 from nvcontrol.control.journal import TxRecord
 from nvcontrol.control.manager import GpuManager
 
 
 @click.command("confirm")
-@click.argument("tx_id", type=int, required=False, metavar="[ID]")
+@click.argument("tx_id", type=Int(), required=False, metavar="[ID]")
 @json_option
 def confirm(tx_id: int | None, as_json: bool) -> None:
     """Confirm a live transaction (the only one if ID is left out)."""
@@ -37,7 +38,7 @@ def confirm(tx_id: int | None, as_json: bool) -> None:
 
 
 @click.command("transactions")
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=Int(), default=20, show_default=True)
 @json_option
 def transactions(limit: int, as_json: bool) -> None:
     """Recent transactions from the journal, newest first."""

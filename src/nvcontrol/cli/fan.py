@@ -7,8 +7,12 @@ import signal
 
 import click
 
+from basis.errors import InvalidInput
 from nvcontrol.cli.changes import TxFlags, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, emit_json_line, gpu_option, json_option
+from nvcontrol.cli.params import Float, Int
+from nvcontrol.lost import lost_line, raise_if_lost
+from nvcontrol.numbers import parse_int
 
 
 @click.group()
@@ -24,8 +28,12 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
     rows = query(lambda m: m.fan_status(selector))
     if as_json:
         emit_json({"gpus": rows})
+        raise_if_lost(rows)
         return
     for r in rows:
+        if r["lost"]:
+            click.echo(lost_line(r))
+            continue
         ctl = (
             f", curve controller pid {r['curve_controller_pid']}"
             if r["curve_controller_pid"]
@@ -37,6 +45,7 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
             click.echo(
                 f"  fan {f['index']}: {f['speed_pct']}% (target {f['target_pct']}%), {f['policy']}"
             )
+    raise_if_lost(rows)
 
 
 def _fan_and_pct(args: tuple[str, ...]) -> tuple[int | None, int]:
@@ -47,10 +56,10 @@ def _fan_and_pct(args: tuple[str, ...]) -> tuple[int | None, int]:
     else:
         raise click.UsageError("usage: nvctl fan set [FAN|all] PERCENT")
     try:
-        speed = int(pct.rstrip("%"))
-        fan_index = None if which == "all" else int(which)
-    except ValueError:
-        raise click.UsageError(f"expected [FAN|all] PERCENT, got {' '.join(args)!r}") from None
+        speed = parse_int(pct.removesuffix("%"), "PERCENT")
+        fan_index = None if which == "all" else parse_int(which, "FAN")
+    except InvalidInput as err:
+        raise click.UsageError(f"expected [FAN|all] PERCENT ({err.message})") from None
     return fan_index, speed
 
 
@@ -89,7 +98,7 @@ def curve() -> None:
 
 @curve.command("set")
 @click.argument("points", metavar='"TEMP:PCT,..."')
-@click.option("--hysteresis", type=int, default=3, show_default=True, metavar="C")
+@click.option("--hysteresis", type=Int(), default=3, show_default=True, metavar="C")
 @gpu_option
 @json_option
 def curve_set_cmd(points: str, hysteresis: int, selector: str | None, as_json: bool) -> None:
@@ -108,7 +117,7 @@ def curve_set_cmd(points: str, hysteresis: int, selector: str | None, as_json: b
 
 @curve.command("run")
 @gpu_option
-@click.option("--interval", type=click.FloatRange(0.1), default=1.0, show_default=True, metavar="S")
+@click.option("--interval", type=Float(0.1), default=1.0, show_default=True, metavar="S")
 @json_option
 def curve_run_cmd(selector: str | None, interval: float, as_json: bool) -> None:
     """Follow the curves until stopped; the fans go back to automatic control when this

@@ -10,6 +10,8 @@ from typing import Any
 import click
 
 from nvcontrol.cli.common import emit_json, emit_json_line, gpu_option, json_option, session
+from nvcontrol.cli.params import Float, Int
+from nvcontrol.lost import each_gpu, lost_line, raise_if_lost
 from nvcontrol.nvml import Gpu
 from nvcontrol.readings import MIB, read_info, sample_all
 
@@ -26,27 +28,27 @@ def list_cmd(selector: str | None, as_json: bool) -> None:
     """One line per GPU: index, name, UUID, PCI bus id, memory."""
     import pynvml
 
+    def row(g: Gpu) -> dict[str, Any]:
+        mem = g.get(pynvml.nvmlDeviceGetMemoryInfo)
+        return {
+            "index": g.index,
+            "name": g.name,
+            "uuid": g.uuid,
+            "pci_bus_id": g.pci_bus_id,
+            "serial": g.serial,
+            "memory_total_mib": mem.total // MIB if mem else None,
+        }
+
     with session(selector) as (nvml, gpus):
-        rows = []
-        for g in gpus:
-            mem = g.get(pynvml.nvmlDeviceGetMemoryInfo)
-            rows.append(
-                {
-                    "index": g.index,
-                    "name": g.name,
-                    "uuid": g.uuid,
-                    "pci_bus_id": g.pci_bus_id,
-                    "serial": g.serial,
-                    "memory_total_mib": mem.total // MIB if mem else None,
-                }
-            )
+        rows = each_gpu(gpus, row)
         system = nvml.system()
     if as_json:
         emit_json({"driver": system, "gpus": rows})
-        return
-    from nvcontrol.cli.render import console, gpu_list_table
+    else:
+        from nvcontrol.cli.render import console, gpu_list_table
 
-    console().print(gpu_list_table(system, rows))
+        console().print(gpu_list_table(system, rows))
+    raise_if_lost(rows)
 
 
 @gpu.command("info")
@@ -56,15 +58,16 @@ def info_cmd(selector: str | None, as_json: bool) -> None:
     """Everything the driver can tell: identity, clocks, offsets, power, thermals, fans, PCIe,
     processes.  Values the GPU or driver cannot give show as N/A (null in JSON)."""
     with session(selector) as (nvml, gpus):
-        infos = [read_info(nvml, g) for g in gpus]
+        infos = each_gpu(gpus, lambda g: read_info(nvml, g))
     if as_json:
         emit_json({"gpus": infos})
-        return
-    from nvcontrol.cli.render import console, info_table
+    else:
+        from nvcontrol.cli.render import console, info_table
 
-    out = console()
-    for info in infos:
-        out.print(info_table(info))
+        out = console()
+        for info in infos:
+            out.print(lost_line(info) if info["lost"] else info_table(info))
+    raise_if_lost(infos)
 
 
 @gpu.command("watch")
@@ -72,14 +75,14 @@ def info_cmd(selector: str | None, as_json: bool) -> None:
 @json_option
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0),
+    type=Float(0),
     default=1.0,
     show_default=True,
     help="Seconds between samples.",
 )
 @click.option(
     "--count",
-    type=click.IntRange(min=1),
+    type=Int(1),
     default=None,
     help="Stop after N samples (default: until Ctrl-C).",
 )

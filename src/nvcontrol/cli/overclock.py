@@ -6,8 +6,12 @@ import sys
 
 import click
 
+from basis.errors import InvalidInput
 from nvcontrol.cli.changes import TxFlags, outcome_line, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
+from nvcontrol.cli.params import Float, Int
+from nvcontrol.lost import lost_line, raise_if_lost
+from nvcontrol.numbers import pstate_name
 
 UNITS = (
     "Offsets are in NVML's units: MHz of the graphics clock and MHz of the memory clock.  "
@@ -17,10 +21,10 @@ UNITS = (
 
 
 def _pstate(value: str) -> str:
-    text = value.strip().upper()
-    if not text.startswith("P") or not text[1:].isdigit() or int(text[1:]) > 15:
-        raise click.BadParameter(f"{value!r} is not a pstate (P0..P15)")
-    return f"P{int(text[1:])}"
+    try:
+        return pstate_name(value)
+    except InvalidInput as err:
+        raise click.BadParameter(err.message) from None
 
 
 @click.group(help=f"Clock offsets per performance state.\n\n{UNITS}")
@@ -36,8 +40,12 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
     rows = query(lambda m: m.offsets_status(selector))
     if as_json:
         emit_json({"gpus": rows})
+        raise_if_lost(rows)
         return
     for r in rows:
+        if r["lost"]:
+            click.echo(lost_line(r))
+            continue
         click.echo(f"GPU {r['index']} ({r['uuid']}) {r['name']} — API: {r['api'] or 'none'}")
         for p, entry in r["pstates"].items():
             for domain, info in entry.items():
@@ -49,13 +57,20 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
         for t in r["transactions"]:
             click.echo(f"  live transaction {t['id']}: {t['description']} ({t['state']})")
     click.echo("units: NVML MHz (nvidia-settings' memory transfer-rate offset = 2 x memory)")
+    raise_if_lost(rows)
 
 
 @overclock.command("apply", help=f"Apply offsets as a transaction.\n\n{UNITS}")
 @gpu_option
-@click.option("--gpu-offset", type=int, default=None, metavar="MHZ", help="Graphics clock offset.")
 @click.option(
-    "--memory-offset", type=int, default=None, metavar="MHZ", help="Memory clock offset (NVML MHz)."
+    "--gpu-offset", type=Int(), default=None, metavar="MHZ", help="Graphics clock offset."
+)
+@click.option(
+    "--memory-offset",
+    type=Int(),
+    default=None,
+    metavar="MHZ",
+    help="Memory clock offset (NVML MHz).",
 )
 @click.option("--pstate", default="P0", show_default=True, callback=lambda c, p, v: _pstate(v))
 @tx_options(window=10.0, confirm_help="default: on when run on a terminal")
@@ -86,10 +101,8 @@ def reset_cmd(selector: str | None, as_json: bool) -> None:
 
 @overclock.command("test")
 @gpu_option
-@click.option(
-    "--duration", type=click.FloatRange(0.5), default=30.0, show_default=True, metavar="S"
-)
-@click.option("--temp-guard", type=float, default=None, metavar="C")
+@click.option("--duration", type=Float(0.5), default=30.0, show_default=True, metavar="S")
+@click.option("--temp-guard", type=Float(), default=None, metavar="C")
 @json_option
 def test_cmd(
     selector: str | None, duration: float, temp_guard: float | None, as_json: bool
@@ -100,7 +113,12 @@ def test_cmd(
     or CuPy when installed.  Exit 0 when stable, 1 when not.  Changes no setting."""
     from nvcontrol.control.probe import stability_test
 
-    result = query(lambda m: stability_test(m.select(selector), duration, temp_guard))
+    result = query(
+        lambda m: stability_test(
+            m.select(selector), duration, temp_guard, journal=lambda: m.journal
+        ),
+        interruptible="the test's load is off again",
+    )
     if as_json:
         emit_json(result)
     else:
@@ -118,15 +136,11 @@ def test_cmd(
 
 @overclock.command("auto")
 @gpu_option
-@click.option("--max-gpu-offset", type=int, default=None, metavar="MHZ")
-@click.option("--max-memory-offset", type=int, default=None, metavar="MHZ")
-@click.option("--gpu-step", type=click.IntRange(1), default=15, show_default=True, metavar="MHZ")
-@click.option(
-    "--memory-step", type=click.IntRange(1), default=100, show_default=True, metavar="MHZ"
-)
-@click.option(
-    "--step-duration", type=click.FloatRange(0.5), default=10.0, show_default=True, metavar="S"
-)
+@click.option("--max-gpu-offset", type=Int(), default=None, metavar="MHZ")
+@click.option("--max-memory-offset", type=Int(), default=None, metavar="MHZ")
+@click.option("--gpu-step", type=Int(1), default=15, show_default=True, metavar="MHZ")
+@click.option("--memory-step", type=Int(1), default=100, show_default=True, metavar="MHZ")
+@click.option("--step-duration", type=Float(0.5), default=10.0, show_default=True, metavar="S")
 @click.option("--pstate", default="P0", show_default=True, callback=lambda c, p, v: _pstate(v))
 @click.option("--save", "save_as", default=None, help="Snapshot name (default: auto-<time>).")
 @json_option
@@ -160,7 +174,8 @@ def auto_cmd(
             pstate=pstate,
             save_as=name,
             progress=lambda text: click.echo(text, err=True),
-        )
+        ),
+        interruptible="the load is off and the unfinished step was rolled back",
     )
     if as_json:
         emit_json(result.to_json())

@@ -7,6 +7,8 @@ import click
 
 from nvcontrol.cli.changes import TxFlags, query, run_change, run_direct, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
+from nvcontrol.cli.params import Float
+from nvcontrol.lost import lost_line, raise_if_lost
 
 
 @click.group()
@@ -26,8 +28,12 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
     rows = query(lambda m: m.power_status(selector))
     if as_json:
         emit_json({"gpus": rows})
+        raise_if_lost(rows)
         return
     for r in rows:
+        if r["lost"]:
+            click.echo(lost_line(r))
+            continue
         click.echo(
             f"GPU {r['index']} ({r['uuid']}): draw {_fmt(r['usage_w'], 'W')}, "
             f"limit {_fmt(r['limit_w'], 'W')} ({_fmt(r['limit_pct_of_default'], '%')} of "
@@ -38,13 +44,14 @@ def status_cmd(selector: str | None, as_json: bool) -> None:
         )
         for t in r["transactions"]:
             click.echo(f"  live transaction {t['id']}: {t['description']} ({t['state']})")
+    raise_if_lost(rows)
 
 
 @power.command("limit")
 @gpu_option
-@click.option("--watts", type=float, default=None, metavar="W", help="Limit in watts.")
+@click.option("--watts", type=Float(), default=None, metavar="W", help="Limit in watts.")
 @click.option(
-    "--percent", type=float, default=None, metavar="P", help="Limit in % of the default limit."
+    "--percent", type=Float(), default=None, metavar="P", help="Limit in % of the default limit."
 )
 @tx_options(window=5.0)
 @json_option

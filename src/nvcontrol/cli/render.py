@@ -40,10 +40,10 @@ def gpu_list_table(system: dict[str, Any], gpus: list[dict[str, Any]]) -> Table:
     for g in gpus:
         table.add_row(
             str(g["index"]),
-            g["name"],
+            "[red]GPU LOST[/red] (fallen off the bus)" if g.get("lost") else g["name"],
             g["uuid"],
             g["pci_bus_id"],
-            fmt(g["memory_total_mib"], " MiB"),
+            fmt(g.get("memory_total_mib"), " MiB"),
         )
     return table
 

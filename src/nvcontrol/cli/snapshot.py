@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from nvcontrol.cli.changes import TxFlags, query, run_change, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
+from nvcontrol.control.manager import GpuManager
 from nvcontrol.control.snapshots import SnapshotStore
 
 
@@ -35,7 +38,9 @@ def create_cmd(name: str, selector: str | None, as_json: bool) -> None:
 @json_option
 def list_cmd(as_json: bool) -> None:
     """Snapshots, newest names first."""
-    snaps = SnapshotStore().all()
+    snaps, warnings = SnapshotStore().all()
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     if as_json:
         emit_json({"snapshots": [s.summary() for s in snaps]})
         return
@@ -63,13 +68,22 @@ def show_cmd(name: str, as_json: bool) -> None:
 @json_option
 def diff_cmd(name: str, selector: str | None, as_json: bool) -> None:
     """Where the live state differs from NAME, per GPU and field."""
-    differences = query(lambda m: m.snapshot_diff(name, selector))
+
+    async def both(m: GpuManager) -> tuple[list[dict[str, Any]], list[str]]:
+        return await m.snapshot_diff(name, selector), await m.snapshot_notes(name, selector)
+
+    differences, notes = query(both)
     if as_json:
-        emit_json({"snapshot": name, "differences": differences})
+        emit_json({"snapshot": name, "differences": differences, "notes": notes})
         return
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
     if not differences:
         click.echo(f"the GPUs match snapshot {name}")
     for d in differences:
+        if d["field"] == "gpu":
+            click.echo(f"{d['uuid']}: in the snapshot, not in this machine")
+            continue
         click.echo(
             f"GPU {d['index']} ({d['uuid']}) {d['field']}: snapshot {d['snapshot']!r}, "
             f"live {d['live']!r}"
@@ -88,6 +102,8 @@ def restore_cmd(
     as_json: bool,
 ) -> None:
     """Restore NAME (by GPU UUID, whatever the enumeration order) as one transaction."""
+    for note in query(lambda m: m.snapshot_notes(name, selector)):
+        click.echo(f"note: {note}", err=True)
     run_change(
         lambda m, o: m.snapshot_restore(name, selector, o),
         tx,
@@ -108,8 +124,6 @@ def delete_cmd(name: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
 def export_cmd(name: str, file: str) -> None:
     """Write NAME to FILE (TOML)."""
-    from nvcontrol.control.manager import GpuManager
-
     GpuManager().snapshot_export(name, file)
     click.echo(f"exported snapshot {name} to {file}")
 
@@ -121,8 +135,6 @@ def export_cmd(name: str, file: str) -> None:
 @json_option
 def import_cmd(file: str, name: str | None, force: bool, as_json: bool) -> None:
     """Import a snapshot file (validated before it is stored)."""
-    from nvcontrol.control.manager import GpuManager
-
     snap = GpuManager().snapshot_import(file, name, overwrite=force)
     if as_json:
         emit_json(snap.summary())

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nvcontrol.control import paths
-from nvcontrol.control.snapshots import SnapshotStore, check_name
+from nvcontrol.control.snapshots import Snapshot, SnapshotStore, check_name, missing_gpus
 from nvcontrol.errors import PermissionDenied
 
 UNIT_NAME = "nvctl-restore.service"
@@ -110,7 +110,8 @@ def unit_path() -> Path:
 
 def set_boot(snapshot: str) -> BootStatus:
     check_name(snapshot)
-    SnapshotStore().load(snapshot)  # must exist and parse
+    snap = SnapshotStore().load(snapshot)  # must exist and parse
+    here_note = _gpus_here(snap)
     if os.geteuid() != 0:
         raise PermissionDenied(
             "installing a systemd unit needs root; nothing was changed",
@@ -123,9 +124,30 @@ def set_boot(snapshot: str) -> BootStatus:
     os.replace(tmp, path)
     problem = _systemctl("daemon-reload") or _systemctl("enable", UNIT_NAME)
     status = show_boot()
+    notes = [n for n in (here_note, status.note) if n]
     if problem:
-        status.note = f"unit written but not enabled: {problem}"
+        notes.insert(0, f"unit written but not enabled: {problem}")
+    status.note = "; ".join(notes) or None
     return status
+
+
+def _gpus_here(snap: Snapshot) -> str | None:
+    """Refuse a snapshot none of whose GPUs is in this machine; a note when some are not
+    (or when there is no driver to check against)."""
+    from nvcontrol.errors import NoDriver
+    from nvcontrol.nvml import Nvml
+
+    try:
+        with Nvml() as nvml:
+            here = [g.uuid for g in nvml.gpus]
+    except NoDriver:
+        return "no NVIDIA driver is loaded now, so the snapshot's GPUs were not checked"
+    missing = missing_gpus(snap, here)
+    if missing is None:
+        return None
+    if not set(snap.gpus) & set(here):
+        raise missing
+    return missing.message
 
 
 def show_boot() -> BootStatus:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from basis.errors import InvalidInput
+from nvcontrol.numbers import parse_int
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ def make_curve(
     for t, s in points:
         if not 0 <= t <= 120:
             raise InvalidInput(f"fan curve temperature {t} °C is outside 0..120 °C")
+        if not 0 <= s <= 100:
+            raise InvalidInput(f"fan curve speed {s}% is not a percentage (0..100)")
         if not min_pct <= s <= max_pct:
             raise InvalidInput(
                 f"fan curve speed {s}% is outside the fans' range {min_pct}..{max_pct}%",
@@ -99,8 +102,13 @@ def parse_curve(text: str, hysteresis_c: int = 3) -> FanCurve:
         try:
             if not sep:
                 raise ValueError(item)
-            points.append((int(temp.strip().removesuffix("C")), int(pct.strip().rstrip("%"))))
-        except ValueError:
+            points.append(
+                (
+                    parse_int(temp.strip().removesuffix("C"), "temperature"),
+                    parse_int(pct.strip().removesuffix("%"), "speed"),
+                )
+            )
+        except (ValueError, InvalidInput):
             raise InvalidInput(
                 f"fan curve point {item!r} is not TEMP:PCT", hint='e.g. "40:30,60:50,80:100"'
             ) from None

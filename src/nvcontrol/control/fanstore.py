@@ -14,7 +14,7 @@ import tomllib
 
 import tomli_w
 
-from basis.errors import InvalidInput
+from basis.errors import InvalidInput, fs_errors
 from nvcontrol.control import paths
 from nvcontrol.control.fancurve import FanCurve
 
@@ -43,7 +43,8 @@ def save_curve(uuid: str, curve: FanCurve | None) -> None:
     else:
         curves[uuid] = curve
     path = paths.fan_curves_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(tomli_w.dumps({u: c.to_dict() for u, c in sorted(curves.items())}))
-    os.replace(tmp, path)
+    with fs_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(tomli_w.dumps({u: c.to_dict() for u, c in sorted(curves.items())}))
+        os.replace(tmp, path)

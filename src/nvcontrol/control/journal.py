@@ -1,4 +1,4 @@
-"""The write-ahead journal and recorded GPU state, in SQLite (WAL, synchronous=FULL).
+"""The write-ahead journal and recorded GPU state, in SQLite (rollback journal, synchronous=FULL).
 
 Owns three tables:
 
@@ -8,6 +8,8 @@ Owns three tables:
 * ``locked_clocks`` — what ``clocks lock`` set, per GPU UUID and boot (NVML has no getter;
   a record from an earlier boot is void, as the driver forgets locks at reboot).
 * ``fan_controllers`` — running ``fan curve run`` processes and the GPUs they drive.
+* ``probe_loads`` — simulated load that an ``overclock test``/``auto`` process put on
+  nvsim GPUs, so that the load of a killed probe is taken off by the next command.
 
 It knows nothing of NVML: values in, values out.
 """
@@ -15,6 +17,7 @@ It knows nothing of NVML: values in, values out.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from basis import process
+from basis.errors import PermissionDenied, UserError
 from nvcontrol.control import paths
 
 OPEN = "open"  # being applied, watched, or waiting for confirmation
@@ -55,6 +59,14 @@ CREATE TABLE IF NOT EXISTS locked_clocks (
     boot_id TEXT NOT NULL,
     PRIMARY KEY (uuid, domain)
 );
+CREATE TABLE IF NOT EXISTS probe_loads (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pid INTEGER NOT NULL,
+    pid_start INTEGER NOT NULL,
+    gpus TEXT NOT NULL,
+    nvsim_state TEXT NOT NULL,
+    started REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS fan_controllers (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     pid INTEGER NOT NULL,
@@ -63,6 +75,13 @@ CREATE TABLE IF NOT EXISTS fan_controllers (
     started REAL NOT NULL
 );
 """
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Columns added after the first release (CREATE TABLE IF NOT EXISTS keeps old ones)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(locked_clocks)")}
+    if "driver" not in columns:
+        db.execute("ALTER TABLE locked_clocks ADD COLUMN driver TEXT")
 
 
 # --------------------------------------------------------------------------- processes
@@ -147,28 +166,68 @@ def _tx(row: sqlite3.Row) -> TxRecord:
     )
 
 
-class Journal:
-    """One connection to the journal database (created on first use)."""
+def _problem(path: Path, err: BaseException) -> UserError:
+    """The user error for a journal that cannot be opened, read or written."""
+    text = str(err)
+    if isinstance(err, PermissionError) or "readonly" in text or "unable to open" in text:
+        return PermissionDenied(
+            f"this user may not use the journal {path} ({text}); nothing was changed",
+            hint="GPU changes and their history need root: run nvctl with sudo",
+        )
+    if isinstance(err, sqlite3.DatabaseError) and not isinstance(err, sqlite3.OperationalError):
+        return JournalUnreadable(
+            f"the journal {path} is corrupt ({text}); nothing was changed",
+            hint=f"move it aside (`mv {path} {path}.corrupt`): nvctl then starts a new one, "
+            "without the old history or recorded locked clocks",
+        )
+    return JournalUnreadable(f"the journal {path} cannot be used: {text}")
 
-    def __init__(self, path: Path | None = None) -> None:
+
+class JournalUnreadable(UserError):
+    """The journal exists but cannot be read (corrupt, or not this user's to open)."""
+
+
+class Journal:
+    """One connection to the journal database (created on first use).
+
+    Opened read-only with ``readonly=True`` (status, ``transactions``): then a user who
+    may not write it can still read it, and nothing is created.  Every problem with the
+    file is a user error naming it: a permission problem exits 4, a corrupt file 1."""
+
+    def __init__(self, path: Path | None = None, *, readonly: bool = False) -> None:
         self.path = path or paths.journal_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        self.readonly = readonly
+        try:
+            if readonly:
+                self.db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    timeout=10.0,
+                    isolation_level=None,
+                )
+                self.db.row_factory = sqlite3.Row
+                self.db.execute("SELECT count(*) FROM transactions").fetchone()
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            # Not WAL: a WAL database cannot be read by a user who may not create its -shm
+            # file beside it, and every user may read the journal (docs/decisions.md).
+            self.db.execute("PRAGMA journal_mode=TRUNCATE")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.executescript(_SCHEMA)
+            _migrate(self.db)
+        except (sqlite3.Error, OSError) as err:
+            raise _problem(self.path, err) from None
 
     @classmethod
     def if_exists(cls) -> Journal | None:
-        """The journal if there is one to read (cheap check for the start-up repair)."""
+        """The journal for reading, if there is one; :class:`JournalUnreadable` (or
+        PermissionDenied) when it exists but cannot be read — never "no journal"."""
         path = paths.journal_path()
         if not exists(path):
             return None
-        try:
-            return cls(path)
-        except (sqlite3.Error, OSError):
-            return None  # not readable by this user: a non-root caller cannot repair anyway
+        return cls(path, readonly=os.geteuid() != 0 or not os.access(path, os.W_OK))
 
     def close(self) -> None:
         self.db.close()
@@ -176,13 +235,21 @@ class Journal:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE transaction: one writer at a time, committed durably on exit."""
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as err:
+            raise _problem(self.path, err) from None
         try:
             yield self.db
-        except BaseException:
+        except BaseException as exc:
             self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _problem(self.path, exc) from None
             raise
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise _problem(self.path, err) from None
 
     # ------------------------------------------------------------ transactions
 
@@ -218,6 +285,10 @@ class Journal:
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
+
+    def set_before(self, tx_id: int, before: dict[str, Any]) -> None:
+        with self.write() as db:
+            db.execute("UPDATE transactions SET before=? WHERE id=?", (json.dumps(before), tx_id))
 
     def set_deadline(self, tx_id: int, deadline: float | None) -> None:
         with self.write() as db:
@@ -271,21 +342,77 @@ class Journal:
 
     # ------------------------------------------------------------ locked clocks
 
-    def locked_clocks(self, uuid: str) -> dict[str, tuple[int, int]]:
+    def locked_clocks(self, uuid: str, driver: str | None = None) -> dict[str, tuple[int, int]]:
+        """The locks recorded for ``uuid`` in this boot (and, given ``driver``, by this load
+        of the driver: a reload forgets locks as a reboot does)."""
+        return {
+            domain: span
+            for domain, span, by in self.lock_records(uuid)
+            if driver is None or by is None or by == driver
+        }
+
+    def lock_records(self, uuid: str) -> list[tuple[str, tuple[int, int], str | None]]:
+        """(domain, span, driver instance) of this boot's lock records for ``uuid``."""
         rows = self.db.execute(
-            "SELECT domain, min_mhz, max_mhz FROM locked_clocks WHERE uuid=? AND boot_id=?",
+            "SELECT domain, min_mhz, max_mhz, driver FROM locked_clocks"
+            " WHERE uuid=? AND boot_id=? ORDER BY domain",
             (uuid, boot_id()),
         )
-        return {r["domain"]: (r["min_mhz"], r["max_mhz"]) for r in rows}
+        return [(r["domain"], (r["min_mhz"], r["max_mhz"]), r["driver"]) for r in rows]
 
-    def record_lock(self, uuid: str, domain: str, span: tuple[int, int] | None) -> None:
+    def record_lock(
+        self, uuid: str, domain: str, span: tuple[int, int] | None, driver: str | None = None
+    ) -> None:
         with self.write() as db:
             db.execute("DELETE FROM locked_clocks WHERE uuid=? AND domain=?", (uuid, domain))
             if span is not None:
                 db.execute(
-                    "INSERT INTO locked_clocks VALUES (?,?,?,?,?)",
-                    (uuid, domain, span[0], span[1], boot_id()),
+                    "INSERT INTO locked_clocks (uuid, domain, min_mhz, max_mhz, boot_id, driver)"
+                    " VALUES (?,?,?,?,?,?)",
+                    (uuid, domain, span[0], span[1], boot_id(), driver),
                 )
+
+    # ------------------------------------------------------------ probe loads
+
+    def register_load(self, gpus: list[str], nvsim_state: str) -> int:
+        pid, start = me()
+        with self.write() as db:
+            cur = db.execute(
+                "INSERT INTO probe_loads (pid, pid_start, gpus, nvsim_state, started)"
+                " VALUES (?,?,?,?,?)",
+                (pid, start, json.dumps(gpus), nvsim_state, time.time()),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def remove_load(self, load_id: int) -> None:
+        with self.write() as db:
+            db.execute("DELETE FROM probe_loads WHERE id=?", (load_id,))
+
+    def dead_loads_pending(self) -> bool:
+        rows = self.db.execute("SELECT pid, pid_start FROM probe_loads").fetchall()
+        return any(not alive(r["pid"], r["pid_start"]) for r in rows)
+
+    def claim_dead_loads(self) -> list[dict[str, Any]]:
+        """Take over the loads of probes that died; the caller takes the load off and
+        removes each with :meth:`remove_load`."""
+        pid, start = me()
+        with self.write() as db:
+            dead = [
+                {
+                    "id": r["id"],
+                    "pid": r["pid"],
+                    "gpus": json.loads(r["gpus"]),
+                    "nvsim_state": r["nvsim_state"],
+                }
+                for r in db.execute("SELECT * FROM probe_loads").fetchall()
+                if not alive(r["pid"], r["pid_start"])
+            ]
+            for d in dead:
+                db.execute(
+                    "UPDATE probe_loads SET pid=?, pid_start=? WHERE id=?", (pid, start, d["id"])
+                )
+        return dead
 
     # ------------------------------------------------------------ fan controllers
 

@@ -13,10 +13,12 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
+from nvcontrol.control.journal import Journal
 from nvcontrol.errors import NvctlError
 from nvcontrol.nvml import Gpu
 
@@ -28,7 +30,8 @@ class LoadGenerator(Protocol):
     def stop(self) -> None: ...
 
 
-def _nvsim_state() -> str | None:
+def nvsim_state() -> str | None:
+    """nvsim's state directory when the NVML in use is nvsim's, else ``None``."""
     state = os.environ.get("NVSIM_STATE")
     if state:
         return state
@@ -53,13 +56,16 @@ class NvsimLoad:
         self.exe = str(exe) if exe.exists() else (shutil.which("nvsim") or "nvsim")
 
     def _load(self, gpu: Gpu, pct: int) -> None:
+        self.set_load(gpu.uuid, pct, gpu.label)
+
+    def set_load(self, uuid: str, pct: int, label: str | None = None) -> None:
         done = subprocess.run(
-            [self.exe, "--state", self.state, "load", gpu.uuid, str(pct)],
+            [self.exe, "--state", self.state, "load", uuid, str(pct)],
             capture_output=True,
             text=True,
         )
         if done.returncode != 0:
-            raise NvctlError(f"{gpu.label}: `nvsim load` failed: {done.stderr.strip()}")
+            raise NvctlError(f"{label or uuid}: `nvsim load` failed: {done.stderr.strip()}")
 
     def start(self, gpus: Sequence[Gpu]) -> None:
         for g in gpus:
@@ -110,8 +116,35 @@ class CudaLoad:
             t.join(timeout=10)
 
 
+@contextmanager
+def running(
+    load: LoadGenerator, gpus: Sequence[Gpu], journal: Callable[[], Journal]
+) -> Iterator[None]:
+    """Load ``gpus`` for the block.  A load that outlives its process (nvsim's, which
+    lives in the driver's state) is registered in the journal first, so a SIGKILL'd
+    probe's load is taken off by the next nvctl command (:mod:`.recovery`); a CUDA load
+    dies with its process."""
+    load_id = None
+    if isinstance(load, NvsimLoad):
+        load_id = journal().register_load([g.uuid for g in gpus], load.state)
+    try:
+        load.start(gpus)
+        yield
+    finally:
+        load.stop()
+        if load_id is not None:
+            journal().remove_load(load_id)
+
+
+def take_off(nvsim_state: str, uuids: Sequence[str]) -> None:
+    """Remove the simulated load a dead probe left on these GPUs."""
+    gen = NvsimLoad(nvsim_state)
+    for uuid in uuids:
+        gen.set_load(uuid, 0)
+
+
 def pick() -> LoadGenerator | None:
-    state = _nvsim_state()
+    state = nvsim_state()
     if state is not None:
         return NvsimLoad(state)
     for backend in ("torch", "cupy"):

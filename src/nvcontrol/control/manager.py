@@ -15,23 +15,36 @@ from typing import Any
 
 import pynvml
 
-from basis.errors import InvalidInput, Unsupported
-from nvcontrol.control import fanstore, settings
+from basis.errors import InvalidInput, Unsupported, fs_errors
+from nvcontrol.control import fanstore, locks, settings
 from nvcontrol.control.errors import Busy, SnapshotError
 from nvcontrol.control.fancurve import FanCurve
-from nvcontrol.control.journal import OPEN, Journal, TxRecord
+from nvcontrol.control.journal import COMMITTED, OPEN, Journal, TxRecord
+from nvcontrol.control.limits import percent_range
 from nvcontrol.control.runner import (
     TxOptions,
     TxReport,
     Write,
+    begin,
+    busy,
     capture,
     live_configs,
     require_root,
     run,
 )
-from nvcontrol.control.snapshots import Snapshot, SnapshotStore, check_name, diff, plan_restore
+from nvcontrol.control.snapshots import (
+    Snapshot,
+    SnapshotStore,
+    check_name,
+    diff,
+    missing_gpus,
+    now_iso,
+    plan_restore,
+    read_text_limited,
+)
 from nvcontrol.control.transaction import Outcome
 from nvcontrol.errors import NvctlError
+from nvcontrol.lost import LOST_HINT, SomeGpusLost, each_gpu, raise_if_lost
 from nvcontrol.nvml import Gpu, Nvml
 from nvcontrol.readings import watts
 from nvcontrol.selection import select
@@ -93,18 +106,29 @@ class GpuManager:
         require_root([w.gpu for w in writes])
         return await run(self.journal, kind, description, writes, options, fanstore.load_curves())
 
-    def _direct(self, writes: list[Write]) -> list[Outcome]:
-        """Writes that only move towards defaults: validated, applied, read back; a value the
-        driver ignored is an error (exit 1), never reported as success."""
+    def _direct(self, kind: str, writes: list[Write]) -> list[Outcome]:
+        """Writes that only move towards defaults: validated, journaled (refused while a
+        live transaction holds one of the GPUs), applied, read back; a value the driver
+        ignored is an error (exit 1), never reported as success."""
         for w in writes:
             settings.validate(w.gpu, w.field, w.value)
-        require_root([w.gpu for w in writes])
+        gpus = list({w.gpu.uuid: w.gpu for w in writes}.values())
+        if not gpus:
+            return []
+        require_root(gpus)
         journal = self.journal
+        tx_id, before = begin(journal, kind, kind, gpus, fanstore.load_curves())
         outcomes = []
-        for w in writes:
-            prior = settings.read_field(w.gpu, w.field, journal) if w.field != "fan_curve" else None
-            outcomes.append(settings.apply(w.gpu, w.field, w.value, journal, prior))
+        try:
+            for w in writes:
+                prior = before.gpus[w.gpu.uuid].config.get(w.field)
+                outcomes.append(settings.apply(w.gpu, w.field, w.value, journal, prior))
+        except BaseException as exc:
+            done = ", ".join(o.field for o in outcomes) or "nothing"
+            journal.finish(tx_id, COMMITTED, f"stopped after {done}: {exc}")
+            raise
         ignored = [o for o in outcomes if o.failed]
+        journal.finish(tx_id, COMMITTED, "; ".join(o.describe() for o in ignored) or None)
         if ignored:
             raise NvctlError("; ".join(o.describe() for o in ignored))
         return outcomes
@@ -112,26 +136,24 @@ class GpuManager:
     # ------------------------------------------------------------ offsets
 
     async def offsets_status(self, selector: str | None) -> list[dict[str, Any]]:
-        out = []
-        for g in self.select(selector):
+        def one(g: Gpu) -> dict[str, Any]:
             api = settings.offset_api(g)
             pstates: dict[str, Any] = {}
             for p in settings.offset_pstates(g) if api else []:
                 entry = {d: settings.offset_info(g, p, d) for d in settings.DOMAINS}
                 if any(entry.values()):
                     pstates[f"P{p}"] = entry
-            out.append(
-                {
-                    "index": g.index,
-                    "uuid": g.uuid,
-                    "name": g.name,
-                    "api": api,
-                    "units": "NVML MHz (nvidia-settings' memory transfer-rate offset = 2 x memory_mhz)",
-                    "pstates": pstates,
-                    "transactions": self._live_for([g]),
-                }
-            )
-        return out
+            return {
+                "index": g.index,
+                "uuid": g.uuid,
+                "name": g.name,
+                "api": api,
+                "units": "NVML MHz (nvidia-settings' memory transfer-rate offset = 2 x memory_mhz)",
+                "pstates": pstates,
+                "transactions": self._live_for([g]),
+            }
+
+        return each_gpu(self.select(selector), one)
 
     async def apply_offsets(
         self,
@@ -168,7 +190,7 @@ class GpuManager:
                     info = settings.offset_info(g, p, d)
                     if info is not None and info["offset_mhz"] != 0:
                         writes.append(Write(g, f"offsets.P{p}.{d}_mhz", 0))
-        return self._direct(writes)
+        return self._direct("overclock reset", writes)
 
     # ------------------------------------------------------------ locked clocks
 
@@ -199,7 +221,7 @@ class GpuManager:
             for g in self.select(selector)
             for d in settings.DOMAINS
         ]
-        return self._direct(writes)
+        return self._direct("clocks reset", writes)
 
     def locked_clocks(self, gpu: Gpu) -> dict[str, list[int] | None]:
         j = self.journal_if_exists()
@@ -209,32 +231,31 @@ class GpuManager:
     # ------------------------------------------------------------ power
 
     async def power_status(self, selector: str | None) -> list[dict[str, Any]]:
-        out = []
-        for g in self.select(selector):
+        def one(g: Gpu) -> dict[str, Any]:
             rng = settings.power_range_w(g)
+            pct = percent_range(*rng) if rng else None
             limit = g.get(pynvml.nvmlDeviceGetPowerManagementLimit)
             default = rng[2] if rng else None
             limit_w = watts(limit)
-            out.append(
-                {
-                    "index": g.index,
-                    "uuid": g.uuid,
-                    "name": g.name,
-                    "usage_w": watts(g.get(pynvml.nvmlDeviceGetPowerUsage)),
-                    "limit_w": limit_w,
-                    "limit_pct_of_default": round(100 * limit_w / default, 1)
-                    if limit_w and default
-                    else None,
-                    "default_limit_w": default,
-                    "min_limit_w": rng[0] if rng else None,
-                    "max_limit_w": rng[1] if rng else None,
-                    "min_limit_pct": round(100 * rng[0] / rng[2], 1) if rng else None,
-                    "max_limit_pct": round(100 * rng[1] / rng[2], 1) if rng else None,
-                    "persistence_mode": settings.read_field(g, "persistence_mode", None),
-                    "transactions": self._live_for([g]),
-                }
-            )
-        return out
+            return {
+                "index": g.index,
+                "uuid": g.uuid,
+                "name": g.name,
+                "usage_w": watts(g.get(pynvml.nvmlDeviceGetPowerUsage)),
+                "limit_w": limit_w,
+                "limit_pct_of_default": round(100 * limit_w / default, 1)
+                if limit_w and default
+                else None,
+                "default_limit_w": default,
+                "min_limit_w": rng[0] if rng else None,
+                "max_limit_w": rng[1] if rng else None,
+                "min_limit_pct": pct[0] if pct else None,
+                "max_limit_pct": pct[1] if pct else None,
+                "persistence_mode": settings.read_field(g, "persistence_mode", None),
+                "transactions": self._live_for([g]),
+            }
+
+        return each_gpu(self.select(selector), one)
 
     async def set_power_limit(
         self,
@@ -272,10 +293,11 @@ class GpuManager:
             if rng is None:
                 raise Unsupported(f"{g.label}: this GPU has no adjustable power limit")
             writes.append(Write(g, "power_limit_w", rng[2]))
-        return self._direct(writes)
+        return self._direct("power reset", writes)
 
     async def set_persistence(self, selector: str | None, on: bool) -> list[Outcome]:
-        return self._direct([Write(g, "persistence_mode", on) for g in self.select(selector)])
+        writes = [Write(g, "persistence_mode", on) for g in self.select(selector)]
+        return self._direct(f"persistence {'on' if on else 'off'}", writes)
 
     # ------------------------------------------------------------ fans
 
@@ -283,8 +305,8 @@ class GpuManager:
         curves = fanstore.load_curves()
         j = self.journal_if_exists()
         controllers = j.fan_controllers() if j else []
-        out = []
-        for g in self.select(selector):
+
+        def one(g: Gpu) -> dict[str, Any]:
             fans = []
             for i in range(settings.fan_count(g)):
                 policy = settings.read_fan(g, i)
@@ -297,24 +319,23 @@ class GpuManager:
                     }
                 )
             curve = curves.get(g.uuid)
-            out.append(
-                {
-                    "index": g.index,
-                    "uuid": g.uuid,
-                    "name": g.name,
-                    "temperature_c": g.get(
-                        pynvml.nvmlDeviceGetTemperature, pynvml.NVML_TEMPERATURE_GPU
-                    ),
-                    "speed_range_pct": list(settings.fan_range(g)),
-                    "fans": fans,
-                    "curve": curve.to_dict() if curve else None,
-                    "curve_controller_pid": next(
-                        (c["pid"] for c in controllers if c["alive"] and g.uuid in c["gpus"]), None
-                    ),
-                    "transactions": self._live_for([g]),
-                }
-            )
-        return out
+            return {
+                "index": g.index,
+                "uuid": g.uuid,
+                "name": g.name,
+                "temperature_c": g.get(
+                    pynvml.nvmlDeviceGetTemperature, pynvml.NVML_TEMPERATURE_GPU
+                ),
+                "speed_range_pct": list(settings.fan_range(g)),
+                "fans": fans,
+                "curve": curve.to_dict() if curve else None,
+                "curve_controller_pid": next(
+                    (c["pid"] for c in controllers if c["alive"] and g.uuid in c["gpus"]), None
+                ),
+                "transactions": self._live_for([g]),
+            }
+
+        return each_gpu(self.select(selector), one)
 
     def _fan_indexes(self, g: Gpu, fan: int | None) -> list[int]:
         count = settings.fan_count(g)
@@ -353,10 +374,20 @@ class GpuManager:
             for g in self.select(selector)
             for i in self._fan_indexes(g, None)
         ]
-        return self._direct(writes)
+        return self._direct("fan auto", writes)
+
+    def _not_held(self, gpus: Sequence[Gpu]) -> None:
+        """Refuse a change outside the journal while a live transaction holds a GPU: its
+        rollback would silently overwrite the change."""
+        j = self.journal_if_exists()
+        uuids = {g.uuid for g in gpus}
+        for t in j.live() if j else []:
+            if uuids & set(t.gpus) and t.owner_alive:
+                raise busy(t, gpus)
 
     async def set_fan_curve(self, selector: str | None, curve: FanCurve) -> list[dict[str, Any]]:
         out = []
+        self._not_held(self.select(selector))
         for g in self.select(selector):
             lo, hi = settings.fan_range(g)
             from nvcontrol.control.fancurve import make_curve
@@ -379,16 +410,48 @@ class GpuManager:
                 f"snapshot {name!r} already exists",
                 hint=f"delete it first (`nvctl snapshot delete {name}`) or pick another name",
             )
-        snap = capture(
-            self.select(selector), self.journal_if_exists(), fanstore.load_curves(), name
+        journal, curves = self.journal_if_exists(), fanstore.load_curves()
+        rows = each_gpu(
+            self.select(selector),
+            lambda g: {"entry": capture([g], journal, curves, name).gpus[g.uuid]},
         )
+        if all(r["lost"] for r in rows):
+            raise SomeGpusLost(
+                "every selected GPU is lost (fallen off the bus); nothing was saved", hint=LOST_HINT
+            )
+        snap = Snapshot(
+            name, now_iso(), {r["entry"].uuid: r["entry"] for r in rows if not r["lost"]}
+        )
+        # What is written passes the schema every reader applies.
+        snap = Snapshot.from_dict(snap.to_dict(), source="the GPUs' live state")
         self.snapshots.save(snap, overwrite=overwrite)
+        raise_if_lost(rows, f"saved in snapshot {name!r}; the lost GPU is not in it")
         return snap
 
     async def snapshot_diff(self, name: str, selector: str | None) -> list[dict[str, Any]]:
-        snap = self._scoped(self.snapshots.load(name), selector)
+        snap = self._here(self._scoped(self.snapshots.load(name), selector))
         gpus = self.nvml.by_uuid(snap.gpus)
         return diff(snap, live_configs(gpus, self.journal_if_exists(), fanstore.load_curves()))
+
+    async def snapshot_notes(self, name: str, selector: str | None) -> list[str]:
+        """What a diff or restore of ``name`` should tell besides the differences: GPUs of
+        the snapshot this machine lacks, and lock records a driver reload made stale."""
+        snap = self._scoped(self.snapshots.load(name), selector)
+        notes = []
+        missing = missing_gpus(snap, (g.uuid for g in self.nvml.gpus))
+        if missing is not None:
+            notes.append(missing.message)
+        journal = self.journal_if_exists()
+        for g in self.nvml.by_uuid(snap.gpus):
+            notes += locks.stale(g, journal)
+        return notes
+
+    def _here(self, snap: Snapshot) -> Snapshot:
+        """``snap``, refused with a clear description when none of its GPUs is here."""
+        missing = missing_gpus(snap, (g.uuid for g in self.nvml.gpus))
+        if missing is not None and len(self.nvml.by_uuid(snap.gpus)) == 0:
+            raise missing
+        return snap
 
     def _scoped(self, snap: Snapshot, selector: str | None) -> Snapshot:
         if selector is None:
@@ -404,6 +467,9 @@ class GpuManager:
     ) -> TxReport | None:
         """Restore as one transaction; ``None`` when the live state already matches."""
         snap = self._scoped(self.snapshots.load(name), selector)
+        missing = missing_gpus(snap, (g.uuid for g in self.nvml.gpus))
+        if missing is not None:
+            raise missing
         gpus = {g.uuid: g for g in self.nvml.by_uuid(snap.gpus)}
         plan = plan_restore(
             diff(
@@ -417,12 +483,7 @@ class GpuManager:
         return await self.transact("snapshot restore", f"restore snapshot {name}", writes, options)
 
     def snapshot_import(self, path: str, name: str | None, *, overwrite: bool) -> Snapshot:
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError as err:
-            raise SnapshotError(f"cannot read {path}: {err.strerror}") from None
-        snap = Snapshot.from_toml(text, source=path)
+        snap = Snapshot.from_toml(read_text_limited(path), source=path)
         if name is not None:
             snap.name = check_name(name)
         self.snapshots.save(snap, overwrite=overwrite)
@@ -430,11 +491,8 @@ class GpuManager:
 
     def snapshot_export(self, name: str, path: str) -> None:
         snap = self.snapshots.load(name)
-        try:
-            with open(path, "w") as f:
-                f.write(snap.to_toml())
-        except OSError as err:
-            raise SnapshotError(f"cannot write {path}: {err.strerror}") from None
+        with fs_errors(path), open(path, "w") as f:
+            f.write(snap.to_toml())
 
     # ------------------------------------------------------------ transactions
 

@@ -17,7 +17,8 @@ from typing import Any
 from basis.errors import Unsupported
 from nvcontrol.control import settings
 from nvcontrol.control.errors import RolledBack
-from nvcontrol.control.load import NO_LOAD_HINT, LoadGenerator, pick
+from nvcontrol.control.journal import Journal
+from nvcontrol.control.load import NO_LOAD_HINT, LoadGenerator, pick, running
 from nvcontrol.control.manager import GpuManager
 from nvcontrol.control.monitor import StabilityMonitor
 from nvcontrol.control.runner import TxOptions
@@ -39,24 +40,20 @@ async def stability_test(
     duration_s: float,
     temp_guard_c: float | None = None,
     load: LoadGenerator | None = None,
+    *,
+    journal: Callable[[], Journal],
 ) -> dict[str, Any]:
-    """Load the GPUs for ``duration_s`` and watch them; never changes a setting."""
+    """Load the GPUs for ``duration_s`` and watch them; never changes a setting.  The
+    load is taken off however this ends (a SIGKILL: by the next nvctl command)."""
     load = load or _load_or_explain()
     monitor = StabilityMonitor(gpus, temp_guard_c)
     machine = Transaction(Policy(window_s=duration_s), baseline_reasons=monitor.baseline())
     started = time.monotonic()
     cause: str | None = None
-    load.start(gpus)
     try:
-        machine.begin(started)
-        actions = machine.applied(time.monotonic(), [])
-        while not any(isinstance(a, Commit | Rollback) for a in actions):
-            wait = min(0.1, max(0.0, (machine.next_deadline() or 0) - time.monotonic()))
-            observations = await asyncio.to_thread(monitor.poll, wait)
-            actions = machine.observe(time.monotonic(), observations)
-        cause = next((a.cause for a in actions if isinstance(a, Rollback)), None)
+        with running(load, gpus, journal):
+            cause = await _watch(machine, monitor, started)
     finally:
-        load.stop()
         monitor.close()
     return {
         "stable": cause is None,
@@ -74,6 +71,17 @@ async def stability_test(
             for g in gpus
         ],
     }
+
+
+async def _watch(machine: Transaction, monitor: StabilityMonitor, started: float) -> str | None:
+    """Watch until the window is over: the cause of instability, or ``None``."""
+    machine.begin(started)
+    actions = machine.applied(time.monotonic(), [])
+    while not any(isinstance(a, Commit | Rollback) for a in actions):
+        wait = min(0.1, max(0.0, (machine.next_deadline() or 0) - time.monotonic()))
+        observations = await asyncio.to_thread(monitor.poll, wait)
+        actions = machine.observe(time.monotonic(), observations)
+    return next((a.cause for a in actions if isinstance(a, Rollback)), None)
 
 
 @dataclass
@@ -137,20 +145,18 @@ async def _climb(
     while value <= top:
         progress(f"{gpu.label}: trying {domain} {value:+d} MHz under load for {step_s:g} s")
         options = TxOptions(window_s=step_s, confirm=False)
-        load.start([gpu])
         try:
-            report = await manager.apply_offsets(
-                gpu.uuid,
-                value if domain == "graphics" else None,
-                value if domain == "memory" else None,
-                pstate,
-                options,
-            )
+            with running(load, [gpu], lambda: manager.journal):
+                report = await manager.apply_offsets(
+                    gpu.uuid,
+                    value if domain == "graphics" else None,
+                    value if domain == "memory" else None,
+                    pstate,
+                    options,
+                )
         except RolledBack as err:
             progress(f"{gpu.label}: {domain} {value:+d} MHz is unstable ({err.cause}); rolled back")
             break
-        finally:
-            load.stop()
         best = int(report.outcomes[-1].applied)  # type: ignore[call-overload]
         value = best + step
     progress(f"{gpu.label}: highest stable {domain} offset {best:+d} MHz")

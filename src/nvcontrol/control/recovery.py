@@ -27,15 +27,21 @@ if TYPE_CHECKING:
 
 
 def pending(journal: Journal) -> bool:
-    return any(not t.owner_alive for t in journal.live()) or any(
-        not c["alive"] for c in journal.fan_controllers()
+    return (
+        any(not t.owner_alive for t in journal.live())
+        or any(not c["alive"] for c in journal.fan_controllers())
+        or journal.dead_loads_pending()
     )
 
 
 def repair(say: Callable[[str], None]) -> int:
     """Restore every orphaned transaction and fan controller; returns how many were repaired.
     Problems are reported through ``say`` and never stop the command the user asked for."""
-    journal = Journal.if_exists()
+    try:
+        journal = Journal.if_exists()
+    except UserError as err:
+        say(f"warning: interrupted GPU changes cannot be checked: {err.message}")
+        return 0
     if journal is None:
         return 0
     try:
@@ -50,7 +56,11 @@ def repair(say: Callable[[str], None]) -> int:
         from nvcontrol.nvml import Nvml
 
         with Nvml() as nvml:
-            return _repair_transactions(journal, nvml, say) + _repair_fans(journal, nvml, say)
+            return (
+                _repair_loads(journal, say)
+                + _repair_transactions(journal, nvml, say)
+                + _repair_fans(journal, nvml, say)
+            )
     except (sqlite3.Error, UserError) as err:
         say(f"warning: could not repair interrupted GPU changes: {err}")
         return 0
@@ -79,6 +89,22 @@ def _repair_transactions(journal: Journal, nvml: Nvml, say: Callable[[str], None
         )
         journal.finish(tx.id, ROLLED_BACK, f"restored by nvctl after {reason}")
         say(f"nvctl: rolled back {who}: {reason}; the GPU settings are as they were before it")
+        done += 1
+    return done
+
+
+def _repair_loads(journal: Journal, say: Callable[[str], None]) -> int:
+    from nvcontrol.control.load import take_off
+
+    done = 0
+    for dead in journal.claim_dead_loads():
+        take_off(dead["nvsim_state"], dead["gpus"])
+        journal.remove_load(dead["id"])
+        say(
+            f"nvctl: the stability test of process {dead['pid']} died; the load it put on "
+            + ", ".join(dead["gpus"])
+            + " is off again"
+        )
         done += 1
     return done
 

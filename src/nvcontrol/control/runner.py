@@ -21,6 +21,7 @@ from basis.errors import PermissionDenied, UserError
 from nvcontrol.control import settings
 from nvcontrol.control.errors import Busy, RolledBack
 from nvcontrol.control.fancurve import FanCurve
+from nvcontrol.control.fanstore import load_curves
 from nvcontrol.control.journal import COMMITTED, ROLLBACK_PENDING, ROLLED_BACK, Journal, TxRecord
 from nvcontrol.control.monitor import StabilityMonitor
 from nvcontrol.control.snapshots import GpuEntry, Snapshot, diff, now_iso, plan_restore
@@ -105,6 +106,41 @@ def capture(
     return snap
 
 
+def begin(
+    journal: Journal,
+    kind: str,
+    description: str,
+    gpus: Sequence[Gpu],
+    curves: dict[str, FanCurve],
+) -> tuple[int, Snapshot]:
+    """Journal a change on ``gpus`` and return its id and its pre-change state.
+
+    Every nvctl change goes through here, transactions and direct writes alike, so a
+    change on a GPU that a live transaction holds is refused (exit 2, naming it) instead
+    of being overwritten later by that transaction's rollback.  The state is read again
+    once the row holds the GPUs: a change that finished between the first read and the
+    row is then part of what a rollback restores, not lost."""
+    before = capture(gpus, journal, curves, f"before-{kind.replace(' ', '-')}")
+    try:
+        tx_id = journal.begin(kind, description, [g.uuid for g in gpus], before.to_dict())
+    except LookupError as exc:
+        raise busy(exc.args[0], gpus) from None
+    fresh = capture(gpus, journal, load_curves(), before.name)
+    if fresh.to_dict()["gpus"] != before.to_dict()["gpus"]:
+        journal.set_before(tx_id, fresh.to_dict())
+    return tx_id, fresh
+
+
+def busy(other: TxRecord, gpus: Sequence[Gpu]) -> Busy:
+    """The refusal of a change on a GPU that the live transaction ``other`` holds."""
+    held = ", ".join(g.label for g in gpus if g.uuid in other.gpus)
+    return Busy(
+        f"transaction {other.id} ({other.description}) of process {other.owner_pid} is still "
+        f"live on {held}; nothing was changed (its rollback would undo this change)",
+        hint=f"confirm it with `nvctl confirm {other.id}`, or wait for it to finish",
+    )
+
+
 def live_configs(
     gpus: Sequence[Gpu], journal: Journal | None, curves: dict[str, FanCurve]
 ) -> dict[str, tuple[int, dict[str, Any]]]:
@@ -115,8 +151,6 @@ def restore(gpus: Sequence[Gpu], journal: Journal, snap: Snapshot) -> list[str]:
     """Best-effort: bring the GPUs back to ``snap``, one GPU at a time (a lost GPU does not
     stop the others); returns what could not be restored (empty = the live state matches
     again, checked by a fresh diff)."""
-    from nvcontrol.control.fanstore import load_curves
-
     problems: list[str] = []
     for gpu in (g for g in gpus if g.uuid in snap.gpus):
         scoped = Snapshot(snap.name, snap.created, {gpu.uuid: snap.gpus[gpu.uuid]})
@@ -155,16 +189,7 @@ async def run(
         settings.validate(w.gpu, w.field, w.value)
     require_root(gpus)
     started = time.monotonic()
-    before = capture(gpus, journal, curves, f"before-{kind.replace(' ', '-')}")
-    try:
-        tx_id = journal.begin(kind, description, [g.uuid for g in gpus], before.to_dict())
-    except LookupError as exc:
-        other: TxRecord = exc.args[0]
-        raise Busy(
-            f"transaction {other.id} ({other.description}) of process {other.owner_pid} is "
-            "still live on the same GPU; nothing was changed",
-            hint=f"confirm it with `nvctl confirm {other.id}`, or wait for it to finish",
-        ) from None
+    tx_id, before = begin(journal, kind, description, gpus, curves)
     report = TxReport(tx_id, kind, description, window_s=options.window_s)
     _say(options, "journaled", {"id": tx_id})
     monitor: StabilityMonitor | None = None

@@ -38,21 +38,26 @@ import datetime as dt
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
-from nvcontrol.control import paths
+from basis.errors import InvalidInput, UserError, fs_errors
+from nvcontrol.control import paths, settings
 from nvcontrol.control.errors import SnapshotError
+from nvcontrol.control.journal import exists as path_exists
 from nvcontrol.control.settings import field_rank
 
 FORMAT = 1
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-# How deep each top-level key nests before its value (a leaf may itself be a table).
-_DEPTH = {"offsets": 3, "locked_clocks": 2, "fans": 2}
 _IDENTITY = ("name", "index", "pci_bus_id")
+_UUID = re.compile(r"^GPU-[0-9A-Za-z-]{1,80}$")
+MAX_GPUS = 64
+# A snapshot file is small (under 1 KiB per GPU); anything much bigger is not one.
+MAX_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -91,26 +96,31 @@ class Snapshot:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], *, source: str = "snapshot") -> Snapshot:
+        """The one reader of snapshot documents (files, imports, the journal's
+        pre-transaction state): every key and value is checked against the schema that
+        :func:`nvcontrol.control.settings.check` defines, before anything uses it."""
         if doc.get("format") != FORMAT:
             raise SnapshotError(
                 f"{source}: unsupported snapshot format {doc.get('format')!r} (expected {FORMAT})"
             )
-        name, created, gpus = doc.get("name"), doc.get("created"), doc.get("gpus")
+        unknown = sorted(set(doc) - {"format", "name", "created", "gpus"})
+        if unknown:
+            raise SnapshotError(f"{source}: unknown key {unknown[0]!r} at the top level")
+        name, created, gpus = doc.get("name"), doc.get("created", ""), doc.get("gpus")
         if not isinstance(name, str) or not isinstance(gpus, dict):
             raise SnapshotError(f"{source}: a snapshot needs a name and a [gpus] table")
+        if not _NAME.match(name):
+            raise SnapshotError(f"{source}: name {name!r} is not a valid snapshot name")
+        if not isinstance(created, str):
+            raise SnapshotError(f"{source}: created must be a date string, got {created!r}")
+        if len(gpus) > MAX_GPUS:
+            raise SnapshotError(f"{source}: {len(gpus)} GPUs is more than a machine has")
         entries = {}
         for uuid, body in gpus.items():
-            if not isinstance(body, dict) or not str(uuid).startswith("GPU-"):
+            if not isinstance(body, dict) or not _UUID.match(str(uuid)):
                 raise SnapshotError(f"{source}: gpus.{uuid} is not a GPU table keyed by UUID")
-            config = flatten({k: v for k, v in body.items() if k not in _IDENTITY})
-            entries[uuid] = GpuEntry(
-                uuid,
-                str(body.get("name", "")),
-                int(body.get("index", -1)),
-                str(body.get("pci_bus_id", "")),
-                config,
-            )
-        return cls(name, str(created or ""), entries)
+            entries[uuid] = _entry(uuid, body, f'{source}: gpus."{uuid}"')
+        return cls(name, created, entries)
 
     def to_toml(self) -> str:
         return tomli_w.dumps(self.to_dict())
@@ -129,6 +139,44 @@ class Snapshot:
             "created": self.created,
             "gpus": [{"uuid": u, "name": e.name, "index": e.index} for u, e in self.gpus.items()],
         }
+
+
+def _entry(uuid: str, body: dict[str, Any], where: str) -> GpuEntry:
+    gpu_name, index, bus = body.get("name", ""), body.get("index", -1), body.get("pci_bus_id", "")
+    if not isinstance(gpu_name, str) or not isinstance(bus, str):
+        raise SnapshotError(f"{where}: name and pci_bus_id must be strings")
+    if isinstance(index, bool) or not isinstance(index, int) or not -1 <= index < MAX_GPUS:
+        raise SnapshotError(f"{where}.index: expected a GPU index, got {index!r}")
+    config = {}
+    for key, value in flatten({k: v for k, v in body.items() if k not in _IDENTITY}).items():
+        try:
+            config[key] = settings.check(key, value)
+        except InvalidInput as err:
+            message = err.message if err.message.startswith(key) else f"{key}: {err.message}"
+            raise SnapshotError(f"{where}.{message}", hint=err.hint) from None
+    return GpuEntry(uuid, gpu_name, index, bus, config)
+
+
+def read_text_limited(path: str | Path, *, source: str | None = None) -> str:
+    """A snapshot file's text: at most :data:`MAX_BYTES` (``/dev/zero`` or a huge file is
+    refused, not read into memory), UTF-8, a regular file or a pipe."""
+    where = source or str(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except IsADirectoryError:
+        raise SnapshotError(f"{where} is a directory, not a snapshot file") from None
+    except OSError as err:
+        raise SnapshotError(f"cannot read {where}: {err.strerror or err}") from None
+    if len(data) > MAX_BYTES:
+        raise SnapshotError(
+            f"{where} is larger than {MAX_BYTES // 1024} KiB: not a snapshot file",
+            hint="a snapshot of even 64 GPUs is a few dozen KiB",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SnapshotError(f"{where} is not UTF-8 text (byte {err.start})") from None
 
 
 def now_iso() -> str:
@@ -157,7 +205,7 @@ def flatten(doc: dict[str, Any]) -> dict[str, Any]:
             walk([*prefix, str(k)], v, depth)
 
     for key, value in doc.items():
-        walk([key], value, _DEPTH.get(key, 1))
+        walk([key], value, settings.depth(key))
     return out
 
 
@@ -193,6 +241,26 @@ def diff(snap: Snapshot, live: dict[str, tuple[int, dict[str, Any]]]) -> list[di
                     {"uuid": uuid, "index": index, "field": name, "snapshot": want, "live": have}
                 )
     return out
+
+
+def missing_gpus(snap: Snapshot, here: Iterable[str]) -> SnapshotError | None:
+    """The error that describes a snapshot of GPUs this machine does not have (taken on
+    another machine, or before a board was replaced), or ``None`` when all are here."""
+    present = set(here)
+    missing = [u for u in snap.gpus if u not in present]
+    if not missing:
+        return None
+    listed = ", ".join(f"{u} ({snap.gpus[u].name or 'unnamed'})" for u in missing)
+    if len(missing) == len(snap.gpus):
+        return SnapshotError(
+            f"snapshot {snap.name!r} was taken on another machine: none of its GPUs "
+            f"({listed}) is in this one",
+            hint="GPUs are matched by UUID; `nvctl gpu list` shows this machine's",
+        )
+    return SnapshotError(
+        f"snapshot {snap.name!r} holds GPUs this machine does not have: {listed}",
+        hint="restore the others with -i (`nvctl gpu list` shows this machine's GPUs)",
+    )
 
 
 def plan_restore(differences: list[dict[str, Any]]) -> list[tuple[str, str, Any]]:
@@ -238,36 +306,48 @@ class SnapshotStore:
                 f"snapshot {snap.name!r} already exists",
                 hint=f"delete it first (`nvctl snapshot delete {snap.name}`) or pick another name",
             )
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(snap.to_toml())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with fs_errors(path):
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "w") as f:
+                f.write(snap.to_toml())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
         return path
 
     def load(self, name: str) -> Snapshot:
         path = self.path(name)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
+        if not path_exists(path):
             known = ", ".join(self.names()) or "none"
             raise SnapshotError(
                 f"no snapshot named {name!r}", hint=f"snapshots: {known} (`nvctl snapshot list`)"
-            ) from None
-        return Snapshot.from_toml(text, source=str(path))
+            )
+        return Snapshot.from_toml(read_text_limited(path), source=str(path))
 
     def delete(self, name: str) -> None:
+        path = self.path(name)
         try:
-            self.path(name).unlink()
-        except FileNotFoundError:
-            raise SnapshotError(f"no snapshot named {name!r}") from None
+            with fs_errors(path):
+                path.unlink()
+        except UserError as err:
+            if isinstance(err.__cause__, FileNotFoundError):
+                raise SnapshotError(f"no snapshot named {name!r}") from None
+            raise
 
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
         return sorted(p.stem for p in self.root.glob("*.toml"))
 
-    def all(self) -> list[Snapshot]:
-        return [self.load(n) for n in self.names()]
+    def all(self) -> tuple[list[Snapshot], list[str]]:
+        """Every readable snapshot, and a warning for each file that is not one (a file
+        that is not UTF-8, not TOML, not a snapshot, or a directory): one bad file never
+        hides the others."""
+        snaps, warnings = [], []
+        for n in self.names():
+            try:
+                snaps.append(self.load(n))
+            except SnapshotError as err:
+                warnings.append(f"skipped {err.message}")
+        return snaps, warnings
