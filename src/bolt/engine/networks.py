@@ -100,6 +100,19 @@ def _host_networks() -> list[ipaddress.IPv4Network]:
     return found
 
 
+def _bound_addresses() -> list[ipaddress.IPv4Network]:
+    """Addresses with a UDP socket bound to them (a DNS server such as an aardvark-dns
+    left over from a removed root keeps its address after its bridge is gone)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            local = line.split()[1].split(":")[0]
+            ip = ipaddress.IPv4Address(bytes.fromhex(local)[::-1])
+            if not ip.is_unspecified and not ip.is_loopback:
+                found.append(ipaddress.IPv4Network(ip))
+    return found
+
+
 def _claims() -> dict[str, dict[str, Any]]:
     """subnet -> claim, dropping claims whose Bolt root no longer exists."""
     out = {}
@@ -119,7 +132,7 @@ def _claim_subnet(root: Path, name: str, wanted: str | None) -> ipaddress.IPv4Ne
     taken: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [
         ipaddress.ip_network(s) for s in _claims()
     ]
-    taken += _host_networks()
+    taken += _host_networks() + _bound_addresses()
     if wanted is not None:
         try:
             subnet = ipaddress.ip_network(wanted)
@@ -289,7 +302,7 @@ def attach(root: Path, db: StateDB, row: ContainerRow, intent: ContainerIntent) 
             addresses[net.name] = ip
             options["networks"][net.name] = {
                 "static_ips": [ip],
-                "aliases": [row.name, row.id[:12], *attachment.aliases],
+                "aliases": [row.id[:12], *attachment.aliases],  # netavark adds the name
                 "interface_name": f"eth{i}",
             }
             options["network_info"][net.name] = {
@@ -302,6 +315,8 @@ def attach(root: Path, db: StateDB, row: ContainerRow, intent: ContainerIntent) 
                 "internal": net.internal,
                 "dns_enabled": True,
                 "ipam_options": {"driver": "host-local"},
+                # as docker does: a container on one network cannot reach another's
+                "options": {"isolate": "true"},
             }
         ports = []
         for p in intent.ports:
