@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from bolt.engine import containers as lifecycle
+from bolt.engine import operations
 from bolt.engine.containers import Conflict
 from bolt.errors import BoltError, InvalidInput
 from bolt.runtime import attach
@@ -243,9 +244,9 @@ class Engine:
             return lifecycle.runtime_of(self.root, row).exec_argv(
                 row.id,
                 args,
-                env=lifecycle.exec_env(self.root, row, tuple(env)),
+                env=operations.exec_env(self.root, row, tuple(env)),
                 cwd=workdir,
-                user=lifecycle.exec_user(self.root, row, user),
+                user=operations.exec_user(self.root, row, user),
             )
 
         full = self._with_row(ref, command)
@@ -301,7 +302,7 @@ class Engine:
     def prune(self) -> List[str]:
         db = self._fresh()
         try:
-            return lifecycle.prune(self.root, db)
+            return operations.prune(self.root, db)
         finally:
             db.close()
 
