@@ -484,11 +484,12 @@ def discard(root: Path, db: StateDB, row: ContainerRow, volumes: bool = True) ->
     directory, its anonymous volumes (named ones only stay), and the row."""
     import shutil
 
-    from bolt.runtime import netavark
-
     _release(root, row)
-    with contextlib.suppress(BoltError, OSError):
-        netavark.teardown_container(ContainerDir.of(root, row.id))
+    if ContainerDir.of(root, row.id).network_record.exists():
+        from bolt.runtime import netavark
+
+        with contextlib.suppress(BoltError, OSError):
+            netavark.teardown_container(ContainerDir.of(root, row.id))
     shutil.rmtree(ContainerDir.of(root, row.id).path, ignore_errors=True)
     if volumes:
         from bolt import volumes as named

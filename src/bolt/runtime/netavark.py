@@ -96,7 +96,7 @@ def setup_container(
     cdir.path.mkdir(parents=True, exist_ok=True)
     tmp = cdir.path / "network.json.tmp"
     tmp.write_text(json.dumps(record))
-    tmp.replace(cdir.path / "network.json")
+    tmp.replace(cdir.network_record)
     os.makedirs(config_dir, exist_ok=True)
     create_netns(cid)
     return _call("setup", netns, config, config_dir)
@@ -104,7 +104,7 @@ def setup_container(
 
 def teardown_container(cdir: ContainerDir) -> None:
     """Undo ``setup_container`` (nothing when the container had no bridge network)."""
-    path = cdir.path / "network.json"
+    path = cdir.network_record
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
