@@ -4,11 +4,12 @@ one ``bolt.engine.Engine`` in one process, against 20 raw ``crun run`` of the sa
 bundle shape, measured in one run.
 
 Engine side: ``Engine.run_oneshot(ContainerIntent(image, ["/bin/true"], auto_remove=True))``
-(image resolution, state row, overlay mount, config.json, a forked monitor, the runtime,
-the exit record and the removal).  Raw side: ``crun run --bundle B`` of a prepared bundle
-with the same root file system and the config.json Bolt's generator writes, started as
-Bolt's monitor starts it (posix_spawn, crun's private mount namespace on hybrid-cgroup
-hosts).  Rounds alternate the two sides; each run starts after a pause (``--gap``, see
+(image resolution, state row, overlay mount, config.json, a monitor forked by the
+engine's monitor server, the runtime, the exit record and the removal).  Raw side:
+``crun run --bundle B`` of the very bundles the Engine makes (``bolt.engine.containers.
+prepare``, untimed: overlay root file system, /etc files, network namespace, seccomp,
+cgroup), started as Bolt's monitor starts it (posix_spawn, crun's private mount
+namespace on hybrid-cgroup hosts), and removed again untimed.  Rounds alternate the two sides; each run starts after a pause (``--gap``, see
 bench/bolt_run.py for why).  The goal: the Engine <= 1.3x raw crun per container.
 
 Usage (as root): python bench/engine_start.py [--containers 20] [--gap 0.1]
@@ -17,7 +18,6 @@ Usage (as root): python bench/engine_start.py [--containers 20] [--gap 0.1]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -29,28 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _rootfs import busybox_rootfs
-from bolt.engine import ContainerIntent, Engine
+from bolt.engine import ContainerIntent, Engine, containers
 from bolt.images.store import ImageStore
-from bolt.runtime.driver import make_runtime
-from bolt.runtime.ocispec import generate
-from bolt.runtime.spec import ContainerSpec, validate
-
-
-def raw_bundle(work: Path, rootfs: Path) -> Path:
-    bundle = work / "bundle"
-    bundle.mkdir()
-    spec = validate(
-        ContainerSpec(
-            id="0" * 64,
-            name="bench",
-            rootfs=str(rootfs),
-            args=("/bin/true",),
-            env=("PATH=/bin",),
-            cgroups_path="/bolt-bench/raw",
-        )
-    )
-    (bundle / "config.json").write_text(json.dumps(generate(spec)))
-    return bundle
+from bolt.runtime.layout import ContainerDir
+from bolt.state.db import StateDB
 
 
 def main() -> int:
@@ -73,8 +55,6 @@ def run(work: Path, count: int, gap: float) -> int:
     rootfs = busybox_rootfs(work / "rootfs")
     root = work / "bolt-root"
     ImageStore(root).import_path(rootfs, "bench:1", config={"Cmd": ["/bin/true"]})
-    bundle = raw_bundle(work, rootfs)
-    rt = make_runtime("crun", work)._replace(state_root=str(work / "state-crun"))
     intent = ContainerIntent(image="bench:1", command=["/bin/true"], runtime="crun",
                              auto_remove=True)  # fmt: skip
     eng = Engine(root)
@@ -82,10 +62,17 @@ def run(work: Path, count: int, gap: float) -> int:
     null = os.open(os.devnull, os.O_RDWR)
 
     def raw(i: int) -> float:
-        start = time.perf_counter()
-        pid = rt.spawn("run", "--bundle", str(bundle), f"bench-raw-{i}", stdio=(null, null, null))
-        _, status = os.waitpid(pid, 0)
-        elapsed = time.perf_counter() - start
+        db = StateDB(root)
+        row, rt = containers.prepare(root, intent, db)  # the Engine's own bundle, untimed
+        try:
+            bundle = ContainerDir.of(root, row.id).bundle
+            start = time.perf_counter()
+            pid = rt.spawn("run", "--bundle", str(bundle), row.id, stdio=(null, null, null))
+            _, status = os.waitpid(pid, 0)
+            elapsed = time.perf_counter() - start
+        finally:
+            containers.discard(root, db, row)
+            db.close()
         if status != 0:
             raise SystemExit(f"crun run failed ({status})")
         return elapsed

@@ -5,9 +5,10 @@
         eng.stop("x"); eng.remove("x")
 
 Every call opens what it needs, reconciles the rows it touches with the live processes,
-and is safe from a thread (``asyncio.to_thread``).  Monitors are forked from this process
-when it is single-threaded (cheap: no new interpreter), else started as a fresh
-interpreter.  The async helpers poll the event table, so no thread waits per container.
+and is safe from a thread (``asyncio.to_thread``).  Monitors are forked by the engine's
+monitor server (``bolt.runtime.monitor_server``: one small process started on first use),
+so neither a large nor a threaded caller forks itself.  The async helpers poll the event
+table, so no thread waits per container.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bolt.engine.containers import Conflict
 from bolt.errors import BoltError, InvalidInput
 from bolt.runtime import attach
 from bolt.runtime.intent import ContainerIntent, from_dict
+from bolt.runtime.monitor_server import MonitorServer
 from bolt.state.db import ContainerRow, StateDB
 
 List = list  # the builtin, for annotations after ``Engine.list``
@@ -118,6 +120,7 @@ class Engine:
         self.root = Path(os.path.abspath(root)) if root is not None else default_root()
         self._db: StateDB | None = None
         self._lock = threading.Lock()
+        self._monitors: MonitorServer | None = None
 
     # -- plumbing -----------------------------------------------------------------------
     @property
@@ -130,6 +133,9 @@ class Engine:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._monitors is not None:
+            self._monitors.close()
+            self._monitors = None
 
     def __enter__(self) -> Engine:
         return self
@@ -151,13 +157,13 @@ class Engine:
         finally:
             db.close()
 
-    def _can_fork(self) -> bool | str:
-        """fork() is safe only while this process has a single thread; the monitor must
-        not inherit an open SQLite connection either, so ours is closed first."""
-        if threading.active_count() != 1:
-            return False
-        self.close()
-        return "orphan"
+    def _can_fork(self) -> MonitorServer:
+        """Monitors come from this engine's monitor server (started on first use): a
+        small single-threaded process that forks them cheaply, whatever this one is."""
+        with self._lock:
+            if self._monitors is None:
+                self._monitors = MonitorServer()
+            return self._monitors
 
     def _launched(self, launched: lifecycle.Launched) -> ContainerInfo:
         with launched.sock:

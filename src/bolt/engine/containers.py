@@ -19,7 +19,7 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bolt.engine.etc import etc_files, health_of
 from bolt.errors import BoltError, InvalidInput
@@ -171,7 +171,7 @@ def launch(
     *,
     name: str | None = None,
     start: bool = True,
-    fork: bool | str = True,
+    fork: Any = True,
 ) -> Launched:
     """Prepare the container and start its monitor (forked from this single-threaded
     process for speed, or a fresh interpreter for threaded callers)."""
@@ -202,19 +202,21 @@ def _job(
     )
 
 
-def _spawn(root: Path, row: ContainerRow, job: MonitorJob, fork: bool | str) -> Launched:
+def _spawn(root: Path, row: ContainerRow, job: MonitorJob, fork: Any) -> Launched:
     """Start the monitor.  It records itself in the row as soon as it has started the
     runtime; until then the row names this process, whose death before that point
     leaves the row to be repaired as ``failed``.  ``fork``: True (a child of this
     short-lived process), "orphan" (a grandchild, for long-lived callers), or False (a
-    fresh interpreter, for threaded callers)."""
+    fresh interpreter, for threaded callers), or a ``MonitorServer`` (which forks it)."""
     if not fork:
         return Launched(row=row, sock=spawn_exec(job), monitor_pid=None)
+    if hasattr(fork, "spawn"):  # a MonitorServer
+        return Launched(row=row, sock=fork.spawn(job), monitor_pid=None)
     pid, sock = spawn_forked(job, orphan=fork == "orphan")
     return Launched(row=row, sock=sock, monitor_pid=pid)
 
 
-def start_again(root: Path, ref: str, *, fork: bool | str = True) -> Launched:
+def start_again(root: Path, ref: str, *, fork: Any = True) -> Launched:
     """Run a stopped (exited or failed) container again: same bundle, same upper layer,
     and its log continues.  ``Conflict`` if another caller starts it first."""
     db = StateDB(root)
