@@ -38,10 +38,9 @@ def netns_name(cid: str) -> str:
 
 
 def create_netns(cid: str) -> str:
-    """A new, named network namespace with its loopback up; its path."""
+    """A new, named network namespace; its path (netavark brings its loopback up)."""
     name = netns_name(cid)
     _ip("netns", "add", name)
-    _ip("-n", name, "link", "set", "lo", "up")
     return str(NETNS_DIR / name)
 
 
