@@ -32,6 +32,10 @@ COMMAND_MODULES = {
         ("ps", "logs", "exec", "start", "stop", "kill", "rm", "inspect", "wait"), "containers"
     ),
     "gpu": "gpu",
+    "network": "network",
+    **dict.fromkeys(
+        ("pause", "unpause", "stats", "top", "events", "port", "rename", "cp"), "manage"
+    ),
     "system": "system",
     "volume": "system",
     "image": "image",
@@ -39,8 +43,25 @@ COMMAND_MODULES = {
     "build": "build",
     **dict.fromkeys(("pull", "push", "tag", "login", "logout", "save", "load"), "registry"),
 }
-MODULE_ORDER = ("run", "containers", "image", "registry", "build", "gpu", "system")
-CORE_MODULES = ("run", "containers", "gpu", "system")  # the rest ship separately
+MODULE_ORDER = (
+    "run",
+    "containers",
+    "manage",
+    "network",
+    "image",
+    "registry",
+    "build",
+    "gpu",
+    "system",
+)
+CORE_MODULES = (
+    "run",
+    "containers",
+    "manage",
+    "network",
+    "gpu",
+    "system",
+)  # the rest ship separately
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
