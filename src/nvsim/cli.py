@@ -186,7 +186,7 @@ def status_cmd(as_json: bool, state_here: Path | None) -> None:
     "--pid",
     type=int,
     default=None,
-    help="Process listed as holding the load (default: the daemon; 0: none listed).",
+    help="Process listed as holding the load, with its utilization (default: none listed).",
 )
 @_json_flag
 @_with_state

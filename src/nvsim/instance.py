@@ -134,7 +134,17 @@ def daemon_running(header: layout.Header) -> bool:
         return True
     if pid <= 0 or Path(f"/proc/{pid}").exists():
         return False
+    if header.daemon_pidns and header.daemon_pidns == pid_namespace():
+        return False  # our namespace, and the pid is gone: it died (and was reaped)
     return time.time_ns() // 1000 - header.tick_us < FRESH_TICK_US
+
+
+def pid_namespace() -> int:
+    """The inode of this process's PID namespace (0 when /proc does not say)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
 
 
 class NoInstance(Unsupported):
@@ -349,6 +359,7 @@ def down(state_dir: Path) -> list[str]:
         with StateFile.open(state_dir) as sf:
             pid = sf.header.daemon_pid
             gpu_count = max(gpu_count, sf.header.gpu_count)
+            sf.retire()  # clients still attached get errors, not the last values
     except StateFileError:
         pid = 0
     if daemon_alive(pid):

@@ -2,9 +2,14 @@
 
 ``$NVSIM_STATE/state`` holds one :class:`nvsim.layout.State`, memory-mapped by every
 party.  A new file is filled under a temporary name and renamed into place, so a reader
-never maps a half-written one.  Multi-field writes from Python (a tick of the model, a
-``nvsim load``, a reset) and event appends happen under an exclusive ``fcntl.lockf``
-lock on the file; the C library never takes it.
+never maps a half-written one.  Multi-field writes (a tick of the model, a
+``nvsim load``, a reset, an NVML setter in C) and event appends happen under an
+exclusive ``fcntl.lockf`` lock on the file.
+
+``header.seq`` is a seqlock around those writes: the writer makes it odd on entering and
+even again on leaving, so a reader that sees the same even number before and after
+copying a GPU has a consistent copy (the C library retries otherwise).  A writer killed
+inside leaves it odd; the next writer moves it on by two, keeping it odd until it leaves.
 """
 
 from __future__ import annotations
@@ -109,12 +114,22 @@ class StateFile:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive lock for multi-field writes and event appends."""
+        """Exclusive lock for multi-field writes and event appends (a seqlock write)."""
         fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        header = self.state.header
         try:
-            yield
+            header.seq += 2 if header.seq % 2 else 1
+            try:
+                yield
+            finally:
+                header.seq += 1
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def retire(self) -> None:
+        """Mark the instance down: NVML clients still attached get errors from now on."""
+        with self.lock():
+            self.state.header.down = 1
 
     def close(self) -> None:
         if self._mm is None:

@@ -85,7 +85,7 @@ nvmlReturn_t nvsim_gate(const char *fn, int *cache)
         branch = (int)nvsim_gate_branch(fn);
         __atomic_store_n(cache, branch, __ATOMIC_RELAXED);
     }
-    nvsim_state_t *st = nvsim_state;
+    const nvsim_state_t *st = nvsim_st();
     if (branch != 0 && st != NULL && st->header.driver_major < (unsigned int)branch)
         return NVML_ERROR_FUNCTION_NOT_FOUND;
     return NVML_SUCCESS;
