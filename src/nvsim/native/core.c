@@ -254,26 +254,61 @@ int nvsim_instance_down(const nvsim_state_t *st)
 
 /* ---- the seqlock ---------------------------------------------------------------------- */
 
-#define SEQLOCK_SPINS 100000 /* ~ tens of ms; a writer killed mid-write leaves seq odd */
+#define SEQLOCK_SPINS 256         /* busy retries before asking whether a writer lives */
+#define SEQLOCK_PATIENCE_NS 1000000000LL /* a live writer stalled this long: read anyway */
+
+static long long monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/*
+ * Whether a writer is inside `st` now: a thread of this process holding write_lock, or
+ * another process holding the state file's lock.  An odd seq with neither is what a writer
+ * killed inside leaves; readers then stop waiting for it.
+ */
+static int writer_inside(const nvsim_state_t *st)
+{
+    if (st != nvsim_st())
+        return 0; /* an old instance's mapping: nobody writes there any more */
+    if (pthread_mutex_trylock(&write_lock) != 0)
+        return 1;
+    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    int held = state_fd >= 0 && fcntl(state_fd, F_GETLK, &lk) == 0 && lk.l_type != F_UNLCK;
+    pthread_mutex_unlock(&write_lock);
+    return held;
+}
 
 void nvsim_read_gpu(const nvsim_state_t *st, unsigned int index, nvsim_gpu_t *out)
 {
     const uint64_t *src = (const uint64_t *)&st->gpus[index];
     uint64_t *dst = (uint64_t *)out;
     const size_t words = sizeof(nvsim_gpu_t) / sizeof(uint64_t);
+    long long since = 0;
     for (int spin = 0;; spin++) {
         uint64_t before = __atomic_load_n(&st->header.seq, __ATOMIC_ACQUIRE);
-        int settled = (before & 1) == 0;
-        if (!settled && spin < SEQLOCK_SPINS) {
-            if (spin % 64 == 63)
-                sched_yield();
-            continue;
+        if (before & 1) {
+            if (spin < SEQLOCK_SPINS)
+                continue;
+            if (since == 0)
+                since = monotonic_ns();
+            if (writer_inside(st) && monotonic_ns() - since < SEQLOCK_PATIENCE_NS) {
+                sched_yield(); /* the writer may be waiting for this CPU */
+                continue;
+            }
+            /* No writer inside now.  If seq moved, one finished (or began) meanwhile:
+             * start over.  If not, the one that made it odd died: read what is there. */
+            if (__atomic_load_n(&st->header.seq, __ATOMIC_ACQUIRE) != before)
+                continue;
         }
         for (size_t w = 0; w < words; w++)
             dst[w] = __atomic_load_n(&src[w], __ATOMIC_RELAXED);
+        if (before & 1)
+            return; /* no live writer will finish: this is as consistent as it gets */
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        uint64_t after = __atomic_load_n(&st->header.seq, __ATOMIC_RELAXED);
-        if ((settled && after == before) || spin >= SEQLOCK_SPINS)
+        if (__atomic_load_n(&st->header.seq, __ATOMIC_RELAXED) == before)
             return;
     }
 }
