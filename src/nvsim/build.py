@@ -125,13 +125,13 @@ def _compile_objects(gen: Path, extra: Sequence[str], cc: str | None) -> list[Pa
         raise BuildError(f"no C sources in {NATIVE_DIR}")
     compiler = cc or os.environ.get("CC", "gcc")
     flags = ["-c", "-fPIC", "-O2", *compiler_flags(gen, header), "-fvisibility=default", *extra]
-    jobs = [
-        (src, gen / f"{src.stem}.o", subprocess.Popen(
-            [compiler, *flags, "-o", str(gen / f"{src.stem}.o"), str(src)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        ))  # fmt: skip
-        for src in sources
-    ]
+
+    def start(src: Path) -> subprocess.Popen[str]:
+        obj = gen / f"{src.stem}.o"
+        cmd = [compiler, *flags, "-o", str(obj), str(src)]
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    jobs = [(src, gen / f"{src.stem}.o", start(src)) for src in sources]
     errors = []
     for src, _, proc in jobs:
         _, err = proc.communicate()
