@@ -43,6 +43,8 @@ LOG_FILE = "daemon.log"
 DAEMON_START_TIMEOUT_S = 15.0
 DAEMON_STOP_TIMEOUT_S = 5.0
 FRESH_TICK_US = 2_000_000  # a daemon that ticked this recently is running
+DEFAULT_SENSOR_NOISE_PCT = 1.0  # power and temperature sensors jitter about this much
+MAX_SENSOR_NOISE_PCT = 10.0
 
 # CUDA version each driver branch ships (cudaDriverGetVersion encoding).
 _CUDA_BY_BRANCH = [
@@ -215,11 +217,16 @@ def up(
     *,
     time_scale: float = 1.0,
     seed: int = 0,
+    sensor_noise_pct: float = DEFAULT_SENSOR_NOISE_PCT,
 ) -> UpResult:
     if not 0 < time_scale <= 10_000:
         raise InvalidInput(f"--time-scale {time_scale} is out of range (0 < X <= 10000)")
     if seed < 0:
         raise InvalidInput(f"--seed {seed} must not be negative")
+    if not 0 <= sensor_noise_pct <= MAX_SENSOR_NOISE_PCT:  # NaN fails both comparisons
+        raise InvalidInput(
+            f"--sensor-noise {sensor_noise_pct} is out of range (0..{MAX_SENSOR_NOISE_PCT} %)"
+        )
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
     except PermissionError:
@@ -243,7 +250,7 @@ def up(
         h.start_us = time.time_ns() // 1000
         h.time_scale = time_scale
         for index, model in enumerate(gpu_models):
-            models.init_gpu(state.gpus[index], model, index, seed)
+            models.init_gpu(state.gpus[index], model, index, seed, sensor_noise_pct)
 
     StateFile.create(state_dir, fill).close()
     nodes = make_device_nodes(state_dir, len(gpu_models), notes)

@@ -172,6 +172,7 @@ class Gpu(ctypes.Structure):
         ("irq", c_uint32),
         ("_pad0", c_uint32),
         ("bar1_total", c_uint64),  # bytes
+        ("sensor_noise_pct", c_double),  # amplitude of the power and temperature sensors' noise
         # --- static: memory, pcie ----------------------------------------------
         ("mem_total", c_uint64),  # bytes
         ("mem_reserved", c_uint64),  # bytes (v2 memory info)
@@ -248,6 +249,7 @@ class Gpu(ctypes.Structure):
         ("pcie_tx_kbs", c_uint32),
         ("pcie_rx_kbs", c_uint32),
         ("instability", c_double),  # model: accumulated over-limit stress
+        ("noise_state", c_uint64),  # model: the sensors' noise generator (seeded at up)
         ("xid_count", c_uint32),
         ("_pad2", c_uint32),
         ("procs", Process * MAX_PROCS),

@@ -374,9 +374,17 @@ def _set_str(gpu: layout.Gpu, name: str, value: str) -> None:
     setattr(gpu, name, value.encode())
 
 
-def init_gpu(gpu: layout.Gpu, model: GpuModel, index: int, seed: int) -> None:
-    """Write the static description of one board, its default settings and an idle state."""
+def init_gpu(
+    gpu: layout.Gpu, model: GpuModel, index: int, seed: int, sensor_noise_pct: float = 0.0
+) -> None:
+    """Write the static description of one board, its default settings and an idle state.
+
+    ``sensor_noise_pct`` is the amplitude of the noise on the power and temperature
+    readings (see :mod:`nvsim.model`); the noise sequence is derived from the seed.
+    """
     ctypes_zero(gpu)
+    gpu.sensor_noise_pct = sensor_noise_pct
+    gpu.noise_state = int.from_bytes(_digest("nvsim-noise", seed, index)[:8], "little") | 1
     uuid = make_uuid(seed, index)
     bus = pci_bus(seed, index)
     _set_str(gpu, "name", model.name)

@@ -173,6 +173,10 @@ def test_bad_up_input_is_exit_2_and_creates_nothing(tmp_path: Path) -> None:
         (("--gpus", "3", "--model", "rtx4090,h100"), ("2 models for 3 GPUs",)),
         (("--driver", "latest"), ("driver version",)),
         (("--time-scale", "0"), ("--time-scale",)),
+        (("--time-scale", "nan"), ("--time-scale",)),
+        (("--sensor-noise", "nan"), ("--sensor-noise", "out of range")),
+        (("--sensor-noise", "11"), ("--sensor-noise", "0..10")),
+        (("--driver", "440.100"), ("older than R450",)),
     ]:
         assert_clean_error(nvsim("--state", str(state), "up", *args), 2, *words)
     assert not state.exists()
