@@ -179,7 +179,7 @@ def env(fmt: str, state_here: Path | None) -> None:
 @_with_state
 def status_cmd(as_json: bool, state_here: Path | None) -> None:
     """Show every GPU as the simulator sees it."""
-    with instance.open_state(_state_dir(state_here), require_daemon=False) as sf:
+    with instance.open_state(_state_dir(state_here), require_daemon=False, readonly=True) as sf:
         view = status.snapshot(sf)
     if as_json:
         click.echo(json.dumps(view, indent=2))

@@ -164,10 +164,15 @@ class NoInstance(Unsupported):
     """No nvsim instance is up in the state directory."""
 
 
-def open_state(state_dir: Path, *, require_daemon: bool = True) -> StateFile:
-    """Map the instance's state; raise :class:`NoInstance` if there is none (exit 3)."""
+def open_state(
+    state_dir: Path, *, require_daemon: bool = True, readonly: bool = False
+) -> StateFile:
+    """Map the instance's state; raise :class:`NoInstance` if there is none (exit 3).
+
+    ``readonly`` (for commands that only show) works for any user who may read the file.
+    """
     try:
-        sf = StateFile.open(state_dir)
+        sf = StateFile.open(state_dir, readonly=readonly)
     except StateFileError as err:
         raise NoInstance(
             f"no nvsim instance at {state_dir} ({err})",
@@ -187,7 +192,7 @@ def open_state(state_dir: Path, *, require_daemon: bool = True) -> StateFile:
 
 def environment(state_dir: Path, ld_library_path: str | None) -> dict[str, str]:
     """The variables that point a process at this instance."""
-    open_state(state_dir).close()
+    open_state(state_dir, readonly=True).close()
     lib = str(state_dir.resolve() / "lib")
     rest = [p for p in (ld_library_path or "").split(":") if p and p != lib]
     return {"NVSIM_STATE": str(state_dir.resolve()), "LD_LIBRARY_PATH": ":".join([lib, *rest])}

@@ -34,11 +34,17 @@ class StateFileError(Exception):
 class StateFile:
     """One mapping of a state file; ``state`` is a live view of the shared memory."""
 
-    def __init__(self, path: Path, fd: int, mm: mmap.mmap) -> None:
+    def __init__(self, path: Path, fd: int, mm: mmap.mmap | None) -> None:
         self.path = path
         self._fd = fd
         self._mm: mmap.mmap | None = mm
-        self.state: layout.State = layout.State.from_buffer(mm)
+        # Read-only (no mapping): a copy taken now, for a process that may not write.
+        self.state: layout.State = (
+            layout.State.from_buffer(mm)
+            if mm is not None
+            else layout.State.from_buffer_copy(os.pread(fd, layout.STATE_SIZE, 0))
+        )
+        self.readonly = mm is None
         self.inode = os.fstat(fd).st_ino
 
     @classmethod
@@ -67,10 +73,13 @@ class StateFile:
         return cls(path, fd, mm)
 
     @classmethod
-    def open(cls, directory: Path) -> StateFile:
+    def open(cls, directory: Path, *, readonly: bool = False) -> StateFile:
+        """Map the state for reading and writing, or with ``readonly`` take a copy of it
+        (all a process that may not write the file can have, e.g. ``nvsim status`` as a
+        user)."""
         path = directory / STATE_FILE
         try:
-            fd = os.open(path, os.O_RDWR)
+            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
         except FileNotFoundError:
             raise StateFileError(f"no state file at {path}") from None
         try:
@@ -80,7 +89,7 @@ class StateFile:
                     f"{path} is {size} bytes, expected {layout.STATE_SIZE}: "
                     "it was written by another nvsim version"
                 )
-            mm = mmap.mmap(fd, layout.STATE_SIZE)
+            mm = None if readonly else mmap.mmap(fd, layout.STATE_SIZE)
         except BaseException:
             os.close(fd)
             raise
@@ -115,6 +124,8 @@ class StateFile:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive lock for multi-field writes and event appends (a seqlock write)."""
+        if self.readonly:
+            raise StateFileError(f"{self.path} is open read-only")
         fcntl.lockf(self._fd, fcntl.LOCK_EX)
         header = self.state.header
         try:
@@ -132,15 +143,17 @@ class StateFile:
             self.state.header.down = 1
 
     def close(self) -> None:
-        if self._mm is None:
+        if self._fd < 0:
             return
         del self.state
-        try:
-            self._mm.close()
-        except BufferError:
-            pass  # a caller still holds a view; the mapping goes when that does
-        self._mm = None
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:
+                pass  # a caller still holds a view; the mapping goes when that does
+            self._mm = None
         os.close(self._fd)
+        self._fd = -1
 
     def __enter__(self) -> StateFile:
         return self

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,3 +100,40 @@ def test_daemon_liveness_trusts_fresh_ticks_when_its_pid_is_not_visible(tmp_path
         sf.header.daemon_pid = os.getpid()  # visible, but not an nvsim daemon
         sf.header.tick_us = time.time_ns() // 1000
         assert not instance.daemon_running(sf.header)
+
+
+@pytest.mark.root
+def test_a_user_who_may_only_read_gets_a_read_only_copy() -> None:
+    """`nvsim status` as a non-root user: the file is 0644, so a copy, never a mapping."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as top:  # pytest's tmp dirs are root-only
+        os.chmod(top, 0o755)
+        _read_only_child(Path(top))
+
+
+def _read_only_child(tmp_path: Path) -> None:
+    with one_gpu_state(tmp_path) as sf:
+        name = sf.gpus()[0].name
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.close(read)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                StateFile.open(tmp_path)
+                result = b"opened read-write"
+            except PermissionError:
+                with StateFile.open(tmp_path, readonly=True) as ro:
+                    try:
+                        with ro.lock():
+                            result = b"locked"
+                    except StateFileError:
+                        result = b"ro:" + ro.gpus()[0].name
+            os.write(write, result)
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"ro:" + name
