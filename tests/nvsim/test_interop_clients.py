@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import re
 import subprocess
 import sys
@@ -60,10 +59,16 @@ def test_py3nvml_xml_device_query(nvsim_gpus: NvsimInstance) -> None:
     indirect=True,
 )
 def test_nvitop_shows_temperatures_on_an_r535_instance(nvsim_gpus: NvsimInstance) -> None:
-    lib = ctypes.CDLL(str(nvsim_gpus.state / "lib" / "libnvidia-ml.so.1"))
     # R535 has no nvmlDeviceGetTemperatureV: the symbol itself is missing, as on that driver.
-    assert not hasattr(lib, "nvmlDeviceGetTemperatureV")
-    assert hasattr(lib, "nvmlDeviceGetTemperature")
+    # (Read with nm: loading a second libnvidia-ml.so.1 here would shadow the one pynvml
+    # finds by soname for the rest of the test session.)
+    nm = subprocess.run(
+        ["nm", "-D", "--defined-only", str(nvsim_gpus.state / "lib" / "libnvidia-ml.so.1")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    exported = {line.split()[-1] for line in nm.splitlines()}
+    assert "nvmlDeviceGetTemperatureV" not in exported
+    assert "nvmlDeviceGetTemperature" in exported
     proc = subprocess.run(
         [tool("nvitop"), "-1"],
         env=nvsim_gpus.env, capture_output=True, text=True, timeout=120, check=False,
