@@ -58,7 +58,10 @@ def _start(tmp: Path, gpus: int, model: str, extra: list[str]) -> NvsimInstance:
     env = dict(os.environ)
     env.pop("LD_LIBRARY_PATH", None)
     inst = NvsimInstance(state=state, env=env)
-    inst.run("up", "--gpus", str(gpus), "--model", model, *extra)
+    # Exact readings unless a test asks for noise: tests compare tools' readings taken at
+    # different moments, and wait for readings to settle.
+    noise = [] if "--sensor-noise" in extra else ["--sensor-noise", "0"]
+    inst.run("up", "--gpus", str(gpus), "--model", model, *noise, *extra)
     exports = inst.run("env", "--format", "json").stdout
     env.update(json.loads(exports))
     env["NVCTL_STATE_DIR"] = str(tmp / "nvctl-state")

@@ -107,6 +107,13 @@ def cli(ctx: click.Context, state: Path | None, debug: bool) -> None:
     show_default=True,
     help="Seed of UUIDs, serials, PCI buses and silicon quality.",
 )
+@click.option(
+    "--sensor-noise",
+    type=float,
+    default=instance.DEFAULT_SENSOR_NOISE_PCT,
+    show_default=True,
+    help="Noise on the power and temperature readings, in percent (0: exact readings).",
+)
 @_json_flag
 @_with_state
 def up(
@@ -115,6 +122,7 @@ def up(
     driver: str,
     time_scale: float,
     seed: int,
+    sensor_noise: float,
     as_json: bool,
     state_here: Path | None,
 ) -> None:
@@ -122,7 +130,12 @@ def up(
     state_dir = _state_dir(state_here)
     chosen = instance.resolve_models(model, gpus)
     result = instance.up(
-        state_dir, chosen, instance.parse_driver(driver), time_scale=time_scale, seed=seed
+        state_dir,
+        chosen,
+        instance.parse_driver(driver),
+        time_scale=time_scale,
+        seed=seed,
+        sensor_noise_pct=sensor_noise,
     )
     for note in result.notes:
         _note(note)
@@ -186,7 +199,7 @@ def status_cmd(as_json: bool, state_here: Path | None) -> None:
     "--pid",
     type=int,
     default=None,
-    help="Process listed as holding the load (default: the daemon; 0: none listed).",
+    help="Process listed as holding the load, with its utilization (default: none listed).",
 )
 @_json_flag
 @_with_state

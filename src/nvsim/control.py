@@ -91,9 +91,11 @@ def set_load(
 ) -> Change:
     """Set a GPU's load and the compute process that holds it.
 
-    ``pid`` defaults to the daemon's pid.  With ``pid=0`` the memory is held by no process
-    NVML can list (as for a process in another PID namespace).  ``percent=0`` clears the
-    load and that process.
+    With a ``pid`` the load and its memory belong to that process: NVML lists it among the
+    GPU's compute processes and reports ``percent`` as its utilization.  Without one (or
+    with ``pid=0``) the memory is held by no process NVML can list, as for a process in
+    another PID namespace; nvsim's own daemon is never shown as a GPU process.
+    ``percent=0`` clears the load and that process.
     """
     if not 0 <= percent <= 100:
         raise InvalidInput(f"load {percent}% is out of range (0..100)")
@@ -102,7 +104,7 @@ def set_load(
     if pid is not None and pid < 0:
         raise InvalidInput(f"--pid {pid} must not be negative")
     index, gpu = resolve_gpu(sf, ref)
-    owner = sf.header.daemon_pid if pid is None else pid
+    owner = pid or 0
     mem = DEFAULT_LOAD_MEMORY_MIB if memory_mib is None else memory_mib
     mem_bytes = mem * MIB if percent > 0 else 0
     with sf.lock():
@@ -118,7 +120,7 @@ def set_load(
         if owner == 0:
             gpu.load_mem_bytes = mem_bytes
         else:
-            _set_process(gpu, index, owner, mem_bytes)
+            _set_process(gpu, index, owner, mem_bytes, percent)
         gpu.load_pct = percent
     if percent == 0:
         return Change.of(gpu, index, "idle")
@@ -126,11 +128,11 @@ def set_load(
     return Change.of(gpu, index, f"load {percent}%, {mem} MiB held by {holder}")
 
 
-def _set_process(gpu: layout.Gpu, index: int, pid: int, used_bytes: int) -> None:
+def _set_process(gpu: layout.Gpu, index: int, pid: int, used_bytes: int, util: int) -> None:
     slot = next((p for p in gpu.procs if p.pid == pid), None)
-    if used_bytes == 0:
+    if used_bytes == 0 and util == 0:
         if slot is not None:
-            slot.pid, slot.kind, slot.used_bytes = 0, 0, 0
+            slot.pid, slot.kind, slot.used_bytes, slot.sm_util = 0, 0, 0, 0
         return
     if slot is None:
         slot = next((p for p in gpu.procs if p.pid == 0), None)
@@ -141,6 +143,7 @@ def _set_process(gpu: layout.Gpu, index: int, pid: int, used_bytes: int) -> None
             )
     slot.kind = layout.PROC_COMPUTE
     slot.used_bytes = used_bytes
+    slot.sm_util = util
     slot.pid = pid
 
 
@@ -188,7 +191,7 @@ def reset(sf: StateFile, refs: Sequence[str] = ()) -> list[Change]:
             gpu.load_pct = 0
             gpu.load_mem_bytes = 0
             for proc in gpu.procs:
-                proc.pid, proc.kind, proc.used_bytes = 0, 0, 0
+                proc.pid, proc.kind, proc.used_bytes, proc.sm_util = 0, 0, 0, 0
             gpu.fault_thermal = 0
             gpu.instability = 0.0
             gpu.lost = layout.LOST_NONE

@@ -3,8 +3,8 @@
 ``nvsim up`` starts ``python -m nvsim.daemon STATE_DIR`` in its own session with its
 output in ``STATE_DIR/daemon.log``.  Ten times a second the daemon takes the state file's
 lock, runs :func:`nvsim.model.step` on each GPU with the elapsed real time multiplied by
-``header.time_scale``, appends the events the model returned, and stamps ``tick_us`` and
-``seq``.  It exits on SIGTERM/SIGINT, when the state file is removed or replaced, or when
+``header.time_scale``, appends the events the model returned, and stamps ``tick_us``
+(the lock moves the ``seq`` seqlock on by two per tick).  It exits on SIGTERM/SIGINT, when the state file is removed or replaced, or when
 another daemon has taken the instance over; on a clean exit it clears ``daemon_pid``.
 """
 
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from nvsim import model
+from nvsim import instance, model
 from nvsim.state import StateFile, StateFileError, append_event
 
 TICK_HZ = 10
@@ -37,7 +37,6 @@ def tick(sf: StateFile, dt: float, time_us: int) -> int:
                 append_event(gpu, event.type, event.data, event.time_us)
                 appended += 1
         sf.header.tick_us = time_us
-        sf.header.seq += 1
     return appended
 
 
@@ -61,6 +60,7 @@ def run(state_dir: Path) -> int:
         _log(f"cannot start: {err}")
         return 1
     pid = os.getpid()
+    sf.header.daemon_pidns = instance.pid_namespace()
     sf.header.daemon_pid = pid
     _log(f"ticking {len(sf.gpus())} GPU(s) in {state_dir} at {TICK_HZ} Hz")
     period = 1.0 / TICK_HZ

@@ -3,7 +3,9 @@
 An instance is a state directory holding:
 
 * ``state``: the shared memory-mapped state (:mod:`nvsim.state`);
-* ``lib/libnvidia-ml.so.1`` (and the ``libnvidia-ml.so`` link): the driver library;
+* ``lib/libnvidia-ml.so.1`` (and the ``libnvidia-ml.so`` link): the driver library, the
+  variant with only the symbols of the pretended driver's branch;
+* ``bin/nvidia-smi``: the driver's command-line tool, built on that library;
 * ``dev/``: device nodes with NVIDIA's numbers (only when we may create them);
 * ``daemon.log``: the output of the tick daemon (:mod:`nvsim.daemon`).
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from basis.errors import InvalidInput, PermissionDenied, Unsupported, UserError
-from nvsim import build, layout, models
+from nvsim import build, gating, layout, models
 from nvsim.state import STATE_FILE, StateFile, StateFileError
 
 DEFAULT_STATE_DIR = Path("/run/nvsim")
@@ -41,9 +43,20 @@ LOG_FILE = "daemon.log"
 DAEMON_START_TIMEOUT_S = 15.0
 DAEMON_STOP_TIMEOUT_S = 5.0
 FRESH_TICK_US = 2_000_000  # a daemon that ticked this recently is running
+DEFAULT_SENSOR_NOISE_PCT = 1.0  # power and temperature sensors jitter about this much
+MAX_SENSOR_NOISE_PCT = 10.0
 
 # CUDA version each driver branch ships (cudaDriverGetVersion encoding).
 _CUDA_BY_BRANCH = [
+    (450, 11000),
+    (455, 11010),
+    (460, 11020),
+    (465, 11030),
+    (470, 11040),
+    (495, 11050),
+    (510, 11060),
+    (515, 11070),
+    (520, 11080),
     (525, 12000),
     (530, 12010),
     (535, 12020),
@@ -83,9 +96,9 @@ def parse_driver(text: str) -> Driver:
             hint="for example --driver 550.54.14",
         )
     major = int(m.group(1))
-    if major < _CUDA_BY_BRANCH[0][0]:
+    if major < gating.MIN_BRANCH:
         raise InvalidInput(
-            f"driver {text} is older than {_CUDA_BY_BRANCH[0][0]}, which nvsim does not model"
+            f"driver {text} is older than R{gating.MIN_BRANCH}, the oldest branch nvsim models"
         )
     cuda = [c for branch, c in _CUDA_BY_BRANCH if branch <= major][-1]
     return Driver(text.strip(), major, int(m.group(2)), cuda)
@@ -134,7 +147,17 @@ def daemon_running(header: layout.Header) -> bool:
         return True
     if pid <= 0 or Path(f"/proc/{pid}").exists():
         return False
+    if header.daemon_pidns and header.daemon_pidns == pid_namespace():
+        return False  # our namespace, and the pid is gone: it died (and was reaped)
     return time.time_ns() // 1000 - header.tick_us < FRESH_TICK_US
+
+
+def pid_namespace() -> int:
+    """The inode of this process's PID namespace (0 when /proc does not say)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
 
 
 class NoInstance(Unsupported):
@@ -144,7 +167,10 @@ class NoInstance(Unsupported):
 def open_state(
     state_dir: Path, *, require_daemon: bool = True, readonly: bool = False
 ) -> StateFile:
-    """Map the instance's state; raise :class:`NoInstance` if there is none (exit 3)."""
+    """Map the instance's state; raise :class:`NoInstance` if there is none (exit 3).
+
+    ``readonly`` (for commands that only show) works for any user who may read the file.
+    """
     try:
         sf = StateFile.open(state_dir, readonly=readonly)
     except StateFileError as err:
@@ -166,10 +192,15 @@ def open_state(
 
 def environment(state_dir: Path, ld_library_path: str | None) -> dict[str, str]:
     """The variables that point a process at this instance."""
-    open_state(state_dir).close()
+    open_state(state_dir, readonly=True).close()
     lib = str(state_dir.resolve() / "lib")
     rest = [p for p in (ld_library_path or "").split(":") if p and p != lib]
     return {"NVSIM_STATE": str(state_dir.resolve()), "LD_LIBRARY_PATH": ":".join([lib, *rest])}
+
+
+def smi_command(state_dir: Path) -> Path:
+    """The instance's nvidia-smi (what ``nvidia-smi`` on a real driver's PATH is)."""
+    return state_dir.resolve() / "bin" / build.SMI_NAME
 
 
 # --- up ---------------------------------------------------------------------------------
@@ -191,11 +222,16 @@ def up(
     *,
     time_scale: float = 1.0,
     seed: int = 0,
+    sensor_noise_pct: float = DEFAULT_SENSOR_NOISE_PCT,
 ) -> UpResult:
     if not 0 < time_scale <= 10_000:
         raise InvalidInput(f"--time-scale {time_scale} is out of range (0 < X <= 10000)")
     if seed < 0:
         raise InvalidInput(f"--seed {seed} must not be negative")
+    if not 0 <= sensor_noise_pct <= MAX_SENSOR_NOISE_PCT:  # NaN fails both comparisons
+        raise InvalidInput(
+            f"--sensor-noise {sensor_noise_pct} is out of range (0..{MAX_SENSOR_NOISE_PCT} %)"
+        )
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
     except PermissionError:
@@ -207,7 +243,7 @@ def up(
         raise UserError(f"cannot create {state_dir}: {err.strerror}") from None
     _refuse_if_running(state_dir)
     notes: list[str] = []
-    library = _install_library(state_dir, notes)
+    library = _install_library(state_dir, driver, notes)
 
     def fill(state: layout.State) -> None:
         h = state.header
@@ -219,7 +255,7 @@ def up(
         h.start_us = time.time_ns() // 1000
         h.time_scale = time_scale
         for index, model in enumerate(gpu_models):
-            models.init_gpu(state.gpus[index], model, index, seed)
+            models.init_gpu(state.gpus[index], model, index, seed, sensor_noise_pct)
 
     StateFile.create(state_dir, fill).close()
     nodes = make_device_nodes(state_dir, len(gpu_models), notes)
@@ -241,25 +277,31 @@ def _refuse_if_running(state_dir: Path) -> None:
         )
 
 
-def _install_library(state_dir: Path, notes: list[str]) -> Path:
+def _install_library(state_dir: Path, driver: Driver, notes: list[str]) -> Path:
+    """Install the library variant of the driver's branch (only the symbols that branch
+    has) in ``lib/`` and nvidia-smi in ``bin/``, as a driver installation does."""
     try:
-        built = build.build()
+        build.build()
     except (build.BuildError, OSError) as err:
         # A read-only install or an offline machine can still use what was built before.
-        built = build.library_path()
-        if not built.exists():
+        if not build.library_path(driver.major).exists():
             raise UserError(f"cannot build libnvidia-ml.so.1: {err}") from None
         notes.append(f"using the previously built library; rebuilding failed: {err}")
-    lib_dir = state_dir / "lib"
-    lib_dir.mkdir(exist_ok=True)
-    target = lib_dir / build.LIB_NAME
-    tmp = lib_dir / f".{build.LIB_NAME}.tmp"
-    shutil.copyfile(built, tmp)
-    os.chmod(tmp, 0o755)
-    os.replace(tmp, target)
-    link = lib_dir / "libnvidia-ml.so"
+    target = _install_file(build.library_path(driver.major), state_dir / "lib" / build.LIB_NAME)
+    link = state_dir / "lib" / "libnvidia-ml.so"
     link.unlink(missing_ok=True)
     link.symlink_to(build.LIB_NAME)
+    if build.smi_path().exists():
+        _install_file(build.smi_path(), state_dir / "bin" / build.SMI_NAME)
+    return target
+
+
+def _install_file(source: Path, target: Path) -> Path:
+    target.parent.mkdir(exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, target)
     return target
 
 
@@ -351,6 +393,7 @@ def down(state_dir: Path) -> list[str]:
         with StateFile.open(state_dir) as sf:
             pid = sf.header.daemon_pid
             gpu_count = max(gpu_count, sf.header.gpu_count)
+            sf.retire()  # clients still attached get errors, not the last values
     except StateFileError:
         pid = 0
     if daemon_alive(pid):
@@ -367,11 +410,12 @@ def down(state_dir: Path) -> list[str]:
     for path in (
         state_dir / "lib" / build.LIB_NAME,
         state_dir / "lib" / "libnvidia-ml.so",
+        state_dir / "bin" / build.SMI_NAME,
         state_path,
         state_dir / LOG_FILE,
     ):
         path.unlink(missing_ok=True)
-    for directory in (state_dir / "dev", state_dir / "lib", state_dir):
+    for directory in (state_dir / "dev", state_dir / "lib", state_dir / "bin", state_dir):
         try:
             directory.rmdir()
         except OSError:

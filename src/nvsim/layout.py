@@ -28,7 +28,7 @@ import ctypes
 from ctypes import c_char, c_double, c_int32, c_uint32, c_uint64
 
 MAGIC = b"NVSIM\x00\x01\x00"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 MAX_GPUS = 16
 MAX_PSTATES = 16  # NVML_MAX_GPU_PERF_PSTATES
 MAX_FANS = 4
@@ -42,10 +42,14 @@ FEAT_CLOCK_OFFSETS = 1 << 2  # nvmlDeviceGet/SetClockOffsets and VF offsets
 FEAT_LOCKED_CLOCKS = 1 << 3  # nvmlDeviceSetGpuLockedClocks / MemoryLockedClocks
 FEAT_POWER_LIMIT = 1 << 4  # power limit set
 FEAT_PERSISTENCE = 1 << 5  # persistence mode set
-FEAT_ENCODER = 1 << 6  # encoder/decoder utilization
-FEAT_ECC = 1 << 7  # datacenter memory with ECC
+FEAT_ENCODER = 1 << 6  # NVENC: encoder utilization, sessions, stats
+# 1 << 7 was "ECC memory"; ``Gpu.ecc_mode`` says that now
 FEAT_MEM_TEMP = 1 << 8  # memory temperature sensor / threshold
 FEAT_COMPUTE_MODE = 1 << 9  # compute mode set
+FEAT_DECODER = 1 << 10  # NVDEC: decoder utilization
+FEAT_JPEG = 1 << 11  # NVJPG: JPEG decoder utilization
+FEAT_OFA = 1 << 12  # optical flow accelerator utilization
+FEAT_MIG = 1 << 13  # Multi-Instance GPU capable (MIG mode reads, here always disabled)
 
 # Event types as NVML defines them (nvmlEventType*).
 EVENT_SINGLE_BIT_ECC = 0x1
@@ -82,6 +86,11 @@ SUPPORTED_REASONS = (
 FAN_POLICY_AUTO = 0  # NVML_FAN_POLICY_TEMPERATURE_CONTINOUS_SW
 FAN_POLICY_MANUAL = 1  # NVML_FAN_POLICY_MANUAL
 
+# ECC mode (``Gpu.ecc_mode``): whether the board has ECC memory and whether it is on.
+ECC_MODE_NONE = 0  # no ECC: the ECC calls answer NOT_SUPPORTED
+ECC_MODE_DISABLED = 1  # ECC-capable memory, ECC off
+ECC_MODE_ENABLED = 2
+
 PROC_COMPUTE = 1
 PROC_GRAPHICS = 2
 
@@ -117,6 +126,8 @@ class Process(ctypes.Structure):
         ("pid", c_uint32),  # 0 = empty slot
         ("kind", c_uint32),  # PROC_COMPUTE | PROC_GRAPHICS bits
         ("used_bytes", c_uint64),
+        ("sm_util", c_uint32),  # control: this process's share of the load, percent
+        ("_pad", c_uint32),
     ]
 
 
@@ -150,6 +161,18 @@ class Gpu(ctypes.Structure):
         ("minor_number", c_uint32),
         ("features", c_uint32),  # FEAT_* bits
         ("board_id", c_uint32),
+        ("inforom_image", c_char * 16),  # "" = the board reports no inforom
+        ("inforom_oem", c_char * 16),
+        ("inforom_ecc", c_char * 16),  # "" on boards without ECC
+        ("inforom_pwr", c_char * 16),
+        ("gpu_cores", c_uint32),  # CUDA cores
+        ("mem_bus_width", c_uint32),  # bits
+        ("nvlink_links", c_uint32),  # 0 = no NVLink
+        ("ecc_mode", c_uint32),  # ECC_MODE_*
+        ("irq", c_uint32),
+        ("_pad0", c_uint32),
+        ("bar1_total", c_uint64),  # bytes
+        ("sensor_noise_pct", c_double),  # amplitude of the power and temperature sensors' noise
         # --- static: memory, pcie ----------------------------------------------
         ("mem_total", c_uint64),  # bytes
         ("mem_reserved", c_uint64),  # bytes (v2 memory info)
@@ -226,6 +249,7 @@ class Gpu(ctypes.Structure):
         ("pcie_tx_kbs", c_uint32),
         ("pcie_rx_kbs", c_uint32),
         ("instability", c_double),  # model: accumulated over-limit stress
+        ("noise_state", c_uint64),  # model: the sensors' noise generator (seeded at up)
         ("xid_count", c_uint32),
         ("_pad2", c_uint32),
         ("procs", Process * MAX_PROCS),
@@ -249,7 +273,10 @@ class Header(ctypes.Structure):
         ("tick_us", c_uint64),  # CLOCK_REALTIME of the model's last tick
         ("start_us", c_uint64),  # when `nvsim up` ran
         ("time_scale", c_double),  # model speed-up factor (1.0 = real time)
-        ("seq", c_uint64),  # bumped on every tick
+        ("seq", c_uint64),  # seqlock: odd while a writer is inside (see state.py)
+        ("down", c_uint32),  # set by `nvsim down`: clients get errors, not old values
+        ("_pad", c_uint32),
+        ("daemon_pidns", c_uint64),  # inode of the daemon's PID namespace (0 = unknown)
     ]
 
 

@@ -18,6 +18,11 @@ What the model does, in the order of one sub-step:
   hysteresis), and where the board would draw more than its power limit ``SW_POWER_CAP``.
 * **Power** follows load and clocks and lags a little, like the driver's averaged sensor;
   energy integrates it.
+* **Sensor noise.**  With ``sensor_noise_pct`` set, each sub-step adds uniform noise of
+  that many percent to the power reading and of ``TEMP_NOISE_C_PER_PCT`` degrees per
+  percent to the die temperature, as real sensors jitter around the trend.  The noise comes
+  from a xorshift generator whose state lives in the GPU (seeded from ``--seed`` at up), so
+  a run is reproducible tick for tick.
 * **Temperature** relaxes towards ambient + power x thermal resistance; the resistance
   falls as the fans speed up and rises sharply under ``fault_thermal`` (a cooling failure,
   held back only by the thermal throttles; a board that still reaches its shutdown
@@ -68,6 +73,8 @@ INSTABILITY_LOST_AT = 4.0  # seconds of over-limit running at the base rate
 INSTABILITY_DECAY_PER_S = 0.5
 PCIE_RX_KBS_AT_FULL = 250_000
 PCIE_TX_KBS_AT_FULL = 60_000
+TEMP_NOISE_C_PER_PCT = 0.3  # degrees of temperature noise per percent of sensor noise
+_MASK64 = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -226,6 +233,8 @@ def _substep(gpu: layout.Gpu, dt: float, now_us: int, events: list[SimEvent]) ->
 
     power_w = _power_w(gpu, load, gpc, mem)
     gpu.power_mw = _smooth(gpu.power_mw, power_w * 1000.0, dt, POWER_TAU_S)
+    if gpu.sensor_noise_pct > 0:
+        gpu.power_mw = max(0.0, gpu.power_mw * (1.0 + _noise(gpu) * gpu.sensor_noise_pct / 100))
     gpu.energy_mj += gpu.power_mw * dt
 
     fan_pct = _fan_mean(gpu)
@@ -235,6 +244,8 @@ def _substep(gpu: layout.Gpu, dt: float, now_us: int, events: list[SimEvent]) ->
     # The die heats with the power it draws now; only the reported reading is averaged.
     temp_eq = AMBIENT_C + power_w * resistance
     gpu.temp_c = _smooth(gpu.temp_c, temp_eq, dt, THERMAL_TAU_S)
+    if gpu.sensor_noise_pct > 0:
+        gpu.temp_c += _noise(gpu) * gpu.sensor_noise_pct * TEMP_NOISE_C_PER_PCT
     gpu.mem_temp_c = _smooth(gpu.mem_temp_c, gpu.temp_c + 4.0 + 10.0 * load, dt, MEM_THERMAL_TAU_S)
     _fans(gpu, dt)
 
@@ -249,6 +260,16 @@ def _substep(gpu: layout.Gpu, dt: float, now_us: int, events: list[SimEvent]) ->
     _stability(gpu, dt, now_us, load_pct, pstate, events)
     if gpu.temp_shutdown and gpu.temp_c >= gpu.temp_shutdown and not gpu.lost:
         _lose(gpu, now_us, events)
+
+
+def _noise(gpu: layout.Gpu) -> float:
+    """The next value in [-1, 1) of the GPU's noise generator (xorshift64)."""
+    x = gpu.noise_state or 1
+    x ^= (x << 13) & _MASK64
+    x ^= x >> 7
+    x ^= (x << 17) & _MASK64
+    gpu.noise_state = x
+    return (x >> 11) / float(1 << 52) - 1.0
 
 
 def _fan_mean(gpu: layout.Gpu) -> float:

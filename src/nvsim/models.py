@@ -32,6 +32,7 @@ ARCH_BLACKWELL = 10
 
 NVIDIA_VENDOR = 0x10DE
 MIB = 1024 * 1024
+FIRST_IRQ = 130  # MSI vectors the kernel hands the boards, in enumeration order
 AMBIENT_C = 30.0  # air temperature around every board (the model's thermal floor)
 
 _GEFORCE_FEATURES = (
@@ -42,6 +43,8 @@ _GEFORCE_FEATURES = (
     | layout.FEAT_POWER_LIMIT
     | layout.FEAT_PERSISTENCE
     | layout.FEAT_ENCODER
+    | layout.FEAT_DECODER
+    | layout.FEAT_OFA
     | layout.FEAT_COMPUTE_MODE
 )
 
@@ -97,6 +100,13 @@ class GpuModel:
     fans: tuple[int, int, int, int]
     vbios: str
     board_part_number: str
+    gpu_cores: int
+    mem_bus_width: int  # bits
+    bar1_mib: int
+    ecc_mode: int  # layout.ECC_MODE_*
+    # inforom image, OEM, ECC and power object versions ("" where the board has none)
+    inforom: tuple[str, str, str, str]
+    nvlink_links: int = 0
     # Hidden headroom: above these offsets, under load, the board crashes.  Each GPU gets
     # its own value inside the range, derived from its UUID.
     stable_gpc_range: tuple[int, int] = (0, 0)
@@ -149,6 +159,11 @@ RTX4090 = GpuModel(
     fans=(2, 30, 100, 3000),
     vbios="95.02.18.80.87",
     board_part_number="900-1G136-2530-000",
+    gpu_cores=16384,
+    mem_bus_width=384,
+    bar1_mib=256,
+    ecc_mode=layout.ECC_MODE_DISABLED,
+    inforom=("G002.0000.00.03", "2.0", "6.16", ""),
     stable_gpc_range=(120, 210),
     stable_mem_range=(800, 1600),
     aliases=("4090",),
@@ -190,6 +205,11 @@ RTX5090 = GpuModel(
     fans=(2, 30, 100, 3100),
     vbios="98.02.2E.00.D1",
     board_part_number="900-1G144-2530-000",
+    gpu_cores=21760,
+    mem_bus_width=512,
+    bar1_mib=32768,
+    ecc_mode=layout.ECC_MODE_DISABLED,
+    inforom=("G005.0000.00.01", "2.1", "7.16", ""),
     stable_gpc_range=(150, 300),
     stable_mem_range=(1000, 2000),
     aliases=("5090",),
@@ -234,13 +254,18 @@ RTX3060 = GpuModel(
     fans=(2, 30, 100, 3300),
     vbios="94.06.25.00.4E",
     board_part_number="V397-001R",
+    gpu_cores=3584,
+    mem_bus_width=192,
+    bar1_mib=256,
+    ecc_mode=layout.ECC_MODE_NONE,
+    inforom=("G001.0000.03.03", "2.0", "", ""),
     stable_gpc_range=(80, 160),
     stable_mem_range=(500, 1000),
     aliases=("3060",),
 )
 
 # H100 SXM5: no fans (the chassis cools it), no clock offsets, ECC HBM3 with a memory
-# temperature sensor, one performance state.
+# temperature sensor, one performance state, video decoders but no encoder, 18 NVLinks.
 H100 = GpuModel(
     key="h100",
     name="NVIDIA H100 80GB HBM3",
@@ -253,9 +278,12 @@ H100 = GpuModel(
         layout.FEAT_LOCKED_CLOCKS
         | layout.FEAT_POWER_LIMIT
         | layout.FEAT_PERSISTENCE
-        | layout.FEAT_ECC
         | layout.FEAT_MEM_TEMP
         | layout.FEAT_COMPUTE_MODE
+        | layout.FEAT_DECODER  # NVDEC and NVJPG; no NVENC on H100
+        | layout.FEAT_JPEG
+        | layout.FEAT_OFA
+        | layout.FEAT_MIG
     ),
     mem_total_mib=81559,
     mem_reserved_mib=584,
@@ -284,6 +312,12 @@ H100 = GpuModel(
     fans=(0, 0, 0, 0),
     vbios="96.00.74.00.0D",
     board_part_number="692-2G520-0200-000",
+    gpu_cores=16896,
+    mem_bus_width=5120,
+    bar1_mib=131072,
+    ecc_mode=layout.ECC_MODE_ENABLED,
+    inforom=("G520.0200.00.05", "2.1", "7.16", ""),
+    nvlink_links=18,  # the SXM5 part: 18 fourth-generation links
     aliases=("h100-sxm", "h100-80gb"),
 )
 
@@ -340,9 +374,17 @@ def _set_str(gpu: layout.Gpu, name: str, value: str) -> None:
     setattr(gpu, name, value.encode())
 
 
-def init_gpu(gpu: layout.Gpu, model: GpuModel, index: int, seed: int) -> None:
-    """Write the static description of one board, its default settings and an idle state."""
+def init_gpu(
+    gpu: layout.Gpu, model: GpuModel, index: int, seed: int, sensor_noise_pct: float = 0.0
+) -> None:
+    """Write the static description of one board, its default settings and an idle state.
+
+    ``sensor_noise_pct`` is the amplitude of the noise on the power and temperature
+    readings (see :mod:`nvsim.model`); the noise sequence is derived from the seed.
+    """
     ctypes_zero(gpu)
+    gpu.sensor_noise_pct = sensor_noise_pct
+    gpu.noise_state = int.from_bytes(_digest("nvsim-noise", seed, index)[:8], "little") | 1
     uuid = make_uuid(seed, index)
     bus = pci_bus(seed, index)
     _set_str(gpu, "name", model.name)
@@ -360,6 +402,15 @@ def init_gpu(gpu: layout.Gpu, model: GpuModel, index: int, seed: int) -> None:
     gpu.minor_number = index
     gpu.features = model.features
     gpu.board_id = bus << 8
+    image, oem, ecc, pwr = model.inforom
+    _set_str(gpu, "inforom_image", image)
+    _set_str(gpu, "inforom_oem", oem)
+    _set_str(gpu, "inforom_ecc", ecc)
+    _set_str(gpu, "inforom_pwr", pwr)
+    gpu.gpu_cores, gpu.mem_bus_width = model.gpu_cores, model.mem_bus_width
+    gpu.nvlink_links, gpu.ecc_mode = model.nvlink_links, model.ecc_mode
+    gpu.bar1_total = model.bar1_mib * MIB
+    gpu.irq = FIRST_IRQ + index
     gpu.mem_total = model.mem_total_mib * MIB
     gpu.mem_reserved = model.mem_reserved_mib * MIB
     gpu.pcie_max_gen, gpu.pcie_max_width = model.pcie_gen, model.pcie_width

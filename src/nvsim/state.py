@@ -2,9 +2,14 @@
 
 ``$NVSIM_STATE/state`` holds one :class:`nvsim.layout.State`, memory-mapped by every
 party.  A new file is filled under a temporary name and renamed into place, so a reader
-never maps a half-written one.  Multi-field writes from Python (a tick of the model, a
-``nvsim load``, a reset) and event appends happen under an exclusive ``fcntl.lockf``
-lock on the file; the C library never takes it.
+never maps a half-written one.  Multi-field writes (a tick of the model, a
+``nvsim load``, a reset, an NVML setter in C) and event appends happen under an
+exclusive ``fcntl.lockf`` lock on the file.
+
+``header.seq`` is a seqlock around those writes: the writer makes it odd on entering and
+even again on leaving, so a reader that sees the same even number before and after
+copying a GPU has a consistent copy (the C library retries otherwise).  A writer killed
+inside leaves it odd; the next writer moves it on by two, keeping it odd until it leaves.
 """
 
 from __future__ import annotations
@@ -29,11 +34,17 @@ class StateFileError(Exception):
 class StateFile:
     """One mapping of a state file; ``state`` is a live view of the shared memory."""
 
-    def __init__(self, path: Path, fd: int, mm: mmap.mmap) -> None:
+    def __init__(self, path: Path, fd: int, mm: mmap.mmap | None) -> None:
         self.path = path
         self._fd = fd
         self._mm: mmap.mmap | None = mm
-        self.state: layout.State = layout.State.from_buffer(mm)
+        # Read-only (no mapping): a copy taken now, for a process that may not write.
+        self.state: layout.State = (
+            layout.State.from_buffer(mm)
+            if mm is not None
+            else layout.State.from_buffer_copy(os.pread(fd, layout.STATE_SIZE, 0))
+        )
+        self.readonly = mm is None
         self.inode = os.fstat(fd).st_ino
 
     @classmethod
@@ -63,8 +74,9 @@ class StateFile:
 
     @classmethod
     def open(cls, directory: Path, *, readonly: bool = False) -> StateFile:
-        """Map the state file; ``readonly`` maps a private copy-on-write view of a file
-        opened read-only, so that any user may read the state (``nvsim status``)."""
+        """Map the state for reading and writing, or with ``readonly`` take a copy of it
+        (all a process that may not write the file can have, e.g. ``nvsim status`` as a
+        user)."""
         path = directory / STATE_FILE
         try:
             fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
@@ -77,12 +89,7 @@ class StateFile:
                     f"{path} is {size} bytes, expected {layout.STATE_SIZE}: "
                     "it was written by another nvsim version"
                 )
-            if readonly:
-                mm = mmap.mmap(
-                    fd, layout.STATE_SIZE, mmap.MAP_PRIVATE, mmap.PROT_READ | mmap.PROT_WRITE
-                )
-            else:
-                mm = mmap.mmap(fd, layout.STATE_SIZE)
+            mm = None if readonly else mmap.mmap(fd, layout.STATE_SIZE)
         except BaseException:
             os.close(fd)
             raise
@@ -116,23 +123,37 @@ class StateFile:
 
     @contextmanager
     def lock(self) -> Iterator[None]:
-        """Exclusive lock for multi-field writes and event appends."""
+        """Exclusive lock for multi-field writes and event appends (a seqlock write)."""
+        if self.readonly:
+            raise StateFileError(f"{self.path} is open read-only")
         fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        header = self.state.header
         try:
-            yield
+            header.seq += 2 if header.seq % 2 else 1
+            try:
+                yield
+            finally:
+                header.seq += 1
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
+    def retire(self) -> None:
+        """Mark the instance down: NVML clients still attached get errors from now on."""
+        with self.lock():
+            self.state.header.down = 1
+
     def close(self) -> None:
-        if self._mm is None:
+        if self._fd < 0:
             return
         del self.state
-        try:
-            self._mm.close()
-        except BufferError:
-            pass  # a caller still holds a view; the mapping goes when that does
-        self._mm = None
+        if self._mm is not None:
+            try:
+                self._mm.close()
+            except BufferError:
+                pass  # a caller still holds a view; the mapping goes when that does
+            self._mm = None
         os.close(self._fd)
+        self._fd = -1
 
     def __enter__(self) -> StateFile:
         return self

@@ -40,7 +40,9 @@ def test_cdi_spec_points_at_nvsim(gpu_bolt: Bolt, nvsim_gpus, tmp_path: Path) ->
     assert spec["kind"] == "nvidia.com/gpu"
     names = {d["name"] for d in spec["devices"]}
     host = json.loads(gpu_bolt.ok("gpu", "list", "--json"))
-    assert names == {"all"} | {str(g["index"]) for g in host} | {g["uuid"] for g in host}
+    assert names == {"all", "nvsim-state-rw"} | {str(g["index"]) for g in host} | {
+        g["uuid"] for g in host
+    }
     state = str(nvsim_gpus.state.resolve())
     nodes = {n["path"]: n["hostPath"] for n in spec["containerEdits"]["deviceNodes"]}
     assert nodes["/dev/nvidiactl"] == f"{state}/dev/nvidiactl"

@@ -173,6 +173,10 @@ def test_bad_up_input_is_exit_2_and_creates_nothing(tmp_path: Path) -> None:
         (("--gpus", "3", "--model", "rtx4090,h100"), ("2 models for 3 GPUs",)),
         (("--driver", "latest"), ("driver version",)),
         (("--time-scale", "0"), ("--time-scale",)),
+        (("--time-scale", "nan"), ("--time-scale",)),
+        (("--sensor-noise", "nan"), ("--sensor-noise", "out of range")),
+        (("--sensor-noise", "11"), ("--sensor-noise", "0..10")),
+        (("--driver", "440.100"), ("older than R450",)),
     ]:
         assert_clean_error(nvsim("--state", str(state), "up", *args), 2, *words)
     assert not state.exists()
@@ -271,7 +275,9 @@ def test_every_command_can_answer_in_json(tmp_path: Path) -> None:
     pid, uuid1 = up["daemon"]["pid"], up["gpus"][1]["uuid"]
     load = json.loads(nvsim("--state", state, "load", uuid1[:12], "50", "--json").stdout)
     assert load == {
-        "changes": [{"index": 1, "uuid": uuid1, "change": f"load 50%, 300 MiB held by pid {pid}"}]
+        "changes": [
+            {"index": 1, "uuid": uuid1, "change": "load 50%, 300 MiB held by no listed process"}
+        ]
     }
     fault = json.loads(nvsim("--state", state, "fault", "1", "xid", "43", "--json").stdout)
     assert fault["changes"][0]["change"] == "Xid 43"

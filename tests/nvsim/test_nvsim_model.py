@@ -227,3 +227,41 @@ def test_an_unused_slot_is_left_alone() -> None:
     gpu = layout.Gpu()
     assert model.step(gpu, 1.0, 0) == []
     assert gpu.temp_c == 0
+
+
+def _loaded(seed: int, noise: float) -> layout.Gpu:
+    gpu = layout.Gpu()
+    models.init_gpu(gpu, models.RTX4090, 0, seed, sensor_noise_pct=noise)
+    gpu.load_pct = 80
+    return gpu
+
+
+def test_sensor_noise_is_seeded_bounded_and_around_the_trend() -> None:
+    exact, noisy, again, other = _loaded(0, 0), _loaded(0, 1.0), _loaded(0, 1.0), _loaded(7, 1.0)
+    power, temps = [], []
+    for i in range(100):
+        for gpu in (exact, noisy, again, other):
+            model.step(gpu, 0.1, now_us=i * 100_000)
+        assert (noisy.power_mw, noisy.temp_c) == (again.power_mw, again.temp_c)  # seeded
+        power.append(noisy.power_mw / exact.power_mw - 1)
+        temps.append(noisy.temp_c - exact.temp_c)
+    assert other.power_mw != noisy.power_mw  # another seed, another sequence
+    # It jitters (many distinct readings) within its amplitude, around the noiseless value.
+    assert len({round(p, 4) for p in power}) > 50
+    assert max(abs(p) for p in power[20:]) < 0.03
+    assert max(abs(t) for t in temps) < 2.0
+    assert abs(sum(temps) / len(temps)) < 0.5
+
+
+def test_readings_lag_a_load_step() -> None:
+    gpu = _loaded(0, 0)
+    gpu.load_pct = 0
+    run(gpu, 5)
+    idle_power, idle_temp = gpu.power_mw, gpu.temp_c
+    gpu.load_pct = 100
+    model.step(gpu, 0.1, now_us=0)
+    # The averaged power sensor and the die's heat capacity: neither jumps to its target.
+    assert idle_power < gpu.power_mw < 0.5 * gpu.power_full_mw
+    assert gpu.temp_c - idle_temp < 2.0
+    run(gpu, 5)
+    assert gpu.power_mw > 0.8 * gpu.power_full_mw and gpu.temp_c > idle_temp + 10

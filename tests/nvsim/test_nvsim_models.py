@@ -42,7 +42,8 @@ def test_names_and_enums_match_what_nvml_reports_for_the_real_boards() -> None:
     assert h100.name == b"NVIDIA H100 80GB HBM3"
     assert h100.arch == pynvml.NVML_DEVICE_ARCH_HOPPER
     assert h100.brand == pynvml.NVML_BRAND_NVIDIA
-    assert h100.fan_count == 0 and h100.features & layout.FEAT_ECC
+    assert h100.fan_count == 0 and h100.ecc_mode == layout.ECC_MODE_ENABLED
+    assert h100.nvlink_links == 18 and h100.features & layout.FEAT_MIG
     assert h100.mem_total > 80 * 10**9
     assert [p for p in range(layout.MAX_PSTATES) if h100.pstates[p].supported] == [0]
     rtx5090, rtx3060 = make_gpu(models.RTX5090), make_gpu(models.RTX3060)

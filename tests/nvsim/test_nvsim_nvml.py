@@ -133,3 +133,63 @@ def test_unstable_overclock_through_nvml_raises_xids_then_the_gpu_is_lost(
     nvsim_gpus.run("reset")
     res = run_client(nvsim_gpus, SAMPLE_WHILE_LOADING)
     assert len(res) == 12  # readable again after the reset
+
+
+def test_the_daemon_is_no_gpu_process_and_a_load_pid_is_one(
+    nvsim_in_process: NvsimInstance,
+) -> None:
+    import pynvml
+
+    inst = nvsim_in_process
+    h = pynvml.nvmlDeviceGetHandleByIndex(0)
+    inst.run("load", "0", "60")
+    assert pynvml.nvmlDeviceGetComputeRunningProcesses(h) == []
+    daemon = inst.status()["daemon"]["pid"]
+    assert daemon not in [p.pid for p in pynvml.nvmlDeviceGetGraphicsRunningProcesses(h)]
+    inst.run("load", "0", "60", "--pid", "4242", "--memory", "512")
+    procs = pynvml.nvmlDeviceGetComputeRunningProcesses(h)
+    assert [(p.pid, p.usedGpuMemory) for p in procs] == [(4242, 512 * 1024 * 1024)]
+    assert wait_for(lambda: _process_util(h) == [(4242, 60)])
+
+
+def _process_util(h: object) -> list[tuple[int, int]]:
+    import pynvml
+
+    try:
+        return [(s.pid, s.smUtil) for s in pynvml.nvmlDeviceGetProcessUtilization(h, 0)]
+    except pynvml.NVMLError_NotFound:
+        return []
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from nvsim.state import StateFile
+with StateFile.open(Path(sys.argv[1])) as sf, sf.lock():
+    print("locked", flush=True)
+    time.sleep(0.6)
+"""
+
+
+def test_a_setter_waits_for_a_model_write_in_progress(nvsim_in_process: NvsimInstance) -> None:
+    """Setters take the state file's lock, so a two-field write (locked clocks) never lands
+    in the middle of a model tick or of an `nvsim` CLI change."""
+    import time
+
+    import pynvml
+
+    h = pynvml.nvmlDeviceGetHandleByIndex(0)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(nvsim_in_process.state)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        start = time.monotonic()
+        pynvml.nvmlDeviceSetGpuLockedClocks(h, 1000, 1500)
+        waited = time.monotonic() - start
+    finally:
+        holder.wait(timeout=10)
+    assert waited > 0.3
+    gpu = nvsim_in_process.status()["gpus"][0]
+    assert gpu["locked_clocks"]["gpc_mhz"] == [1000, 1500]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -66,12 +67,26 @@ def test_a_tick_moves_the_model_and_appends_its_events(tmp_path: Path) -> None:
         gpu.load_pct = 100
         gpu.pstates[0].gpc_offset_mhz = gpu.stable_gpc_offset + 300
         appended = sum(daemon.tick(sf, 0.5, 123) for _ in range(10))
-        assert sf.header.seq == 10 and sf.header.tick_us == 123
+        # each tick is one seqlock write: odd inside, even (two further) after
+        assert sf.header.seq == 20 and sf.header.tick_us == 123
         assert gpu.lost == layout.LOST_YES and gpu.event_head == appended
         kinds = [gpu.events[i].type for i in range(appended)]
         assert layout.EVENT_PSTATE in kinds and kinds[-1] == layout.EVENT_XID_CRITICAL
         assert gpu.events[appended - 1].data == 79
         del gpu
+
+
+def test_the_lock_is_a_seqlock_that_survives_a_writer_killed_inside(tmp_path: Path) -> None:
+    with one_gpu_state(tmp_path) as sf:
+        start = sf.header.seq
+        assert start % 2 == 0
+        with sf.lock():
+            assert sf.header.seq == start + 1  # odd: readers wait or retry
+        assert sf.header.seq == start + 2
+        sf.header.seq += 1  # what a writer killed inside the lock leaves behind
+        with sf.lock():
+            assert sf.header.seq % 2 == 1 and sf.header.seq > start + 3
+        assert sf.header.seq % 2 == 0
 
 
 def test_daemon_liveness_trusts_fresh_ticks_when_its_pid_is_not_visible(tmp_path: Path) -> None:
@@ -85,3 +100,40 @@ def test_daemon_liveness_trusts_fresh_ticks_when_its_pid_is_not_visible(tmp_path
         sf.header.daemon_pid = os.getpid()  # visible, but not an nvsim daemon
         sf.header.tick_us = time.time_ns() // 1000
         assert not instance.daemon_running(sf.header)
+
+
+@pytest.mark.root
+def test_a_user_who_may_only_read_gets_a_read_only_copy() -> None:
+    """`nvsim status` as a non-root user: the file is 0644, so a copy, never a mapping."""
+    with tempfile.TemporaryDirectory(dir="/tmp") as top:  # pytest's tmp dirs are root-only
+        os.chmod(top, 0o755)
+        _read_only_child(Path(top))
+
+
+def _read_only_child(tmp_path: Path) -> None:
+    with one_gpu_state(tmp_path) as sf:
+        name = sf.gpus()[0].name
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.close(read)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                StateFile.open(tmp_path)
+                result = b"opened read-write"
+            except PermissionError:
+                with StateFile.open(tmp_path, readonly=True) as ro:
+                    try:
+                        with ro.lock():
+                            result = b"locked"
+                    except StateFileError:
+                        result = b"ro:" + ro.gpus()[0].name
+            os.write(write, result)
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read, "rb") as pipe:
+        assert pipe.read() == b"ro:" + name

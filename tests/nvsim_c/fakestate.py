@@ -28,15 +28,20 @@ GEFORCE_FEATURES = (
     | layout.FEAT_POWER_LIMIT
     | layout.FEAT_PERSISTENCE
     | layout.FEAT_ENCODER
+    | layout.FEAT_DECODER
+    | layout.FEAT_OFA
     | layout.FEAT_COMPUTE_MODE
 )
 DATACENTER_FEATURES = (
     layout.FEAT_LOCKED_CLOCKS
     | layout.FEAT_POWER_LIMIT
     | layout.FEAT_PERSISTENCE
-    | layout.FEAT_ECC
     | layout.FEAT_MEM_TEMP
     | layout.FEAT_COMPUTE_MODE
+    | layout.FEAT_DECODER
+    | layout.FEAT_JPEG
+    | layout.FEAT_OFA
+    | layout.FEAT_MIG
 )
 
 
@@ -49,6 +54,9 @@ def _fill_geforce(g: layout.Gpu, index: int) -> None:
     g.pci_subsystem_id = 0x167C10DE
     g.brand, g.arch, g.cc_major, g.cc_minor = 5, 8, 8, 9
     g.features = GEFORCE_FEATURES
+    g.ecc_mode = layout.ECC_MODE_DISABLED
+    g.gpu_cores, g.mem_bus_width, g.bar1_total = 16384, 384, 256 * MIB
+    g.inforom_image, g.inforom_oem, g.inforom_ecc = b"G002.0000.00.03", b"2.0", b"6.16"
     g.mem_total, g.mem_reserved = 24564 * MIB, 333 * MIB
     g.pcie_max_gen, g.pcie_max_width = 4, 16
     g.power_min_mw, g.power_max_mw, g.power_default_mw = 150_000, 600_000, 450_000
@@ -92,6 +100,10 @@ def _fill_datacenter(g: layout.Gpu, index: int) -> None:
     g.pci_subsystem_id = 0x16C110DE
     g.brand, g.arch, g.cc_major, g.cc_minor = 14, 9, 9, 0
     g.features = DATACENTER_FEATURES
+    g.ecc_mode = layout.ECC_MODE_ENABLED
+    g.gpu_cores, g.mem_bus_width, g.bar1_total = 16896, 5120, 131072 * MIB
+    g.nvlink_links = 18
+    g.inforom_image, g.inforom_oem, g.inforom_ecc = b"G520.0200.00.05", b"2.1", b"7.16"
     g.mem_total, g.mem_reserved = 81559 * MIB, 536 * MIB
     g.pcie_max_gen, g.pcie_max_width = 5, 16
     g.power_min_mw, g.power_max_mw, g.power_default_mw = 200_000, 700_000, 700_000

@@ -11,7 +11,8 @@ from pathlib import Path
 import pynvml
 import pytest
 
-from nvsim import build, layout
+from basis.errors import InvalidInput
+from nvsim import build, gating, instance, layout
 from tests.nvsim_c import fakestate
 from tests.nvsim_c.conftest import call
 from tests.nvsim_c.fakestate import FakeState
@@ -183,7 +184,7 @@ def test_invalid_handles_and_null_pointers_are_invalid_arguments(nvml: FakeState
 
 def test_library_compiles_without_warnings(tmp_path: Path) -> None:
     """The same flags as the build, with every warning shown instead of only errors."""
-    (tmp_path / "nvsim_layout.h").write_text(layout.c_header())
+    build.write_generated(tmp_path)
     sources = sorted(str(p) for p in build.NATIVE_DIR.glob("*.c"))
     proc = subprocess.run(
         [
@@ -210,3 +211,33 @@ def test_library_compiles_without_warnings(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def _exported(lib: Path) -> set[str]:
+    out = subprocess.run(
+        ["nm", "-D", "--defined-only", str(lib)], capture_output=True, text=True, check=True
+    ).stdout
+    return {line.split()[-1] for line in out.splitlines() if " T " in line}
+
+
+def test_each_branch_variant_exports_only_what_that_driver_has() -> None:
+    build.build()
+    newest = _exported(build.library_path())
+    assert set(gating.GATES) <= newest
+    for branch in gating.variant_branches():
+        exported = _exported(build.library_path(branch))
+        hidden = {name for name, first in gating.GATES.items() if first > branch}
+        assert exported == newest - hidden, branch
+    r535 = _exported(build.library_path(535))
+    assert "nvmlDeviceGetTemperatureV" not in r535 and "nvmlDeviceGetTemperature" in r535
+    assert "nvmlDeviceGetCurrentClocksEventReasons" in r535
+    assert build.library_path(535) == build.library_path(549)  # no gate between them
+    assert build.library_path(580) == build.library_path()
+
+
+def test_the_minimum_branch_and_the_gating_table_agree() -> None:
+    assert all(first > gating.MIN_BRANCH for first in gating.GATES.values())
+    assert instance.parse_driver("470.256.02").major == 470
+    assert instance.parse_driver(f"{gating.MIN_BRANCH}.51.06").cuda_version == 11000
+    with pytest.raises(InvalidInput, match="older than R450"):
+        instance.parse_driver("440.100")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+from pathlib import Path
 
 import pynvml
 import pytest
 
+from tests.nvsim_c import fakestate
 from tests.nvsim_c.conftest import call
 from tests.nvsim_c.fakestate import FakeState
 
@@ -30,7 +32,9 @@ def test_lookup_by_uuid_serial_and_every_pci_bus_id_form(nvml: FakeState) -> Non
     g1 = nvml.gpu(1)
     uuid = g1.uuid.decode()
     assert pynvml.nvmlDeviceGetIndex(pynvml.nvmlDeviceGetHandleByUUID(uuid)) == 1
-    assert pynvml.nvmlDeviceGetIndex(pynvml.nvmlDeviceGetHandleBySerial(g1.serial.decode())) == 1
+    # A GeForce board reports no serial number, so no GeForce is found by one.
+    with pytest.raises(pynvml.NVMLError_NotFound):
+        pynvml.nvmlDeviceGetHandleBySerial(g1.serial.decode())
     for bus_id in ("00000000:41:00.0", "0000:41:00.0", "41:00.0", "0000:41:00.0".lower()):
         handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus_id)
         assert pynvml.nvmlDeviceGetIndex(handle) == 1, bus_id
@@ -48,7 +52,8 @@ def test_static_identity_fields(nvml: FakeState) -> None:
     g = nvml.gpu(0)
     assert pynvml.nvmlDeviceGetName(h) == "NVIDIA GeForce RTX 4090"
     assert pynvml.nvmlDeviceGetUUID(h) == g.uuid.decode()
-    assert pynvml.nvmlDeviceGetSerial(h) == g.serial.decode()
+    with pytest.raises(pynvml.NVMLError_NotSupported):  # as on a real GeForce board
+        pynvml.nvmlDeviceGetSerial(h)
     assert pynvml.nvmlDeviceGetVbiosVersion(h) == "95.02.18.80.5F"
     assert pynvml.nvmlDeviceGetBoardPartNumber(h) == "900-1G136-2530-000"
     assert pynvml.nvmlDeviceGetBrand(h) == pynvml.NVML_BRAND_GEFORCE
@@ -85,22 +90,37 @@ def test_pci_info_in_every_version(nvml: FakeState) -> None:
     assert info.pciDeviceId == 0x268410DE
     assert info.pciSubSystemId == 0x167C10DE
 
-    v2 = pynvml.nvmlPciInfo_t()
-    assert call("nvmlDeviceGetPciInfo_v2", h, ctypes.byref(v2)) == pynvml.NVML_SUCCESS
-    assert v2.busId == "00000000:41:00.0"
-
-    # Version 1 is 52 bytes long: the library must not write past it.
-    raw = (ctypes.c_ubyte * 80)(*([0xEE] * 80))
-    assert call("nvmlDeviceGetPciInfo", h, raw) == pynvml.NVML_SUCCESS
-    assert bytes(raw[:12]) == b"0000:41:00.0"
-    assert int.from_bytes(bytes(raw[20:24]), "little") == 0x41
-    assert bytes(raw[52:]) == b"\xee" * 28
+    # Versions 1 and 2 are 52 bytes long, with a 16-byte bus id in the legacy form; the
+    # library must not write past them (test_struct_canaries checks every entry point).
+    for symbol in ("nvmlDeviceGetPciInfo", "nvmlDeviceGetPciInfo_v2"):
+        raw = (ctypes.c_ubyte * 80)(*([0xEE] * 80))
+        assert call(symbol, h, raw) == pynvml.NVML_SUCCESS
+        assert bytes(raw[:13]) == b"0000:41:00.0\0", symbol
+        assert int.from_bytes(bytes(raw[20:24]), "little") == 0x41
+        assert int.from_bytes(bytes(raw[28:32]), "little") == 0x268410DE
+        assert bytes(raw[52:]) == b"\xee" * 28
 
     ext = pynvml.nvmlPciInfoExt_v1_t()
     ext.version = pynvml.nvmlPciInfoExt_v1
     pynvml.nvmlDeviceGetPciInfoExt(h, ctypes.byref(ext))  # pynvml passes it as given
     assert ext.busId == "00000000:41:00.0"
     assert ext.baseClass == 0x03
+
+
+def test_datacenter_board_has_a_serial_to_find_it_by(
+    libnvml: ctypes.CDLL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = fakestate.create(tmp_path / "dc", (fakestate.GEFORCE, fakestate.DATACENTER))
+    monkeypatch.setenv("NVSIM_STATE", str(st.directory))
+    pynvml.nvmlInit()
+    try:
+        h = pynvml.nvmlDeviceGetHandleByIndex(1)
+        serial = pynvml.nvmlDeviceGetSerial(h)
+        assert serial == st.gpu(1).serial.decode()
+        assert pynvml.nvmlDeviceGetIndex(pynvml.nvmlDeviceGetHandleBySerial(serial)) == 1
+    finally:
+        pynvml.nvmlShutdown()
+        st.close()
 
 
 def test_legacy_entry_points_are_exported(nvml: FakeState) -> None:

@@ -174,9 +174,10 @@ def test_modes_and_probes(nvml: FakeState, h: pynvml.c_nvmlDevice_t) -> None:
     assert int(pynvml.nvmlDeviceIsMigDeviceHandle(h).value) == 0
     assert pynvml.nvmlDeviceGetMaxMigDeviceCount(h) == 0
     assert pynvml.nvmlDeviceGetVirtualizationMode(h) == pynvml.NVML_GPU_VIRTUALIZATION_MODE_NONE
+    # An RTX 4090 has ECC-capable memory with ECC off: the mode reads, the counters do not.
+    assert pynvml.nvmlDeviceGetEccMode(h) == [pynvml.NVML_FEATURE_DISABLED] * 2
     for probe in (
         pynvml.nvmlDeviceGetMigMode,
-        pynvml.nvmlDeviceGetEccMode,
         pynvml.nvmlDeviceGetGpuInstanceId,
         pynvml.nvmlDeviceGetComputeInstanceId,
     ):

@@ -13,22 +13,24 @@
 nvmlReturn_t nvmlSystemGetDriverVersion(char *version, unsigned int length)
 {
     NVSIM_ENTER_SYSTEM();
-    return nvsim_copy_string(version, length, nvsim_state->header.driver_version,
-                             sizeof nvsim_state->header.driver_version);
+    const nvsim_state_t *st = nvsim_st();
+    return nvsim_copy_string(version, length, st->header.driver_version,
+                             sizeof st->header.driver_version);
 }
 
 nvmlReturn_t nvmlSystemGetNVMLVersion(char *version, unsigned int length)
 {
     NVSIM_ENTER_SYSTEM();
-    return nvsim_copy_string(version, length, nvsim_state->header.nvml_version,
-                             sizeof nvsim_state->header.nvml_version);
+    const nvsim_state_t *st = nvsim_st();
+    return nvsim_copy_string(version, length, st->header.nvml_version,
+                             sizeof st->header.nvml_version);
 }
 
 nvmlReturn_t nvmlSystemGetCudaDriverVersion(int *cudaDriverVersion)
 {
     NVSIM_ENTER_SYSTEM();
     NVSIM_NONNULL(cudaDriverVersion);
-    *cudaDriverVersion = (int)nvsim_state->header.cuda_version;
+    *cudaDriverVersion = (int)nvsim_st()->header.cuda_version;
     return NVML_SUCCESS;
 }
 
@@ -43,7 +45,7 @@ nvmlReturn_t nvmlDeviceGetCount(unsigned int *deviceCount) /* _v2 */
 {
     NVSIM_ENTER_SYSTEM();
     NVSIM_NONNULL(deviceCount);
-    *deviceCount = nvsim_state->header.gpu_count;
+    *deviceCount = nvsim_gpu_count(nvsim_st());
     return NVML_SUCCESS;
 }
 
@@ -51,7 +53,7 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t *device
 {
     NVSIM_ENTER_SYSTEM();
     NVSIM_NONNULL(device);
-    if (index >= nvsim_state->header.gpu_count)
+    if (index >= nvsim_gpu_count(nvsim_st()))
         return NVML_ERROR_INVALID_ARGUMENT;
     *device = &nvsim_devices[index];
     return NVML_SUCCESS;
@@ -59,13 +61,16 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t *device
 
 /* The first GPU whose fixed-size string field `offset` equals `want`. */
 static nvmlReturn_t find_by_string(size_t offset, size_t size, const char *want,
-                                   nvmlDevice_t *device)
+                                   nvmlDevice_t *device, int skip_geforce)
 {
     NVSIM_NONNULL(want);
     NVSIM_NONNULL(device);
-    nvsim_state_t *st = nvsim_state;
-    for (unsigned int i = 0; i < st->header.gpu_count; i++) {
+    const nvsim_state_t *st = nvsim_st();
+    unsigned int count = nvsim_gpu_count(st);
+    for (unsigned int i = 0; i < count; i++) {
         const char *field = (const char *)&st->gpus[i] + offset;
+        if (skip_geforce && st->gpus[i].brand == NVML_BRAND_GEFORCE)
+            continue;
         if (strnlen(field, size) < size && strcmp(field, want) == 0) {
             *device = &nvsim_devices[i];
             return NVML_SUCCESS;
@@ -78,14 +83,15 @@ nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *device)
 {
     NVSIM_ENTER_SYSTEM();
     return find_by_string(offsetof(nvsim_gpu_t, uuid), sizeof(((nvsim_gpu_t *)0)->uuid), uuid,
-                          device);
+                          device, 0);
 }
 
 nvmlReturn_t nvmlDeviceGetHandleBySerial(const char *serial, nvmlDevice_t *device)
 {
     NVSIM_ENTER_SYSTEM();
+    /* GeForce boards report no serial number, so none can be found by one */
     return find_by_string(offsetof(nvsim_gpu_t, serial), sizeof(((nvsim_gpu_t *)0)->serial),
-                          serial, device);
+                          serial, device, 1);
 }
 
 /*
@@ -126,8 +132,9 @@ nvmlReturn_t nvmlDeviceGetHandleByPciBusId(const char *pciBusId, nvmlDevice_t *d
     unsigned int domain, bus, dev;
     if (parse_bus_id(pciBusId, &domain, &bus, &dev) != 0)
         return NVML_ERROR_INVALID_ARGUMENT;
-    nvsim_state_t *st = nvsim_state;
-    for (unsigned int i = 0; i < st->header.gpu_count; i++) {
+    const nvsim_state_t *st = nvsim_st();
+    unsigned int count = nvsim_gpu_count(st);
+    for (unsigned int i = 0; i < count; i++) {
         const nvsim_gpu_t *g = &st->gpus[i];
         if (g->pci_domain == domain && g->pci_bus == bus && g->pci_device == dev) {
             *device = &nvsim_devices[i];
@@ -161,9 +168,12 @@ nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int len
     return COPY_FIELD(g, uuid, uuid, length);
 }
 
+/* GeForce boards have no serial number in their inforom: the driver answers NOT_SUPPORTED. */
 nvmlReturn_t nvmlDeviceGetSerial(nvmlDevice_t device, char *serial, unsigned int length)
 {
     NVSIM_ENTER(device);
+    if (g->brand == NVML_BRAND_GEFORCE)
+        return NVML_ERROR_NOT_SUPPORTED;
     return COPY_FIELD(g, serial, serial, length);
 }
 
@@ -200,7 +210,7 @@ nvmlReturn_t nvmlDeviceGetCudaComputeCapability(nvmlDevice_t device, int *major,
 nvmlReturn_t nvsim_pci_info(nvmlDevice_t device, nvmlPciInfo_t *pci, const char *fn, int *cache)
 {
     nvsim_gpu_t *g;
-    NVSIM_TRY(nvsim_enter(fn, cache, device, &g, 1));
+    NVSIM_TRY(nvsim_enter(fn, cache, device, &g, NVSIM_ALLOW_LOST));
     NVSIM_NONNULL(pci);
     memset(pci, 0, sizeof *pci);
     snprintf(pci->busIdLegacy, sizeof pci->busIdLegacy, "%04X:%02X:%02X.0",

@@ -92,12 +92,13 @@ nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long ev
 /* Take the next wanted event of any registered GPU; 1 if one was found. */
 static int take_event(nvmlEventSet_t set, nvmlEventData_t *data)
 {
-    nvsim_state_t *st = nvsim_state;
+    const nvsim_state_t *st = nvsim_st();
     if (st == NULL)
         return 0;
     int found = 0;
     pthread_mutex_lock(&set->lock);
-    for (unsigned int i = 0; i < st->header.gpu_count && !found; i++) {
+    unsigned int count = nvsim_gpu_count(st);
+    for (unsigned int i = 0; i < count && !found; i++) {
         struct registration *r = &set->regs[i];
         if (!r->active)
             continue;
@@ -108,7 +109,9 @@ static int take_event(nvmlEventSet_t set, nvmlEventData_t *data)
         else if (head - r->next > NVSIM_EVENT_RING)
             r->next = head - NVSIM_EVENT_RING;
         while (r->next < head) {
-            nvsim_event_t ev = g->events[r->next % NVSIM_EVENT_RING];
+            const nvsim_event_t *slot = &g->events[r->next % NVSIM_EVENT_RING];
+            nvsim_event_t ev = {__atomic_load_n(&slot->type, __ATOMIC_RELAXED),
+                                __atomic_load_n(&slot->data, __ATOMIC_RELAXED), 0};
             r->next++;
             if ((ev.type & r->mask) == 0)
                 continue;

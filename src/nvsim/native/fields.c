@@ -4,10 +4,10 @@
  * while the call itself succeeds.
  *
  * Served ids:
- *   NVML_FI_DEV_ECC_CURRENT                      1 on FEAT_ECC boards (else NOT_SUPPORTED)
+ *   NVML_FI_DEV_ECC_CURRENT, _PENDING            the ECC mode (NOT_SUPPORTED without ECC)
  *   NVML_FI_DEV_MEMORY_TEMP                      memory temperature, FEAT_MEM_TEMP only
  *   NVML_FI_DEV_TOTAL_ENERGY_CONSUMPTION, _ENERGY mJ since `nvsim up`
- *   NVML_FI_DEV_NVLINK_LINK_COUNT                0
+ *   NVML_FI_DEV_NVLINK_LINK_COUNT                the board's NVLink links (18 on H100 SXM)
  *   NVML_FI_DEV_PCIE_REPLAY_COUNTER, _ROLLOVER_  0
  *   NVML_FI_DEV_POWER_AVERAGE, _INSTANT          mW (the model keeps one power reading)
  *   NVML_FI_DEV_POWER_MIN_LIMIT, _MAX_, _DEFAULT_ mW, the limit constraints
@@ -46,9 +46,12 @@ static nvmlReturn_t field(const nvsim_gpu_t *g, nvmlFieldValue_t *v)
 {
     switch (v->fieldId) {
     case NVML_FI_DEV_ECC_CURRENT:
-        NVSIM_TRY(nvsim_feature(g, NVSIM_FEAT_ECC));
-        set_uint(v, 1);
+    case NVML_FI_DEV_ECC_PENDING:
+        if (g->ecc_mode == NVSIM_ECC_MODE_NONE)
+            return NVML_ERROR_NOT_SUPPORTED;
+        set_uint(v, g->ecc_mode == NVSIM_ECC_MODE_ENABLED);
         break;
+    case NVML_FI_DEV_NVLINK_LINK_COUNT: set_uint(v, g->nvlink_links); break;
     case NVML_FI_DEV_MEMORY_TEMP:
         NVSIM_TRY(nvsim_feature(g, NVSIM_FEAT_MEM_TEMP));
         set_uint(v, nvsim_round_u(g->mem_temp_c));
@@ -57,7 +60,6 @@ static nvmlReturn_t field(const nvsim_gpu_t *g, nvmlFieldValue_t *v)
     case NVML_FI_DEV_ENERGY:
         set_ull(v, g->energy_mj > 0.0 ? (unsigned long long)g->energy_mj : 0ULL);
         break;
-    case NVML_FI_DEV_NVLINK_LINK_COUNT:
     case NVML_FI_DEV_PCIE_REPLAY_COUNTER:
     case NVML_FI_DEV_PCIE_REPLAY_ROLLOVER_COUNTER: set_uint(v, 0); break;
     case NVML_FI_DEV_POWER_AVERAGE:

@@ -30,7 +30,11 @@ nvmlReturn_t nvmlDeviceGetHandleByPciBusId(const char *pciBusId, nvmlDevice_t *d
     return nvmlDeviceGetHandleByPciBusId_v2(pciBusId, device);
 }
 
-/* Version 1 of nvmlPciInfo_t: a 16-byte bus id and 16 reserved bytes at the end. */
+/*
+ * Versions 1 and 2 of nvmlPciInfo_t: a 16-byte bus id and 16 reserved bytes at the end,
+ * 52 bytes in all (v2 changed only the bus id's format).  The current struct is 68 bytes,
+ * so these entry points fill a v3 struct of their own and copy out the old layout.
+ */
 typedef struct {
     char busId[16];
     unsigned int domain;
@@ -39,30 +43,36 @@ typedef struct {
     unsigned int pciDeviceId;
     unsigned int pciSubSystemId;
     unsigned int reserved[4];
-} pci_info_v1_t;
+} pci_info_v2_t;
+_Static_assert(sizeof(pci_info_v2_t) == 52, "nvmlPciInfo_t v1/v2 is 52 bytes");
+
+static nvmlReturn_t pci_info_v2(nvmlDevice_t device, void *out, const char *fn, int *cache)
+{
+    NVSIM_NONNULL(out);
+    nvmlPciInfo_t full;
+    NVSIM_TRY(nvsim_pci_info(device, &full, fn, cache));
+    pci_info_v2_t old;
+    memset(&old, 0, sizeof old);
+    memcpy(old.busId, full.busIdLegacy, sizeof old.busId);
+    old.domain = full.domain;
+    old.bus = full.bus;
+    old.device = full.device;
+    old.pciDeviceId = full.pciDeviceId;
+    old.pciSubSystemId = full.pciSubSystemId;
+    memcpy(out, &old, sizeof old);
+    return NVML_SUCCESS;
+}
 
 nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t device, nvmlPciInfo_t *pci)
 {
     static int cache = -1;
-    NVSIM_NONNULL(pci);
-    nvmlPciInfo_t full;
-    NVSIM_TRY(nvsim_pci_info(device, &full, __func__, &cache));
-    pci_info_v1_t v1;
-    memset(&v1, 0, sizeof v1);
-    memcpy(v1.busId, full.busIdLegacy, sizeof v1.busId);
-    v1.domain = full.domain;
-    v1.bus = full.bus;
-    v1.device = full.device;
-    v1.pciDeviceId = full.pciDeviceId;
-    v1.pciSubSystemId = full.pciSubSystemId;
-    memcpy(pci, &v1, sizeof v1);
-    return NVML_SUCCESS;
+    return pci_info_v2(device, pci, __func__, &cache);
 }
 
 nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t device, nvmlPciInfo_t *pci)
 {
     static int cache = -1;
-    return nvsim_pci_info(device, pci, __func__, &cache);
+    return pci_info_v2(device, pci, __func__, &cache);
 }
 
 /* Version 1 of nvmlEventData_t ends after eventData. */

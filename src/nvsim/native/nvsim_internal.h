@@ -23,13 +23,39 @@ struct nvmlDevice_st {
 
 NVSIM_HIDDEN extern struct nvmlDevice_st nvsim_devices[NVSIM_MAX_GPUS];
 
-/* The mapped state while the init refcount is above zero, NULL otherwise. */
-NVSIM_HIDDEN extern nvsim_state_t *volatile nvsim_state;
-/* Whether the mapping is writable (the file opened O_RDWR). */
-NVSIM_HIDDEN extern int nvsim_writable;
+/*
+ * The mapping of the current (or, after nvmlShutdown, the last) init; NULL before the first
+ * successful init.  Mappings are never unmapped, so a pointer read once stays valid.  Read
+ * it with nvsim_st().
+ */
+NVSIM_HIDDEN extern nvsim_state_t *nvsim_state;
+NVSIM_HIDDEN nvsim_state_t *nvsim_st(void);
 
-/* UNINITIALIZED unless nvmlInit succeeded. */
+/* UNINITIALIZED unless nvmlInit succeeded (and nvmlShutdown has not undone it). */
 NVSIM_HIDDEN nvmlReturn_t nvsim_check_init(void);
+
+/* header.gpu_count, re-read and clamped to the handle table at every use. */
+NVSIM_HIDDEN unsigned int nvsim_gpu_count(const nvsim_state_t *st);
+
+/* Whether `nvsim down` has retired this state (clients then get errors, not old values). */
+NVSIM_HIDDEN int nvsim_instance_down(const nvsim_state_t *st);
+
+/*
+ * Copy GPU `index` consistently: header.seq is a seqlock (odd while a writer is inside),
+ * so the copy never holds half a model tick or half a setter's write.
+ */
+NVSIM_HIDDEN void nvsim_read_gpu(const nvsim_state_t *st, unsigned int index, nvsim_gpu_t *out);
+
+/*
+ * A setter's write section: excludes the other threads of this process and, through the
+ * state file's lock, the model and the nvsim CLI; makes header.seq odd until
+ * nvsim_write_end().  NO_PERMISSION on a read-only mapping.
+ */
+NVSIM_HIDDEN nvmlReturn_t nvsim_write_begin(void);
+NVSIM_HIDDEN void nvsim_write_end(void);
+
+/* A store into the shared mapping (other threads copy it word by word meanwhile). */
+#define NVSIM_STORE(lvalue, value) __atomic_store_n(&(lvalue), (value), __ATOMIC_RELAXED)
 
 /*
  * FUNCTION_NOT_FOUND when the pretended driver predates `fn` (see gating.c).  `cache`
@@ -40,12 +66,18 @@ NVSIM_HIDDEN nvmlReturn_t nvsim_gate(const char *fn, int *cache);
 /* The first driver branch that has `fn`, 0 when every supported driver has it. */
 NVSIM_HIDDEN unsigned int nvsim_gate_branch(const char *fn);
 
+/* Flags of nvsim_enter. */
+#define NVSIM_ALLOW_LOST 1 /* answer even when the GPU fell off the bus */
+#define NVSIM_LIVE 2       /* the live GPU in the mapping (setters), not a snapshot */
+
 /*
- * Common entry of a device function: initialised, not gated away, valid handle and,
- * unless `allow_lost`, a GPU that is still on the bus.  On success *gpu is its state.
+ * Common entry of a device function: initialised, not gated away, valid handle, the
+ * instance not down and, unless NVSIM_ALLOW_LOST, a GPU that is still on the bus.  On
+ * success *gpu is a consistent snapshot of its state private to this thread (or, with
+ * NVSIM_LIVE, the shared state itself).
  */
 NVSIM_HIDDEN nvmlReturn_t nvsim_enter(const char *fn, int *cache, nvmlDevice_t device,
-                                      nvsim_gpu_t **gpu, int allow_lost);
+                                      nvsim_gpu_t **gpu, int flags);
 
 /* Entry of a setter after nvsim_enter: feature bit, then root, then a writable mapping. */
 NVSIM_HIDDEN nvmlReturn_t nvsim_setter(const nvsim_gpu_t *gpu, uint32_t feature);
@@ -89,20 +121,25 @@ NVSIM_HIDDEN nvmlReturn_t nvsim_pci_info(nvmlDevice_t device, nvmlPciInfo_t *pci
                                          const char *fn, int *cache);
 
 /*
- * Device entry as a statement: declares `nvsim_gpu_t *g` and returns early on error.
- * Use NVSIM_ENTER_ANY for calls that still answer when the GPU is lost.
+ * Device entry as a statement: declares `g` and returns early on error.  Getters use
+ * NVSIM_ENTER (a const snapshot; NVSIM_ENTER_ANY also answers for a lost GPU); setters use
+ * NVSIM_ENTER_LIVE and write between nvsim_write_begin() and nvsim_write_end().
  */
-#define NVSIM_ENTER_IMPL(device, allow_lost)                                         \
-    nvsim_gpu_t *g = NULL;                                                           \
-    do {                                                                             \
-        static int nvsim_gate_cache_ = -1;                                           \
-        nvmlReturn_t nvsim_r_ = nvsim_enter(__func__, &nvsim_gate_cache_, (device), &g, \
-                                            (allow_lost));                           \
-        if (nvsim_r_ != NVML_SUCCESS)                                                \
-            return nvsim_r_;                                                         \
-    } while (0)
-#define NVSIM_ENTER(device) NVSIM_ENTER_IMPL(device, 0)
-#define NVSIM_ENTER_ANY(device) NVSIM_ENTER_IMPL(device, 1)
+#define NVSIM_ENTER_IMPL(qual, device, flags)                                           \
+    qual nvsim_gpu_t *g = NULL;                                                         \
+    do {                                                                                \
+        static int nvsim_gate_cache_ = -1;                                              \
+        nvsim_gpu_t *nvsim_g_ = NULL;                                                   \
+        nvmlReturn_t nvsim_r_ = nvsim_enter(__func__, &nvsim_gate_cache_, (device),     \
+                                            &nvsim_g_, (flags));                        \
+        if (nvsim_r_ != NVML_SUCCESS)                                                   \
+            return nvsim_r_;                                                            \
+        g = nvsim_g_;                                                                   \
+    } while (0);                                                                        \
+    (void)g
+#define NVSIM_ENTER(device) NVSIM_ENTER_IMPL(const, device, 0)
+#define NVSIM_ENTER_ANY(device) NVSIM_ENTER_IMPL(const, device, NVSIM_ALLOW_LOST)
+#define NVSIM_ENTER_LIVE(device) NVSIM_ENTER_IMPL(, device, NVSIM_LIVE)
 
 /* Entry of a function without a device: initialised and not gated away. */
 #define NVSIM_ENTER_SYSTEM()                                                  \

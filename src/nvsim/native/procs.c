@@ -63,7 +63,12 @@ PROCESS_LIST(nvmlDeviceGetComputeRunningProcesses, NVSIM_PROC_COMPUTE)   /* _v3 
 PROCESS_LIST(nvmlDeviceGetGraphicsRunningProcesses, NVSIM_PROC_GRAPHICS) /* _v3 */
 PROCESS_LIST(nvmlDeviceGetMPSComputeRunningProcesses, 0)                 /* _v3: no MPS server */
 
-/* No per-process utilization samples are kept: the driver's answer for "no samples yet". */
+/*
+ * One sample per listed process that holds load (`nvsim load --pid`), stamped with the
+ * model's last tick: its share of the SM load, and memory-controller load in the ratio the
+ * model uses for the whole GPU.  A client passing the last stamp it saw gets NOT_FOUND
+ * until the next tick, as the driver answers when no newer sample exists.
+ */
 nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
                                              nvmlProcessUtilizationSample_t *utilization,
                                              unsigned int *processSamplesCount,
@@ -71,7 +76,26 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
 {
     NVSIM_ENTER(device);
     NVSIM_NONNULL(processSamplesCount);
-    return NVML_ERROR_NOT_FOUND;
+    unsigned long long stamp = nvsim_st()->header.tick_us;
+    nvmlProcessUtilizationSample_t samples[NVSIM_MAX_PROCS];
+    unsigned int n = 0;
+    for (unsigned int i = 0; i < NVSIM_MAX_PROCS && stamp > lastSeenTimeStamp; i++) {
+        const nvsim_process_t *p = &g->procs[i];
+        if (p->pid == 0 || p->sm_util == 0)
+            continue;
+        unsigned int sm = p->sm_util < 100 ? p->sm_util : 100;
+        samples[n++] = (nvmlProcessUtilizationSample_t){
+            .pid = p->pid, .timeStamp = stamp, .smUtil = sm, .memUtil = sm * 3 / 5};
+    }
+    if (n == 0)
+        return NVML_ERROR_NOT_FOUND;
+    if (utilization == NULL || *processSamplesCount < n) {
+        *processSamplesCount = n;
+        return NVML_ERROR_INSUFFICIENT_SIZE;
+    }
+    memcpy(utilization, samples, n * sizeof samples[0]);
+    *processSamplesCount = n;
+    return NVML_SUCCESS;
 }
 
 /* The executable path from /proc/PID/cmdline, else the short name from /proc/PID/comm. */

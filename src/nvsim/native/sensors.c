@@ -54,32 +54,6 @@ nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_
     return NVML_SUCCESS;
 }
 
-#define CODEC_SAMPLING_US 167000u /* the window the driver reports for codec utilization */
-
-nvmlReturn_t nvmlDeviceGetEncoderUtilization(nvmlDevice_t device, unsigned int *utilization,
-                                             unsigned int *samplingPeriodUs)
-{
-    NVSIM_ENTER(device);
-    NVSIM_TRY(nvsim_feature(g, NVSIM_FEAT_ENCODER));
-    NVSIM_NONNULL(utilization);
-    NVSIM_NONNULL(samplingPeriodUs);
-    *utilization = g->util_enc;
-    *samplingPeriodUs = CODEC_SAMPLING_US;
-    return NVML_SUCCESS;
-}
-
-nvmlReturn_t nvmlDeviceGetDecoderUtilization(nvmlDevice_t device, unsigned int *utilization,
-                                             unsigned int *samplingPeriodUs)
-{
-    NVSIM_ENTER(device);
-    NVSIM_TRY(nvsim_feature(g, NVSIM_FEAT_ENCODER));
-    NVSIM_NONNULL(utilization);
-    NVSIM_NONNULL(samplingPeriodUs);
-    *utilization = g->util_dec;
-    *samplingPeriodUs = CODEC_SAMPLING_US;
-    return NVML_SUCCESS;
-}
-
 /* ---- temperature -------------------------------------------------------------------- */
 
 nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t device, nvmlTemperatureSensors_t sensorType,
@@ -146,7 +120,7 @@ nvmlReturn_t nvmlDeviceSetTemperatureThreshold(nvmlDevice_t device,
                                                nvmlTemperatureThresholds_t thresholdType,
                                                int *temp)
 {
-    NVSIM_ENTER(device);
+    NVSIM_ENTER_LIVE(device);
     if ((unsigned int)thresholdType >= NVML_TEMPERATURE_THRESHOLD_COUNT)
         return NVML_ERROR_INVALID_ARGUMENT;
     if (thresholdType != NVML_TEMPERATURE_THRESHOLD_ACOUSTIC_CURR || g->temp_acoustic_max == 0)
@@ -155,8 +129,10 @@ nvmlReturn_t nvmlDeviceSetTemperatureThreshold(nvmlDevice_t device,
     NVSIM_NONNULL(temp);
     if (*temp < (int)g->temp_acoustic_min || *temp > (int)g->temp_acoustic_max)
         return NVML_ERROR_INVALID_ARGUMENT;
-    g->temp_acoustic_cur = (uint32_t)*temp;
+    NVSIM_TRY(nvsim_write_begin());
+    NVSIM_STORE(g->temp_acoustic_cur, (uint32_t)*temp);
     nvsim_settings_changed(g);
+    nvsim_write_end();
     return NVML_SUCCESS;
 }
 
@@ -228,21 +204,23 @@ static nvmlReturn_t set_power_limit(nvsim_gpu_t *g, unsigned int limit)
     NVSIM_TRY(nvsim_setter(g, NVSIM_FEAT_POWER_LIMIT));
     if (limit < g->power_min_mw || limit > g->power_max_mw)
         return NVML_ERROR_INVALID_ARGUMENT;
-    g->power_limit_mw = limit;
+    NVSIM_TRY(nvsim_write_begin());
+    NVSIM_STORE(g->power_limit_mw, limit);
     nvsim_settings_changed(g);
+    nvsim_write_end();
     return NVML_SUCCESS;
 }
 
 nvmlReturn_t nvmlDeviceSetPowerManagementLimit(nvmlDevice_t device, unsigned int limit)
 {
-    NVSIM_ENTER(device);
+    NVSIM_ENTER_LIVE(device);
     return set_power_limit(g, limit);
 }
 
 nvmlReturn_t nvmlDeviceSetPowerManagementLimit_v2(nvmlDevice_t device,
                                                   nvmlPowerValue_v2_t *powerValue)
 {
-    NVSIM_ENTER(device);
+    NVSIM_ENTER_LIVE(device);
     NVSIM_NONNULL(powerValue);
     if (powerValue->version != nvmlPowerValue_v2)
         return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;

@@ -13,17 +13,17 @@
 /* ---- clock offsets ------------------------------------------------------------------ */
 
 struct offset_domain {
-    int32_t *value;
+    const int32_t *value; /* the offset's field in `g` (cast back only by set_offset) */
     int min, max;
     unsigned int step;
 };
 
-static nvmlReturn_t offset_domain(nvsim_gpu_t *g, nvmlClockType_t type, unsigned int pstate,
+static nvmlReturn_t offset_domain(const nvsim_gpu_t *g, nvmlClockType_t type, unsigned int pstate,
                                   struct offset_domain *out)
 {
     if (!nvsim_pstate_ok(g, pstate))
         return NVML_ERROR_INVALID_ARGUMENT;
-    nvsim_pstate_t *ps = &g->pstates[pstate];
+    const nvsim_pstate_t *ps = &g->pstates[pstate];
     if (type == NVML_CLOCK_GRAPHICS) {
         *out = (struct offset_domain){&ps->gpc_offset_mhz, g->gpc_offset_min, g->gpc_offset_max,
                                       g->gpc_offset_step};
@@ -53,8 +53,10 @@ static nvmlReturn_t set_offset(nvsim_gpu_t *g, nvmlClockType_t type, unsigned in
     long long snapped = snap(offset, d.step);
     if (snapped < d.min || snapped > d.max)
         return NVML_ERROR_INVALID_ARGUMENT;
-    *d.value = (int32_t)snapped;
+    NVSIM_TRY(nvsim_write_begin());
+    NVSIM_STORE(*(int32_t *)d.value, (int32_t)snapped);
     nvsim_settings_changed(g);
+    nvsim_write_end();
     return NVML_SUCCESS;
 }
 
@@ -75,7 +77,7 @@ nvmlReturn_t nvmlDeviceGetClockOffsets(nvmlDevice_t device, nvmlClockOffset_t *i
 
 nvmlReturn_t nvmlDeviceSetClockOffsets(nvmlDevice_t device, nvmlClockOffset_t *info)
 {
-    NVSIM_ENTER(device);
+    NVSIM_ENTER_LIVE(device);
     NVSIM_NONNULL(info);
     if (info->version != nvmlClockOffset_v1)
         return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
@@ -83,7 +85,7 @@ nvmlReturn_t nvmlDeviceSetClockOffsets(nvmlDevice_t device, nvmlClockOffset_t *i
 }
 
 /* The deprecated VF-offset API works on pstate 0. */
-static nvmlReturn_t vf_offset(nvsim_gpu_t *g, nvmlClockType_t type, int *offset)
+static nvmlReturn_t vf_offset(const nvsim_gpu_t *g, nvmlClockType_t type, int *offset)
 {
     NVSIM_NONNULL(offset);
     NVSIM_TRY(nvsim_feature(g, NVSIM_FEAT_CLOCK_OFFSETS));
@@ -93,7 +95,7 @@ static nvmlReturn_t vf_offset(nvsim_gpu_t *g, nvmlClockType_t type, int *offset)
     return NVML_SUCCESS;
 }
 
-static nvmlReturn_t vf_range(nvsim_gpu_t *g, nvmlClockType_t type, int *min, int *max)
+static nvmlReturn_t vf_range(const nvsim_gpu_t *g, nvmlClockType_t type, int *min, int *max)
 {
     NVSIM_NONNULL(min);
     NVSIM_NONNULL(max);
@@ -119,13 +121,13 @@ nvmlReturn_t nvmlDeviceGetMemClkVfOffset(nvmlDevice_t device, int *offset)
 
 nvmlReturn_t nvmlDeviceSetGpcClkVfOffset(nvmlDevice_t device, int offset)
 {
-    NVSIM_ENTER(device);
+    NVSIM_ENTER_LIVE(device);
     return set_offset(g, NVML_CLOCK_GRAPHICS, 0, offset);
 }
 
 nvmlReturn_t nvmlDeviceSetMemClkVfOffset(nvmlDevice_t device, int offset)
 {
-    NVSIM_ENTER(device);
+    NVSIM_ENTER_LIVE(device);
     return set_offset(g, NVML_CLOCK_MEM, 0, offset);
 }
 
@@ -180,50 +182,58 @@ static nvmlReturn_t lock_clocks(nvsim_gpu_t *g, int mem, unsigned int min, unsig
     max = resolve_limit(max, tdp, top);
     if (min > max || min < lowest_clock(g, mem) || max > top)
         return NVML_ERROR_INVALID_ARGUMENT;
+    /* both bounds in one write section: the model never sees a half-set range */
+    NVSIM_TRY(nvsim_write_begin());
     if (mem) {
-        g->locked_mem_min = min;
-        g->locked_mem_max = max;
+        NVSIM_STORE(g->locked_mem_min, min);
+        NVSIM_STORE(g->locked_mem_max, max);
     } else {
-        g->locked_gpc_min = min;
-        g->locked_gpc_max = max;
+        NVSIM_STORE(g->locked_gpc_min, min);
+        NVSIM_STORE(g->locked_gpc_max, max);
     }
     nvsim_settings_changed(g);
+    nvsim_write_end();
     return NVML_SUCCESS;
 }
 
 static nvmlReturn_t unlock_clocks(nvsim_gpu_t *g, int mem)
 {
     NVSIM_TRY(nvsim_setter(g, NVSIM_FEAT_LOCKED_CLOCKS));
-    if (mem)
-        g->locked_mem_min = g->locked_mem_max = 0;
-    else
-        g->locked_gpc_min = g->locked_gpc_max = 0;
+    NVSIM_TRY(nvsim_write_begin());
+    if (mem) {
+        NVSIM_STORE(g->locked_mem_min, 0u);
+        NVSIM_STORE(g->locked_mem_max, 0u);
+    } else {
+        NVSIM_STORE(g->locked_gpc_min, 0u);
+        NVSIM_STORE(g->locked_gpc_max, 0u);
+    }
     nvsim_settings_changed(g);
+    nvsim_write_end();
     return NVML_SUCCESS;
 }
 
 nvmlReturn_t nvmlDeviceSetGpuLockedClocks(nvmlDevice_t device, unsigned int minGpuClockMHz,
                                           unsigned int maxGpuClockMHz)
 {
-    NVSIM_ENTER(device);
+    NVSIM_ENTER_LIVE(device);
     return lock_clocks(g, 0, minGpuClockMHz, maxGpuClockMHz);
 }
 
 nvmlReturn_t nvmlDeviceResetGpuLockedClocks(nvmlDevice_t device)
 {
-    NVSIM_ENTER(device);
+    NVSIM_ENTER_LIVE(device);
     return unlock_clocks(g, 0);
 }
 
 nvmlReturn_t nvmlDeviceSetMemoryLockedClocks(nvmlDevice_t device, unsigned int minMemClockMHz,
                                              unsigned int maxMemClockMHz)
 {
-    NVSIM_ENTER(device);
+    NVSIM_ENTER_LIVE(device);
     return lock_clocks(g, 1, minMemClockMHz, maxMemClockMHz);
 }
 
 nvmlReturn_t nvmlDeviceResetMemoryLockedClocks(nvmlDevice_t device)
 {
-    NVSIM_ENTER(device);
+    NVSIM_ENTER_LIVE(device);
     return unlock_clocks(g, 1);
 }

@@ -6,10 +6,14 @@ per GPU (named by index and by UUID, plus ``all``), each with its ``/dev/nvidiaN
 and common edits with the control nodes and the NVML library.
 
 On nvsim (the virtual driver) the driver's files live in nvsim's state directory: the
-nodes come from ``<state>/dev``, the library is nvsim's ``libnvidia-ml.so.1``, and the
-state file is bind-mounted at ``/run/nvsim/state`` with ``NVSIM_STATE`` pointing there,
-so processes in the container see the host's virtual GPUs.  nvsim is recognised by
-``NVSIM_STATE`` or by a state file beside the loaded library (``<lib>/../state``).
+nodes come from ``<state>/dev``, the library is nvsim's ``libnvidia-ml.so.1``, its
+``nvidia-smi`` (``<state>/bin``) is mounted at ``/usr/bin/nvidia-smi``, and the state file
+is bind-mounted read-only at ``/run/nvsim/state`` with ``NVSIM_STATE`` pointing there, so
+processes in the container see the host's virtual GPUs and cannot change or corrupt them.
+The extra device ``nvidia.com/gpu=nvsim-state-rw`` remounts the state read-write for the
+one container that is given it (a GPU management service whose NVML setters must work);
+docs/nvsim.md explains the trade-off.  nvsim is recognised by ``NVSIM_STATE`` or by a
+state file beside the loaded library (``<lib>/../state``).
 
 Limitations on a real driver: only the NVML/CUDA user-space libraries found next to the
 loaded ``libnvidia-ml.so.1`` and ``nvidia-smi`` are mounted; no ldcache hook runs, so the
@@ -29,6 +33,8 @@ LIB = "libnvidia-ml.so.1"
 LIB_TARGETS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64")
 NVSIM_MAGIC = b"NVSIM\x00"
 NVSIM_CONTAINER_DIR = "/run/nvsim"
+NVSIM_STATE_RW = "nvsim-state-rw"  # the device that grants one container write access
+SMI = "/usr/bin/nvidia-smi"
 CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
 # User-space driver libraries mounted when they sit beside libnvidia-ml on a real driver.
 EXTRA_LIBS = (
@@ -206,17 +212,22 @@ def _library_mounts(driver: Driver) -> list[dict[str, Any]]:
                     "options": ["ro", "nosuid", "nodev", "bind"],
                 }
             )
-    if driver.nvsim_state is None:
-        for binary in ("/usr/bin/nvidia-smi",):
-            if os.path.exists(binary):
-                mounts.append(
-                    {
-                        "hostPath": binary,
-                        "containerPath": binary,
-                        "options": ["ro", "nosuid", "nodev", "bind"],
-                    }
-                )
+    smi = (
+        SMI if driver.nvsim_state is None else os.path.join(driver.nvsim_state, "bin", "nvidia-smi")
+    )
+    if os.path.exists(smi):
+        mounts.append(
+            {"hostPath": smi, "containerPath": SMI, "options": ["ro", "nosuid", "nodev", "bind"]}
+        )
     return mounts
+
+
+def _nvsim_state_mount(driver: Driver, mode: str) -> dict[str, Any]:
+    return {
+        "hostPath": os.path.join(driver.nvsim_state or "", "state"),
+        "containerPath": f"{NVSIM_CONTAINER_DIR}/state",
+        "options": [mode, "nosuid", "nodev", "bind"],
+    }
 
 
 def build_cdi_spec(gpus: list[NvidiaGpu], driver: Driver) -> dict[str, Any]:
@@ -228,13 +239,9 @@ def build_cdi_spec(gpus: list[NvidiaGpu], driver: Driver) -> dict[str, Any]:
         "env": [f"NVIDIA_DRIVER_VERSION={driver.version}"],
     }
     if driver.nvsim_state is not None:
-        common["mounts"].append(
-            {
-                "hostPath": os.path.join(driver.nvsim_state, "state"),
-                "containerPath": f"{NVSIM_CONTAINER_DIR}/state",
-                "options": ["rw", "nosuid", "nodev", "bind"],
-            }
-        )
+        # Read-only: root in a GPU container must not be able to corrupt the state that
+        # every host NVML client maps.  Setters inside then answer NO_PERMISSION.
+        common["mounts"].append(_nvsim_state_mount(driver, "ro"))
         common["env"].append(f"NVSIM_STATE={NVSIM_CONTAINER_DIR}")
     devices = []
     all_nodes = []
@@ -253,6 +260,14 @@ def build_cdi_spec(gpus: list[NvidiaGpu], driver: Driver) -> dict[str, Any]:
             else {"env": ["NVIDIA_VISIBLE_DEVICES=all"]},
         }
     )
+    if driver.nvsim_state is not None:
+        # Requested explicitly, next to a GPU device, by the one container that sets.
+        devices.append(
+            {
+                "name": NVSIM_STATE_RW,
+                "containerEdits": {"mounts": [_nvsim_state_mount(driver, "rw")]},
+            }
+        )
     if not common["deviceNodes"]:
         del common["deviceNodes"]
     return {"cdiVersion": CDI_VERSION, "kind": KIND, "devices": devices, "containerEdits": common}
