@@ -162,6 +162,12 @@ def processes_in_container_cgroup(cid: str) -> list[int]:
     return pids
 
 
+def unique_seconds(whole: int) -> str:
+    """A sleep duration no other test run on this host uses at the same time (markers
+    for ``processes_with_arg``: several suites may run at once)."""
+    return f"{whole}.{int.from_bytes(os.urandom(3), 'big'):07d}"
+
+
 def processes_with_arg(marker: str) -> list[int]:
     """Live processes whose command line contains ``marker``."""
     pids = []

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.bolt.conftest import Bolt, leftover_resources, processes_with_arg
+from tests.bolt.conftest import Bolt, leftover_resources, processes_with_arg, unique_seconds
 from tests.conftest import tool
 from tests.nvsim.helpers import wait_for
 
@@ -111,13 +111,14 @@ def test_signals_to_bolt_run_are_forwarded(bolt: Bolt) -> None:
 
 
 def test_rm_refuses_a_running_container_without_force(bolt: Bolt) -> None:
-    cid = bolt.ok("run", "-d", "--name", "busy", "busybox", "sleep", "61.5").strip()
+    marker = unique_seconds(61)
+    cid = bolt.ok("run", "-d", "--name", "busy", "busybox", "sleep", marker).strip()
     refused = bolt("rm", "busy")
     assert refused.returncode == 2 and "rm -f" in refused.stderr
     bolt.ok("rm", "-f", "busy")
     assert bolt.ps() == []
     assert leftover_resources(bolt.root, cid) == []
-    assert processes_with_arg("61.5") == []
+    assert processes_with_arg(marker) == []
 
 
 def test_inspect_shows_config_and_labels(bolt: Bolt) -> None:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bolt.engine import Engine
-from tests.bolt.conftest import Bolt, processes_with_arg
+from tests.bolt.conftest import Bolt, processes_with_arg, unique_seconds
 from tests.nvsim.helpers import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime]
@@ -44,7 +44,8 @@ def test_stop_is_not_a_failure_for_restart_always(bolt: Bolt) -> None:
 
 
 def test_restart_always_survives_kill_9_of_its_monitor(bolt: Bolt) -> None:
-    bolt.ok("run", "-d", "--name", "phoenix", "--restart", "always", "busybox", "sleep", "303.5")
+    marker = unique_seconds(303)
+    bolt.ok("run", "-d", "--name", "phoenix", "--restart", "always", "busybox", "sleep", marker)
     before = bolt.inspect("phoenix")
     os.kill(before["monitor_pid"], signal.SIGKILL)
     (entry,) = bolt.ps()  # the next command repairs it
@@ -52,7 +53,7 @@ def test_restart_always_survives_kill_9_of_its_monitor(bolt: Bolt) -> None:
     after = bolt.inspect("phoenix")
     assert after["supervised"] and after["monitor_pid"] != before["monitor_pid"]
     assert after["pid"] != before["pid"]
-    assert wait_for(lambda: len(processes_with_arg("sleep 303.5")) == 1)
+    assert wait_for(lambda: len(processes_with_arg(f"sleep {marker}")) == 1)
     bolt.ok("stop", "-t", "0", "phoenix")  # and its new monitor still obeys a stop
     assert bolt.inspect("phoenix")["status"] == "exited"
 

@@ -17,6 +17,7 @@ from tests.bolt.conftest import (
     leftover_resources,
     processes_in_container_cgroup,
     processes_with_arg,
+    unique_seconds,
 )
 from tests.conftest import tool
 from tests.nvsim.helpers import wait_for
@@ -55,7 +56,7 @@ def test_detached_container_outlives_its_cli_and_leaves_no_zombies(
 
 @pytest.mark.parametrize("delay", [0.0, 0.03, 0.08, 0.15, 0.4])
 def test_kill_9_of_bolt_run_d_leaves_truthful_state(bolt: Bolt, delay: float) -> None:
-    marker = f"{300 + delay}"
+    marker = unique_seconds(300 + int(delay * 100))
     cli = subprocess.Popen(
         [tool("bolt"), "run", "-d", "--name", "victim", "busybox", "sleep", marker],
         env=bolt.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -86,16 +87,17 @@ def test_kill_9_of_bolt_run_d_leaves_truthful_state(bolt: Bolt, delay: float) ->
 
 
 def test_kill_9_of_the_monitor_is_reported_and_rm_f_cleans_up(bolt: Bolt) -> None:
-    cid = bolt.ok("run", "-d", "--name", "lost", "busybox", "sleep", "301.5").strip()
+    marker = unique_seconds(301)
+    cid = bolt.ok("run", "-d", "--name", "lost", "busybox", "sleep", marker).strip()
     info = bolt.inspect("lost")
     os.kill(info["monitor_pid"], signal.SIGKILL)
     assert wait_for(lambda: bolt.ps()[0]["supervised"] is False)
     (entry,) = bolt.ps()
     assert entry["status"] == "running" and entry["supervised"] is False
     assert "monitor lost" in bolt.ok("ps")
-    assert processes_with_arg("sleep 301.5") != []  # still truly running
+    assert processes_with_arg(f"sleep {marker}") != []  # still truly running
     bolt.ok("rm", "-f", "lost")
-    assert processes_with_arg("sleep 301.5") == []
+    assert processes_with_arg(f"sleep {marker}") == []
     assert processes_in_container_cgroup(cid) == []
     assert leftover_resources(bolt.root) == leftover_resources(bolt.root, cid) == []
 

@@ -157,7 +157,7 @@ class Engine:
         finally:
             db.close()
 
-    def _can_fork(self) -> MonitorServer:
+    def _monitor_server(self) -> MonitorServer:
         """Monitors come from this engine's monitor server (started on first use): a
         small single-threaded process that forks them cheaply, whatever this one is."""
         with self._lock:
@@ -174,7 +174,7 @@ class Engine:
     def create(self, intent: ContainerIntent, name: str | None = None) -> ContainerInfo:
         """Created, not started (the runtime's ``create``; ``start`` runs it)."""
         _no_terminal(intent)
-        fork = self._can_fork()
+        fork = self._monitor_server()
         return self._launched(
             lifecycle.launch(self.root, intent, name=name, start=False, fork=fork)
         )
@@ -182,7 +182,7 @@ class Engine:
     def run(self, intent: ContainerIntent, name: str | None = None) -> ContainerInfo:
         """Create and start, detached."""
         _no_terminal(intent)
-        fork = self._can_fork()
+        fork = self._monitor_server()
         return self._launched(lifecycle.launch(self.root, intent, name=name, fork=fork))
 
     def start(self, ref: str) -> ContainerInfo:
@@ -195,7 +195,7 @@ class Engine:
                 return ContainerInfo.of(lifecycle.start_created(self.root, db, row))
         finally:
             db.close()
-        fork = self._can_fork()
+        fork = self._monitor_server()
         return self._launched(lifecycle.start_again(self.root, row.id, fork=fork))
 
     def stop(self, ref: str, timeout: float | None = None) -> ContainerInfo:
@@ -272,7 +272,7 @@ class Engine:
         """Run to completion in the foreground; ``stream(stream_name, text)`` gets the
         output as it comes; the container's exit code."""
         _no_terminal(intent)
-        fork = self._can_fork()
+        fork = self._monitor_server()
         launched = lifecycle.launch(self.root, intent, name=name, fork=fork)
         with launched.sock:
             return _relay_until_exit(launched.sock, stream)
