@@ -151,3 +151,19 @@ def test_query_report_text_and_xml_agree(mixed: NvsimInstance) -> None:
     assert [p.findtext("pid") for p in procs] == [str(os.getpid())]
     assert procs[0].findtext("used_memory") == "1024 MiB"
     assert dc.findall("processes/process_info") == []
+
+
+@pytest.mark.parametrize(
+    "nvsim_gpus",
+    [{"gpus": 1, "model": "rtx4090", "args": ["--driver", "470.256.02"]}],
+    indirect=True,
+)
+def test_on_an_old_driver_it_uses_the_calls_that_driver_has(nvsim_gpus: NvsimInstance) -> None:
+    """R470 has no _v3 process lists and no v2 memory info: the older calls answer."""
+    nvsim_gpus.run("load", "0", "30", "--memory", "700", "--pid", str(os.getpid()))
+    proc = smi(nvsim_gpus)
+    assert proc.returncode == 0 and "Driver Version: 470.256.02" in proc.stdout
+    process = next(line for line in proc.stdout.splitlines() if f" {os.getpid()} " in line)
+    assert "700MiB" in process
+    used = smi(nvsim_gpus, "--query-gpu=memory.used,temperature.gpu", "--format=csv,noheader")
+    assert re.fullmatch(r"\d+ MiB, \d+\n", used.stdout)

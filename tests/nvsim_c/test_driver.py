@@ -241,3 +241,14 @@ def test_the_minimum_branch_and_the_gating_table_agree() -> None:
     assert instance.parse_driver(f"{gating.MIN_BRANCH}.51.06").cuda_version == 11000
     with pytest.raises(InvalidInput, match="older than R450"):
         instance.parse_driver("440.100")
+
+
+def test_nvidia_smi_compiles_without_warnings(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        ["gcc", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter",
+         "-Wno-deprecated-declarations", f"-I{build.write_generated(tmp_path)}",
+         f"-I{build.fetch_nvml_header().parent}", f"-I{build.SMI_DIR}", "-o", os.devnull,
+         *sorted(str(p) for p in build.SMI_DIR.glob("*.c")), "-ldl"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr

@@ -127,17 +127,11 @@ static void clocks(nvmlDevice_t h, const char *label, const char *tag, const cha
 
 static void processes(nvmlDevice_t h)
 {
-    typedef nvmlReturn_t (*procs_fn)(nvmlDevice_t, unsigned int *, nvmlProcessInfo_t *);
     typedef nvmlReturn_t (*pname_fn)(unsigned int, char *, unsigned int);
-    const char *kinds[2] = {"nvmlDeviceGetComputeRunningProcesses_v3",
-                            "nvmlDeviceGetGraphicsRunningProcesses_v3"};
     int any = 0;
     for (int k = 0; k < 2; k++) {
         nvmlProcessInfo_t infos[64];
-        unsigned int count = 64;
-        procs_fn fn = (procs_fn)smi_sym(kinds[k]);
-        if (fn == NULL || fn(h, &count, infos) != NVML_SUCCESS)
-            continue;
+        unsigned int count = smi_processes(h, k, infos, 64);
         for (unsigned int p = 0; p < count; p++) {
             if (!any)
                 open_section("Processes", "processes");

@@ -151,6 +151,33 @@ const char *smi_now(char *buf, size_t size)
     return buf;
 }
 
+unsigned int smi_processes(nvmlDevice_t h, int graphics, nvmlProcessInfo_t *infos,
+                           unsigned int max)
+{
+    typedef nvmlReturn_t (*list_fn)(nvmlDevice_t, unsigned int *, void *);
+    static const char *const names[2][3] = {
+        {"nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2",
+         "nvmlDeviceGetComputeRunningProcesses"},
+        {"nvmlDeviceGetGraphicsRunningProcesses_v3", "nvmlDeviceGetGraphicsRunningProcesses_v2",
+         "nvmlDeviceGetGraphicsRunningProcesses"}};
+    for (int v = 0; v < 2; v++) { /* _v3 and _v2 fill the same 24-byte entries */
+        list_fn fn = (list_fn)smi_sym(names[graphics][v]);
+        unsigned int count = max;
+        if (fn != NULL)
+            return fn(h, &count, infos) == NVML_SUCCESS ? count : 0;
+    }
+    list_fn v1 = (list_fn)smi_sym(names[graphics][2]);
+    nvmlProcessInfo_v1_t old[64];
+    unsigned int count = max < 64 ? max : 64;
+    if (v1 == NULL || v1(h, &count, old) != NVML_SUCCESS)
+        return 0;
+    for (unsigned int i = 0; i < count; i++)
+        infos[i] = (nvmlProcessInfo_t){.pid = old[i].pid, .usedGpuMemory = old[i].usedGpuMemory,
+                                       .gpuInstanceId = 0xFFFFFFFFu,
+                                       .computeInstanceId = 0xFFFFFFFFu};
+    return count;
+}
+
 /* ---- -L ----------------------------------------------------------------------------- */
 
 int smi_list(smi_gpu_t *gpus, unsigned int n)
@@ -244,17 +271,11 @@ static void gpu_rows(const smi_gpu_t *g)
 
 static void process_rows(const smi_gpu_t *gpus, unsigned int n)
 {
-    typedef nvmlReturn_t (*procs_fn)(nvmlDevice_t, unsigned int *, nvmlProcessInfo_t *);
     int any = 0;
     for (unsigned int i = 0; i < n; i++) {
-        const char *kinds[2] = {"nvmlDeviceGetComputeRunningProcesses_v3",
-                                "nvmlDeviceGetGraphicsRunningProcesses_v3"};
         for (int k = 0; k < 2; k++) {
             nvmlProcessInfo_t infos[64];
-            unsigned int count = 64;
-            procs_fn fn = (procs_fn)smi_sym(kinds[k]);
-            if (fn == NULL || fn(gpus[i].handle, &count, infos) != NVML_SUCCESS)
-                continue;
+            unsigned int count = smi_processes(gpus[i].handle, k, infos, 64);
             for (unsigned int p = 0; p < count; p++) {
                 char name[256] = "N/A", mem[32] = "N/A";
                 typedef nvmlReturn_t (*pname_fn)(unsigned int, char *, unsigned int);

@@ -64,6 +64,14 @@ typedef struct {
     int has_arch;
 } smi_gpu_t;
 
+/*
+ * The compute (graphics = 0) or graphics (1) processes of a GPU, through the newest
+ * process-list call the loaded driver has (_v3, _v2 with the same layout, or v1).  Returns
+ * the count written to `infos` (capacity `max`); 0 when there are none or no call answers.
+ */
+unsigned int smi_processes(nvmlDevice_t h, int graphics, nvmlProcessInfo_t *infos,
+                           unsigned int max);
+
 /* Readings shared by the table, the queries and the report. */
 int smi_temperature(nvmlDevice_t h, unsigned int *celsius);
 int smi_memory(nvmlDevice_t h, unsigned long long *total, unsigned long long *reserved,
