@@ -125,9 +125,13 @@ def begin(
         tx_id = journal.begin(kind, description, [g.uuid for g in gpus], before.to_dict())
     except LookupError as exc:
         raise busy(exc.args[0], gpus) from None
-    fresh = capture(gpus, journal, load_curves(), before.name)
-    if fresh.to_dict()["gpus"] != before.to_dict()["gpus"]:
-        journal.set_before(tx_id, fresh.to_dict())
+    try:
+        fresh = capture(gpus, journal, load_curves(), before.name)
+        if fresh.to_dict()["gpus"] != before.to_dict()["gpus"]:
+            journal.set_before(tx_id, fresh.to_dict())
+    except BaseException as exc:  # nothing was changed yet: close the row, keep the error
+        journal.finish(tx_id, ROLLED_BACK, f"nothing changed: {exc}")
+        raise
     return tx_id, fresh
 
 
