@@ -39,6 +39,7 @@ COMMAND_MODULES = {
     "build": "build",
     **dict.fromkeys(("pull", "push", "tag", "login", "logout", "save", "load"), "registry"),
     "surge": "surge",
+    "migrate": "surge",
 }
 MODULE_ORDER = ("run", "containers", "image", "registry", "build", "gpu", "system", "surge")
 CORE_MODULES = ("run", "containers", "gpu", "system")  # the rest ship separately

@@ -69,6 +69,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="problems as JSON")
     p.set_defaults(handler=validate)
 
+    register_migrate(subparsers)
+
 
 def boltfile_path(args: argparse.Namespace) -> Path:
     from bolt.config import find_boltfile
@@ -143,4 +145,60 @@ def validate(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(f"{boltfile.path}: valid ({len(boltfile.services)} services)")
+    return 0
+
+
+# --------------------------------------------------------------------------- migrate
+
+
+def register_migrate(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "migrate",
+        help="convert a docker-compose.yml into a Boltfile.toml",
+        description="Convert a compose file's services, networks and volumes into a "
+        "Boltfile.toml. Every key that has no Boltfile equivalent is listed (and written as a "
+        "comment at the top of the Boltfile); the result is validated before it is written.",
+    )
+    p.add_argument("compose", metavar="COMPOSE_FILE", help="docker-compose.yml / compose.yaml")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write (default: stdout)")
+    p.add_argument("-p", "--project-name", metavar="NAME", help="the project's name")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(handler=migrate)
+
+
+def migrate(args: argparse.Namespace) -> int:
+    import tomli_w
+
+    from bolt.config import Boltfile
+    from bolt.errors import fs_errors
+    from bolt.surge import compose, yaml12
+
+    source = Path(args.compose)
+    with fs_errors(source):
+        text = source.read_text(encoding="utf-8")
+    doc = yaml12.load(text, str(source))
+    if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict):
+        raise InvalidInput(f"{source}: not a compose file (no 'services' mapping)")
+    output = Path(args.output) if args.output else None
+    if output is not None and output.exists() and not args.force:
+        raise InvalidInput(f"{output} exists", hint="use --force to overwrite it")
+    target_dir = (output.parent if output else Path.cwd()).resolve()
+    result = compose.convert(
+        doc, source_dir=source.parent, target_dir=target_dir, project_name=args.project_name
+    )
+    header = [f"# Converted from {source.name} by `bolt migrate`."]
+    if result.unmapped:
+        header.append(f"# Not carried over ({len(result.unmapped)}):")
+        header.extend(f"#   {line}" for line in result.unmapped)
+    boltfile_text = "\n".join(header) + "\n\n" + tomli_w.dumps(result.boltfile)
+    # The result must pass `bolt surge validate` before it is written anywhere.
+    Boltfile.from_text(boltfile_text, output or target_dir / "Boltfile.toml")
+    for line in result.unmapped:
+        print(f"not carried over: {line}", file=sys.stderr)
+    if output is None:
+        sys.stdout.write(boltfile_text)
+    else:
+        with fs_errors(output):
+            output.write_text(boltfile_text, encoding="utf-8")
+        print(f"wrote {output} ({len(result.boltfile['services'])} services)", file=sys.stderr)
     return 0

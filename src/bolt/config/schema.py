@@ -225,6 +225,27 @@ def _gpu_ids(value: Any) -> Any:
     raise _fail("expected GPU indexes or UUIDs: a string, an integer or an array of them")
 
 
+def _extra_hosts(value: Any) -> Any:
+    """``["host:ip"]`` (compose's list form; ``host=ip`` too) or a table of host -> ip."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        table: dict[str, str] = {}
+        for item in value:
+            sep = "=" if "=" in item else ":"
+            host, found, ip = item.partition(sep)
+            if not found or not host:
+                raise _fail(f"expected 'HOST:IP' in extra_hosts, got {item!r}")
+            table[host] = ip
+        value = table
+    if isinstance(value, dict):
+        for host, ip in value.items():
+            try:
+                ipaddress.ip_address(ip if isinstance(ip, str) else "")
+            except ValueError:
+                raise _fail(f"extra_hosts {host!r}: {ip!r} is not an IP address") from None
+        return value
+    raise _fail("expected an array of 'HOST:IP' strings or a table of host = ip")
+
+
 NonEmpty = Annotated[str, Field(min_length=1)]
 Argv = Annotated[list[str], BeforeValidator(_argv)]
 StringList = Annotated[list[str], BeforeValidator(_string_list)]
@@ -360,6 +381,10 @@ class Service(Strict):
     stop_signal: NonEmpty | None = None
     stop_grace_period: Duration | None = None
     profiles: list[NonEmpty] = []
+    tty: bool = False
+    stdin_open: bool = False
+    extra_hosts: Annotated[dict[str, str], BeforeValidator(_extra_hosts)] = {}
+    dns: StringList = []
     scale: Annotated[int, Field(ge=0, le=1000)] = 1
 
     @model_validator(mode="before")
