@@ -32,6 +32,7 @@ COMMAND_MODULES = {
         ("ps", "logs", "exec", "start", "stop", "kill", "rm", "inspect", "wait"), "containers"
     ),
     "gpu": "gpu",
+    "network": "network",
     "system": "system",
     "volume": "system",
     "image": "image",
@@ -41,8 +42,10 @@ COMMAND_MODULES = {
     "surge": "surge",
     "migrate": "surge",
 }
-MODULE_ORDER = ("run", "containers", "image", "registry", "build", "gpu", "system", "surge")
-CORE_MODULES = ("run", "containers", "gpu", "system")  # the rest ship separately
+MODULE_ORDER = (
+    "run", "containers", "network", "image", "registry", "build", "gpu", "system", "surge",
+)  # fmt: skip
+CORE_MODULES = ("run", "containers", "network", "gpu", "system")  # the rest ship separately
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
