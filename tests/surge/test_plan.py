@@ -104,6 +104,18 @@ def test_one_shot_that_failed_is_run_again():
     ]
 
 
+def test_on_failure_that_gave_up_is_left_alone_until_asked():
+    desired = [DesiredService("crash", "h", restart="on-failure", max_retries=3)]
+    gave_up = running("crash", "h", status="exited", exit_code=3, restart_count=3)
+    assert not plan_up(desired, [gave_up]).changes
+    retrying = running("crash", "h", status="exited", exit_code=3, restart_count=1)
+    assert plan_up(desired, [retrying]).actions() == [StartContainer("crash", 1, retrying.id)]
+    stopped = running("svc", "h", status="exited", exit_code=137)
+    assert plan_up([DesiredService("svc", "h", restart="always")], [stopped]).actions() == [
+        StartContainer("svc", 1, stopped.id)
+    ]
+
+
 def test_scale_up_and_down():
     desired = [DesiredService("worker", "h", replicas=3)]
     up = plan_up(desired, [running("worker", "h", 1)])

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
 def _project_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default: Any = argparse.SUPPRESS if suppress else None
+    # after a subcommand only --file: -f is `logs --follow` there, as in compose
     parser.add_argument(
-        "-f",
-        "--file",
+        *(("--file",) if suppress else ("-f", "--file")),
         default=default,
         metavar="FILE",
         help="the Boltfile (default: ./Boltfile.toml, searched upwards)",
@@ -69,6 +69,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="problems as JSON")
     p.set_defaults(handler=validate)
 
+    from bolt.cli import surge_commands
+
+    surge_commands.register(add)
     register_migrate(subparsers)
 
 

@@ -29,6 +29,7 @@ class DesiredService:
     replicas: int = 1
     depends_on: Mapping[str, str] = field(default_factory=dict)  # dependency -> condition
     restart: str = "no"  # the restart policy's name
+    max_retries: int | None = None  # on-failure's limit
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ObservedContainer:
     status: str  # created | running | paused | exited | ...
     spec_hash: str | None = None
     exit_code: int | None = None
+    restart_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,18 @@ def _with_dependencies(selected: Iterable[str], desired: Mapping[str, DesiredSer
 # --------------------------------------------------------------------------- up
 
 
+def _finished(want: DesiredService, c: ObservedContainer) -> bool:
+    """An exited container that ``up`` leaves alone: a one-shot that succeeded, or one
+    whose ``on-failure:N`` restarts are used up (starting it again would defeat N)."""
+    if c.exit_code == 0 and want.restart in ("no", "on-failure"):
+        return True
+    return (
+        want.restart == "on-failure"
+        and want.max_retries is not None
+        and c.restart_count >= want.max_retries
+    )
+
+
 def _slot_actions(
     want: DesiredService, number: int, found: Sequence[ObservedContainer], force: bool
 ) -> list[Action]:
@@ -172,10 +186,9 @@ def _slot_actions(
     if keep.status == "created":
         return [*actions, StartContainer(want.name, number, keep.id)]
     if keep.status == "exited":
-        finished_its_job = keep.exit_code == 0 and want.restart == "no"
-        return (
-            actions if finished_its_job else [*actions, StartContainer(want.name, number, keep.id)]
-        )
+        if _finished(want, keep):
+            return actions
+        return [*actions, StartContainer(want.name, number, keep.id)]
     # dead, stopping, unknown: nothing to restart from
     return [
         *actions,

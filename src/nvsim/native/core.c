@@ -37,6 +37,9 @@ _Static_assert(NVSIM_MAX_GPUS == 16, "handle table matches MAX_GPUS");
 nvsim_state_t *volatile nvsim_state = NULL;
 int nvsim_writable = 0;
 
+unsigned int nvsim_visible[NVSIM_MAX_GPUS];
+unsigned int nvsim_visible_count = 0;
+
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned int init_refcount = 0;
 
@@ -70,6 +73,37 @@ static int state_valid(const nvsim_state_t *st)
            st->header.gpu_count <= NVSIM_MAX_GPUS;
 }
 
+/*
+ * Which GPUs this process sees, decided as the real driver's NVML does: those whose
+ * /dev/nvidiaN node (N = the GPU's minor number) is present.  The nodes are looked for in
+ * the instance's dev/ beside the state file (the host), else in /dev (a container, into
+ * which CDI put only the chosen GPUs' nodes).  Where neither has nvidiactl (an instance
+ * made without root, which has no nodes), every GPU is visible.
+ */
+static void find_visible(const char *state_file, const nvsim_state_t *st)
+{
+    char dir[PATH_MAX], probe[PATH_MAX + 32];
+    const char *chosen = NULL;
+    const char *slash = strrchr(state_file, '/');
+    int len = slash != NULL ? (int)(slash - state_file) : 0;
+    if (snprintf(dir, sizeof dir, "%.*s/dev", len, state_file) < (int)sizeof dir &&
+        snprintf(probe, sizeof probe, "%s/nvidiactl", dir) < (int)sizeof probe &&
+        access(probe, F_OK) == 0)
+        chosen = dir;
+    else if (access("/dev/nvidiactl", F_OK) == 0)
+        chosen = "/dev";
+    nvsim_visible_count = 0;
+    for (unsigned int i = 0; i < st->header.gpu_count; i++) {
+        int seen = chosen == NULL;
+        if (!seen) {
+            snprintf(probe, sizeof probe, "%s/nvidia%u", chosen, st->gpus[i].minor_number);
+            seen = access(probe, F_OK) == 0;
+        }
+        if (seen)
+            nvsim_visible[nvsim_visible_count++] = i;
+    }
+}
+
 static nvmlReturn_t map_state(void)
 {
     char path[PATH_MAX];
@@ -100,6 +134,7 @@ static nvmlReturn_t map_state(void)
         return NVML_ERROR_DRIVER_NOT_LOADED;
     }
     nvsim_writable = writable;
+    find_visible(path, map);
     __atomic_store_n(&nvsim_state, (nvsim_state_t *)map, __ATOMIC_RELEASE);
     return NVML_SUCCESS;
 }

@@ -43,7 +43,7 @@ nvmlReturn_t nvmlDeviceGetCount(unsigned int *deviceCount) /* _v2 */
 {
     NVSIM_ENTER_SYSTEM();
     NVSIM_NONNULL(deviceCount);
-    *deviceCount = nvsim_state->header.gpu_count;
+    *deviceCount = nvsim_visible_count;
     return NVML_SUCCESS;
 }
 
@@ -51,9 +51,9 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t *device
 {
     NVSIM_ENTER_SYSTEM();
     NVSIM_NONNULL(device);
-    if (index >= nvsim_state->header.gpu_count)
+    if (index >= nvsim_visible_count)
         return NVML_ERROR_INVALID_ARGUMENT;
-    *device = &nvsim_devices[index];
+    *device = &nvsim_devices[nvsim_visible[index]];
     return NVML_SUCCESS;
 }
 
@@ -64,7 +64,8 @@ static nvmlReturn_t find_by_string(size_t offset, size_t size, const char *want,
     NVSIM_NONNULL(want);
     NVSIM_NONNULL(device);
     nvsim_state_t *st = nvsim_state;
-    for (unsigned int i = 0; i < st->header.gpu_count; i++) {
+    for (unsigned int v = 0; v < nvsim_visible_count; v++) {
+        unsigned int i = nvsim_visible[v];
         const char *field = (const char *)&st->gpus[i] + offset;
         if (strnlen(field, size) < size && strcmp(field, want) == 0) {
             *device = &nvsim_devices[i];
@@ -127,7 +128,8 @@ nvmlReturn_t nvmlDeviceGetHandleByPciBusId(const char *pciBusId, nvmlDevice_t *d
     if (parse_bus_id(pciBusId, &domain, &bus, &dev) != 0)
         return NVML_ERROR_INVALID_ARGUMENT;
     nvsim_state_t *st = nvsim_state;
-    for (unsigned int i = 0; i < st->header.gpu_count; i++) {
+    for (unsigned int v = 0; v < nvsim_visible_count; v++) {
+        unsigned int i = nvsim_visible[v];
         const nvsim_gpu_t *g = &st->gpus[i];
         if (g->pci_domain == domain && g->pci_bus == bus && g->pci_device == dev) {
             *device = &nvsim_devices[i];
@@ -141,8 +143,14 @@ nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int *index)
 {
     NVSIM_ENTER_ANY(device);
     NVSIM_NONNULL(index);
-    *index = nvsim_index_of(device);
-    return NVML_SUCCESS;
+    /* the position among the visible GPUs, as a container's NVML numbers them */
+    for (unsigned int v = 0; v < nvsim_visible_count; v++) {
+        if (nvsim_visible[v] == nvsim_index_of(device)) {
+            *index = v;
+            return NVML_SUCCESS;
+        }
+    }
+    return NVML_ERROR_INVALID_ARGUMENT;
 }
 
 /* ---- identity ----------------------------------------------------------------------- */

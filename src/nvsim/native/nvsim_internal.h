@@ -25,6 +25,10 @@ NVSIM_HIDDEN extern struct nvmlDevice_st nvsim_devices[NVSIM_MAX_GPUS];
 
 /* The mapped state while the init refcount is above zero, NULL otherwise. */
 NVSIM_HIDDEN extern nvsim_state_t *volatile nvsim_state;
+/* The GPUs this process sees (their state indexes, in order) and how many: see
+ * find_visible in core.c.  Enumeration goes through this list. */
+NVSIM_HIDDEN extern unsigned int nvsim_visible[NVSIM_MAX_GPUS];
+NVSIM_HIDDEN extern unsigned int nvsim_visible_count;
 /* Whether the mapping is writable (the file opened O_RDWR). */
 NVSIM_HIDDEN extern int nvsim_writable;
 
