@@ -159,7 +159,8 @@ class Engine:
         return "orphan"
 
     def _launched(self, launched: lifecycle.Launched) -> ContainerInfo:
-        _await_started(launched.sock)
+        with launched.sock:
+            lifecycle.await_started(launched.sock)
         return self.inspect(launched.row.id)
 
     # -- containers ---------------------------------------------------------------------
@@ -418,20 +419,6 @@ def _event(r: tuple[Any, ...]) -> EngineEvent:
     return EngineEvent(
         time=r[1], id=r[2], name=r[3], type=r[4], attributes=json.loads(r[5]), seq=r[0]
     )
-
-
-def _await_started(sock: Any) -> None:
-    decoder = attach.Decoder()
-    with sock:
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                raise BoltError("the container's monitor exited before starting the container")
-            for kind, payload in decoder.feed(data):
-                if kind == attach.ERROR:
-                    raise BoltError(payload.decode(errors="replace"))
-                if kind == attach.STARTED:
-                    return
 
 
 def _relay_until_exit(sock: Any, stream: Callable[[str, str], None] | None) -> int:

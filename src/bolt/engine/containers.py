@@ -237,6 +237,7 @@ def _job(
     root: Path, row: ContainerRow, rt: OciRuntime, *, start: bool, interactive: bool
 ) -> MonitorJob:
     details = row.details_dict
+    restart = details.get("restart") or ("no", None)
     return MonitorJob(
         root=str(root),
         cid=row.id,
@@ -245,7 +246,7 @@ def _job(
         interactive=interactive,
         start=start,
         auto_remove=bool(row.auto_remove),
-        restart=tuple(details.get("restart") or ("no", None)),
+        restart=(str(restart[0]), restart[1]),
         healthcheck=tuple(details["healthcheck"]) if details.get("healthcheck") else None,
         restart_count=row.restart_count,
     )
@@ -266,14 +267,11 @@ def _spawn(root: Path, row: ContainerRow, job: MonitorJob, fork: bool | str) -> 
 def start_again(root: Path, ref: str, *, fork: bool | str = True) -> Launched:
     """Run a stopped (exited or failed) container again: same bundle, same upper layer,
     and its log continues.  ``Conflict`` if another caller starts it first."""
-    from bolt.runtime import imagecache
-
     db = StateDB(root)
     try:
         row = reconcile(root, db, db.get(ref))
         if is_live(row) or row.status in ("creating", "removing"):
             raise Conflict(f"container {row.name} is already {row.status}")
-        image = imagecache.resolve(root, db.conn, row.image_id or row.image)
         cdir = ContainerDir.of(root, row.id)
         if not cdir.config.exists():
             raise InvalidInput(
@@ -301,10 +299,7 @@ def start_again(root: Path, ref: str, *, fork: bool | str = True) -> Launched:
             raise Conflict(f"container {row.name} was started by another caller")
         try:
             wait_pid(row.monitor_pid, row.monitor_start, 10)  # a last run's monitor may linger
-            if not linux.is_mountpoint(str(cdir.rootfs)):
-                rootfs.mount_overlay(
-                    image.layers, cdir.path, cdir.rootfs, volatile=bool(row.auto_remove)
-                )
+            _ensure_rootfs(root, db, row)
             cdir.exit_file.unlink(missing_ok=True)
         except BaseException:
             db.update(row.id, status="failed", finished=now())
@@ -354,6 +349,8 @@ def reconcile(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
             finished=now(),
             details=_with(row, error="interrupted while creating"),
         )
+    elif row.status in LIVE and _wants_restart(row):
+        return _revive(root, db, row)
     elif row.status in LIVE:
         state = None
         with contextlib.suppress(BoltError):
@@ -367,6 +364,69 @@ def reconcile(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
             db.update(row.id, status="exited", exit_code=code, finished=row.finished or now())
             _release(root, row)
     return db.refresh(row) or row
+
+
+def _wants_restart(row: ContainerRow) -> bool:
+    """Whether the restart policy would run the container again (its monitor is gone)."""
+    details = row.details_dict
+    name, max_retries = (details.get("restart") or ("no", None))[:2]
+    if details.get("stopped") or name == "no" or row.status == "created":
+        return False
+    return name != "on-failure" or max_retries is None or row.restart_count < max_retries
+
+
+def _revive(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
+    """A container whose policy restarts it lost its monitor (kill -9): end what is
+    left of it and run it again under a new monitor.  Compare-and-set, so of two
+    commands that notice at once only one revives it."""
+    me = {"monitor_pid": os.getpid(), "monitor_start": linux.proc_start_time(os.getpid())}
+    won = db.transition(
+        row.id, (row.status,), status="creating", pid=None, pid_start=None,
+        restart_count=row.restart_count + 1, **me,
+    )  # fmt: skip
+    if not won:
+        return db.refresh(row) or row
+    rt = runtime_of(root, row)
+    try:
+        rt.kill(row.id, signal.SIGKILL, all_processes=True)
+        kill_cgroups(row.id)
+        wait_pid(row.pid, row.pid_start, 10)
+        with contextlib.suppress(BoltError, OSError):
+            rt.delete(row.id, force=True)
+        _ensure_rootfs(root, db, row)
+        db.add_event(row.id, row.name, "restarted", restart_count=row.restart_count + 1,
+                     reason="monitor lost")  # fmt: skip
+        row = db.refresh(row) or row
+        with spawn_exec(_job(root, row, rt, start=True, interactive=False)) as sock:
+            await_started(sock)
+    except BoltError as err:
+        db.update(row.id, status="failed", finished=now(), details=_with(row, error=str(err)))
+    return db.refresh(row) or row
+
+
+def _ensure_rootfs(root: Path, db: StateDB, row: ContainerRow) -> None:
+    from bolt.runtime import imagecache
+
+    cdir = ContainerDir.of(root, row.id)
+    if not linux.is_mountpoint(str(cdir.rootfs)):
+        image = imagecache.resolve(root, db.conn, row.image_id or row.image)
+        rootfs.mount_overlay(image.layers, cdir.path, cdir.rootfs, volatile=bool(row.auto_remove))
+
+
+def await_started(sock: socket.socket) -> None:
+    """Until a monitor reports its container started (or raise the error it reports)."""
+    from bolt.runtime import attach
+
+    decoder = attach.Decoder()
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            raise BoltError("the container's monitor exited before starting the container")
+        for kind, payload in decoder.feed(data):
+            if kind == attach.ERROR:
+                raise BoltError(payload.decode(errors="replace"))
+            if kind == attach.STARTED:
+                return
 
 
 def _with(row: ContainerRow, **extra: object) -> str:

@@ -4,7 +4,7 @@
 new interpreter; ``spawn_exec`` runs ``python -m bolt.runtime.monitor_start``, which is safe
 from threaded programs such as the asyncio library.  Either way the monitor leaves the
 caller's session, points its stdio at ``monitor.log``, closes every descriptor it
-inherited but the attach socket, and runs ``bolt.runtime.monitor.serve``.
+inherited but the attach socket, and runs ``bolt.runtime.monitor_loop.serve``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from bolt.runtime.layout import ContainerDir
-from bolt.runtime.monitor import MonitorJob, serve
+from bolt.runtime.monitor import MonitorJob
+from bolt.runtime.monitor_loop import serve
 
 
 def detach_stdio(log: Path) -> None:
