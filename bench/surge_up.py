@@ -120,7 +120,7 @@ def run_all(work: Path, sizes: list[int], rounds: int) -> None:
         stdout=subprocess.DEVNULL,
     )
     (work / "containers.conf").write_text(PODMAN_CONF)
-    os.environ["CONTAINERS_CONF"] = str(work / "containers.conf")
+    os.environ["CONTAINERS_CONF"] = env["CONTAINERS_CONF"] = str(work / "containers.conf")
     podman_global = [
         "--root",
         str(work / "pm-root"),
