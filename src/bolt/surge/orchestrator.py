@@ -94,7 +94,7 @@ class Orchestrator:
         self.profiles = set(profiles)
         self.report = report or _silent
         self.build_progress = build_progress
-        self._network_lock = asyncio.Lock()
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._warm_networks: frozenset[str] = frozenset()
 
     def close(self) -> None:
@@ -372,6 +372,15 @@ class Orchestrator:
             info = await step(action.service, self.engine.start, ref)
             self.report(info.name, "started")
 
+    @property
+    def _network_lock(self) -> asyncio.Lock:
+        """One lock per event loop (a library user may call ``asyncio.run`` more than once)."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._locks:
+            self._locks = {loop: asyncio.Lock()}
+            self._warm_networks = frozenset()
+        return self._locks[loop]
+
     async def _network_step(self, service: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a container-starting call; the first one on each network runs alone.
 
@@ -379,13 +388,16 @@ class Orchestrator:
         firewall chains, and one fails ("iptables: Chain already exists").  Once a network
         has a container, starts on it run in parallel.
         """
+        lock = self._network_lock
         nets = frozenset(intents.service_networks(self.boltfile, service))
         if intents.network_mode(self.boltfile) != "bridge" or nets <= self._warm_networks:
             return await self._call(fn, *args)
-        async with self._network_lock:
-            result = await self._call(fn, *args)
-            self._warm_networks |= nets
-            return result
+        async with lock:
+            if not nets <= self._warm_networks:
+                result = await self._call(fn, *args)
+                self._warm_networks |= nets
+                return result
+        return await self._call(fn, *args)  # another start warmed them while this one waited
 
     async def _remove(self, action: RemoveContainer, timeout: float | None = None) -> None:
         try:
