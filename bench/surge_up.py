@@ -106,8 +106,9 @@ def main() -> None:
             raise SystemExit(f"{tool} is not installed (./project.sh setup installs it)")
     # bytecode compiled first, as an installed package has it (the environment here may
     # say PYTHONDONTWRITEBYTECODE, and pydantic's own modules are compiled the same way)
-    import bolt
     import pydantic
+
+    import bolt
 
     for package in (bolt, pydantic):
         compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
