@@ -42,6 +42,8 @@ COMMAND_MODULES = {
     "images": "image",
     "build": "build",
     **dict.fromkeys(("pull", "push", "tag", "login", "logout", "save", "load"), "registry"),
+    "surge": "surge",
+    "migrate": "surge",
 }
 MODULE_ORDER = (
     "run",
@@ -53,6 +55,7 @@ MODULE_ORDER = (
     "build",
     "gpu",
     "system",
+    "surge",
 )
 CORE_MODULES = (
     "run",

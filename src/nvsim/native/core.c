@@ -60,6 +60,9 @@ static int state_writable = 0;
 static struct mapping mappings[MAX_MAPPINGS]; /* guarded by init_lock */
 static unsigned long long generations = 0;
 
+unsigned int nvsim_visible[NVSIM_MAX_GPUS];
+unsigned int nvsim_visible_count = 0;
+
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned int init_refcount = 0; /* written under init_lock, read atomically */
 
@@ -93,6 +96,38 @@ static int state_valid(const nvsim_state_t *st)
 {
     return memcmp(st->header.magic, NVSIM_MAGIC, sizeof st->header.magic) == 0 &&
            st->header.layout_version == NVSIM_LAYOUT_VERSION;
+}
+
+/*
+ * Which GPUs this process sees, decided as the real driver's NVML does: those whose
+ * /dev/nvidiaN node (N = the GPU's minor number) is present.  The nodes are looked for in
+ * the instance's dev/ beside the state file (the host), else in /dev (a container, into
+ * which CDI put only the chosen GPUs' nodes).  Where neither has nvidiactl (an instance
+ * made without root, which has no nodes), every GPU is visible.
+ */
+static void find_visible(const char *state_file, const nvsim_state_t *st)
+{
+    char dir[PATH_MAX], probe[PATH_MAX + 32];
+    const char *chosen = NULL;
+    const char *slash = strrchr(state_file, '/');
+    int len = slash != NULL ? (int)(slash - state_file) : 0;
+    if (snprintf(dir, sizeof dir, "%.*s/dev", len, state_file) < (int)sizeof dir &&
+        snprintf(probe, sizeof probe, "%s/nvidiactl", dir) < (int)sizeof probe &&
+        access(probe, F_OK) == 0)
+        chosen = dir;
+    else if (access("/dev/nvidiactl", F_OK) == 0)
+        chosen = "/dev";
+    unsigned int count = nvsim_gpu_count(st), seen_count = 0;
+    for (unsigned int i = 0; i < count; i++) {
+        int seen = chosen == NULL;
+        if (!seen) {
+            snprintf(probe, sizeof probe, "%s/nvidia%u", chosen, st->gpus[i].minor_number);
+            seen = access(probe, F_OK) == 0;
+        }
+        if (seen) /* atomic: other threads may enumerate while one re-initialises */
+            __atomic_store_n(&nvsim_visible[seen_count++], i, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&nvsim_visible_count, seen_count, __ATOMIC_RELEASE);
 }
 
 /* Map (or find the mapping of) the state file; called under init_lock. */
@@ -151,6 +186,7 @@ static nvmlReturn_t map_state(void)
     state_fd = fd;
     __atomic_store_n(&state_writable, m->writable && writable, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&write_lock);
+    find_visible(path, m->state);
     __atomic_store_n(&nvsim_state, m->state, __ATOMIC_RELEASE);
     return NVML_SUCCESS;
 }

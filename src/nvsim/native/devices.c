@@ -45,7 +45,7 @@ nvmlReturn_t nvmlDeviceGetCount(unsigned int *deviceCount) /* _v2 */
 {
     NVSIM_ENTER_SYSTEM();
     NVSIM_NONNULL(deviceCount);
-    *deviceCount = nvsim_gpu_count(nvsim_st());
+    *deviceCount = nvsim_visible_n();
     return NVML_SUCCESS;
 }
 
@@ -53,9 +53,9 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t *device
 {
     NVSIM_ENTER_SYSTEM();
     NVSIM_NONNULL(device);
-    if (index >= nvsim_gpu_count(nvsim_st()))
+    if (index >= nvsim_visible_n() || nvsim_visible_at(index) >= nvsim_gpu_count(nvsim_st()))
         return NVML_ERROR_INVALID_ARGUMENT;
-    *device = &nvsim_devices[index];
+    *device = &nvsim_devices[nvsim_visible_at(index)];
     return NVML_SUCCESS;
 }
 
@@ -67,7 +67,10 @@ static nvmlReturn_t find_by_string(size_t offset, size_t size, const char *want,
     NVSIM_NONNULL(device);
     const nvsim_state_t *st = nvsim_st();
     unsigned int count = nvsim_gpu_count(st);
-    for (unsigned int i = 0; i < count; i++) {
+    for (unsigned int v = 0; v < nvsim_visible_n(); v++) {
+        unsigned int i = nvsim_visible_at(v);
+        if (i >= count)
+            continue;
         const char *field = (const char *)&st->gpus[i] + offset;
         if (skip_geforce && st->gpus[i].brand == NVML_BRAND_GEFORCE)
             continue;
@@ -134,7 +137,10 @@ nvmlReturn_t nvmlDeviceGetHandleByPciBusId(const char *pciBusId, nvmlDevice_t *d
         return NVML_ERROR_INVALID_ARGUMENT;
     const nvsim_state_t *st = nvsim_st();
     unsigned int count = nvsim_gpu_count(st);
-    for (unsigned int i = 0; i < count; i++) {
+    for (unsigned int v = 0; v < nvsim_visible_n(); v++) {
+        unsigned int i = nvsim_visible_at(v);
+        if (i >= count)
+            continue;
         const nvsim_gpu_t *g = &st->gpus[i];
         if (g->pci_domain == domain && g->pci_bus == bus && g->pci_device == dev) {
             *device = &nvsim_devices[i];
@@ -148,8 +154,14 @@ nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int *index)
 {
     NVSIM_ENTER_ANY(device);
     NVSIM_NONNULL(index);
-    *index = nvsim_index_of(device);
-    return NVML_SUCCESS;
+    /* the position among the visible GPUs, as a container's NVML numbers them */
+    for (unsigned int v = 0; v < nvsim_visible_n(); v++) {
+        if (nvsim_visible_at(v) == nvsim_index_of(device)) {
+            *index = v;
+            return NVML_SUCCESS;
+        }
+    }
+    return NVML_ERROR_INVALID_ARGUMENT;
 }
 
 /* ---- identity ----------------------------------------------------------------------- */

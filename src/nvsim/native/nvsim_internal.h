@@ -30,6 +30,12 @@ NVSIM_HIDDEN extern struct nvmlDevice_st nvsim_devices[NVSIM_MAX_GPUS];
  */
 NVSIM_HIDDEN extern nvsim_state_t *nvsim_state;
 NVSIM_HIDDEN nvsim_state_t *nvsim_st(void);
+/* The GPUs this process sees (their state indexes, in order) and how many: see
+ * find_visible in core.c.  Enumeration goes through this list. */
+NVSIM_HIDDEN extern unsigned int nvsim_visible[NVSIM_MAX_GPUS];
+NVSIM_HIDDEN extern unsigned int nvsim_visible_count;
+#define nvsim_visible_n() __atomic_load_n(&nvsim_visible_count, __ATOMIC_ACQUIRE)
+#define nvsim_visible_at(k) __atomic_load_n(&nvsim_visible[(k)], __ATOMIC_RELAXED)
 
 /* UNINITIALIZED unless nvmlInit succeeded (and nvmlShutdown has not undone it). */
 NVSIM_HIDDEN nvmlReturn_t nvsim_check_init(void);
