@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from bolt.errors import BoltError
-from bolt.runtime import linux
+from bolt.runtime import btrfs, linux
 
 
 def mount_overlay(
@@ -25,7 +25,8 @@ def mount_overlay(
     again (its contents never claimed to be durable).  Kernels before 5.10 lack the
     option; there the mount is an ordinary one."""
     upper, work = container_dir / "upper", container_dir / "work"
-    for d in (upper, work, target):
+    btrfs.make_dir(upper)  # a subvolume on btrfs, for capsule snapshots
+    for d in (work, target):
         d.mkdir(parents=True, exist_ok=True)
     lowers = [str(p) for p in reversed(layers_lowest_first)]
     if not lowers:
