@@ -13,7 +13,7 @@ APT_PACKAGES=(
   gcc libc6-dev make python3 python3-venv python3-dev
   runc crun umoci skopeo podman buildah docker-registry
   busybox-static debootstrap golang-github-opencontainers-specs-dev
-  iproute2 procps util-linux kmod tar gzip ca-certificates valgrind
+  iproute2 procps util-linux kmod tar gzip ca-certificates valgrind btrfs-progs
 )
 
 log() { if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi; }

@@ -38,8 +38,9 @@ COMMAND_MODULES = {
     "images": "image",
     "build": "build",
     **dict.fromkeys(("pull", "push", "tag", "login", "logout", "save", "load"), "registry"),
+    "snapshot": "snapshot",
 }
-MODULE_ORDER = ("run", "containers", "image", "registry", "build", "gpu", "system")
+MODULE_ORDER = ("run", "containers", "image", "registry", "build", "gpu", "snapshot", "system")
 CORE_MODULES = ("run", "containers", "gpu", "system")  # the rest ship separately
 
 
