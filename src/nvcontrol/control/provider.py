@@ -54,7 +54,9 @@ class GpuConfigProvider:
                 gpus = m.select(self.selector)
                 curves = fanstore.load_curves()
                 return capture(gpus, m.journal_if_exists(), curves, "capsule").to_dict()
-        except Unsupported:
+        except Unsupported as err:
+            if ctx is not None:
+                ctx.tell(self.name, f"no GPU state held: {err.message}")
             return None
 
     async def prepare(self, doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
