@@ -36,7 +36,9 @@ class Capsules:
 
     def ok(self, *args: str) -> str:
         done = self(*args)
-        assert done.returncode == 0, f"bolt {' '.join(args)} exited {done.returncode}: {done.stderr}"
+        assert done.returncode == 0, (
+            f"bolt {' '.join(args)} exited {done.returncode}: {done.stderr}"
+        )
         return done.stdout
 
     def popen(self, *args: str) -> subprocess.Popen[str]:

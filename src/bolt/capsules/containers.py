@@ -88,7 +88,17 @@ def container_dir(root: Path, cid: str) -> Path:
 
 def upper_dir(root: Path, cid: str) -> Path:
     """The writable layer of the container's root file system."""
-    return container_dir(root, cid) / "upper"
+    return ContainerDir.of(root, cid).overlay_dirs[0]
+
+
+def restore_unit(root: Path, cid: str) -> tuple[Path, Path, bool]:
+    """What a restore swaps as a whole: ``(path, its overlay work dir, is a subvolume)`` —
+    on btrfs the subvolume holding upper and work, else the upper directory."""
+    cdir = ContainerDir.of(root, cid)
+    upper, work = cdir.overlay_dirs
+    if cdir.fs_subvolume.is_dir():
+        return cdir.fs_subvolume, work, True
+    return upper, work, False
 
 
 def _runtime_call(root: Path, cid: str, verb: str) -> None:

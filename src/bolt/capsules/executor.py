@@ -20,7 +20,7 @@ from typing import Any
 
 from bolt.capsules import providers as registry
 from bolt.capsules.providers import Context, Document, StateProvider
-from bolt.capsules.store import RestoreRecord, SnapshotRecord, SnapshotStore
+from bolt.capsules.store import RestoreRecord, SnapshotCorrupt, SnapshotRecord, SnapshotStore
 from bolt.capsules.twophase import (
     Abort,
     Action,
@@ -177,6 +177,14 @@ async def restore(
             hint="install the package that provides it",
         )
     providers = _loaded(names)
+    for name in names:
+        try:
+            providers[name].check(snap.documents[name])
+        except UserError as err:
+            raise SnapshotCorrupt(
+                f"snapshot {snap.name!r} is damaged: {name}: {err.message}; nothing was changed",
+                hint="delete it (`bolt snapshot delete`) and take a new one",
+            ) from None
     ctx = Context(store.root, snap.dir, say=say)
     entry = store.begin_restore(snap.name, names, snap.documents)
     machine = Restore(tuple(names))

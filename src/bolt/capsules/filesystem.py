@@ -5,18 +5,19 @@ consistent, then keeps each upper directory either
 
 * as an OCI layer (tar+gzip with OCI whiteouts, written by the image store's
   :func:`bolt.images.upperlayer.write_layer`, the writer ``bolt build`` uses), or
-* as a read-only btrfs subvolume snapshot, when the upper directory is a subvolume (Bolt
-  makes it one when ``$BOLT_ROOT`` is on btrfs),
+* as a read-only btrfs subvolume snapshot, when ``$BOLT_ROOT`` is on btrfs (Bolt then keeps
+  a container's upper and work directories in one subvolume, ``fs/``),
 
 and unpauses them.  The containers it paused are listed in ``paused.json`` first, so a
 capture killed half-way leaves nothing frozen once the next command has run
 (:meth:`ContainerFilesystems.discard`).
 
 Restore: ``prepare`` unpacks each layer (digest checked) or makes a writable snapshot beside
-the container's upper directory (``upper.restore``) — nothing live changes.  ``commit``
-stops the container (its processes are killed: what they would write is being replaced),
-moves ``upper`` to ``upper.previous`` and ``upper.restore`` to ``upper``, and starts it again
-if it was running.  ``abort`` puts ``upper.previous`` back; ``finish`` removes it.
+the container's upper directory (or ``fs`` subvolume): ``upper.restore`` — nothing live
+changes.  ``commit`` stops the container (its processes are killed: what they would write is
+being replaced), moves ``upper`` to ``upper.previous`` and ``upper.restore`` to ``upper``,
+empties the overlay work directory, and starts the container again if it was running.
+``abort`` puts ``upper.previous`` back; ``finish`` removes it.
 """
 
 from __future__ import annotations
@@ -68,9 +69,8 @@ def _entries(doc: Document) -> list[dict[str, Any]]:
     return items
 
 
-def _reset_work(cdir: Path) -> None:
+def _reset_work(work: Path) -> None:
     """The overlay work directory belongs to one upper directory: start it afresh."""
-    work = cdir / "work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(exist_ok=True)
 
@@ -109,9 +109,10 @@ class ContainerFilesystems:
             raise BoltError(f"container {t.name} has no upper directory at {upper}")
         (ctx.files / "containers").mkdir(exist_ok=True)
         entry: dict[str, Any] = t.to_json()
-        if btrfs.is_subvolume(upper):
+        unit, _, subvolume = containers.restore_unit(ctx.root, t.id)
+        if subvolume:
             rel = f"containers/{t.id}"
-            btrfs.snapshot(upper, ctx.files / rel, readonly=True)
+            btrfs.snapshot(unit, ctx.files / rel, readonly=True)
             return {**entry, "kind": SUBVOLUME, "path": rel}
         from bolt.images.upperlayer import write_layer
 
@@ -144,6 +145,9 @@ class ContainerFilesystems:
 
     # ------------------------------------------------------------ restore
 
+    def check(self, doc: Document) -> None:
+        _entries(doc)
+
     async def prepare(self, doc: Document, ctx: Context) -> Document:
         return await asyncio.to_thread(self._prepare, doc, ctx)
 
@@ -174,14 +178,21 @@ class ContainerFilesystems:
         record: list[dict[str, Any]],
     ) -> None:
         for e, t in plan:
-            cdir = containers.container_dir(ctx.root, t.id)
-            staged = cdir / "upper.restore"
+            unit, work, subvolume = containers.restore_unit(ctx.root, t.id)
+            if subvolume != (e["kind"] == SUBVOLUME):
+                raise BoltError(
+                    f"the snapshot keeps {t.name} as a {e['kind']}, which its state directory "
+                    "cannot take back (it was moved to or from btrfs); nothing was changed"
+                )
+            staged = unit.with_name(unit.name + ".restore")
             item = {
                 "id": t.id,
                 "name": t.name,
                 "was_running": t.status == containers.RUNNING,
+                "unit": str(unit),
+                "work": str(work),
                 "staged": str(staged),
-                "previous": str(cdir / "upper.previous"),
+                "previous": str(unit.with_name(unit.name + ".previous")),
             }
             record.append(item)
             btrfs.remove_tree(staged)  # a leftover of an earlier attempt
@@ -204,14 +215,14 @@ class ContainerFilesystems:
 
     def _swap_in(self, ctx: Context, item: dict[str, Any]) -> None:
         staged, previous = Path(item["staged"]), Path(item["previous"])
-        upper = containers.upper_dir(ctx.root, item["id"])
+        unit = Path(item["unit"])
         if staged.exists():
             containers.stop(ctx.root, item["id"])
-            if not previous.exists() and upper.exists():
-                os.rename(upper, previous)
-            btrfs.remove_tree(upper)  # only a half-made one can be here now
-            os.rename(staged, upper)
-            _reset_work(upper.parent)
+            if not previous.exists() and unit.exists():
+                os.rename(unit, previous)
+            btrfs.remove_tree(unit)  # only a half-made one can be here now
+            os.rename(staged, unit)
+            _reset_work(Path(item["work"]))
         if item["was_running"]:
             containers.start(ctx.root, item["id"])
 
@@ -224,12 +235,12 @@ class ContainerFilesystems:
         btrfs.remove_tree(staged)
         if not committed:
             return
-        upper = containers.upper_dir(ctx.root, item["id"])
+        unit = Path(item["unit"])
         if previous.exists():
             containers.stop(ctx.root, item["id"])
-            btrfs.remove_tree(upper)
-            os.rename(previous, upper)
-            _reset_work(upper.parent)
+            btrfs.remove_tree(unit)
+            os.rename(previous, unit)
+            _reset_work(Path(item["work"]))
         if item["was_running"] and containers.status(ctx.root, item["id"]) is not None:
             containers.start(ctx.root, item["id"])
 

@@ -10,6 +10,8 @@ The protocol is a two-phase one, so that a restore across providers is all or no
 
 * ``capture(ctx)`` — the provider's document (a JSON object), or None when it has nothing
   to hold here (no GPU driver, no container selected).  Large data goes into ``ctx.files``.
+* ``check(doc)`` — validate a document read back from the database (synchronous, no
+  I/O); raise an error naming the damaged field.  Runs before a restore is journaled.
 * ``prepare(doc, ctx)`` — check that the document can be restored and stage what can be
   staged, *without changing live state*; returns a record (JSON object) of what it staged
   and what it needs to undo a commit.  The record is journaled before ``commit`` runs.
@@ -64,6 +66,8 @@ class StateProvider(Protocol):
     name: str
 
     async def capture(self, ctx: Context) -> Document | None: ...
+
+    def check(self, doc: Document) -> None: ...
 
     async def prepare(self, doc: Document, ctx: Context) -> Document: ...
 

@@ -115,12 +115,10 @@ def plan_prune(snapshots: Sequence[Candidate], policy: SnapshotPolicy) -> list[s
 
 
 def _stamp() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%f")
 
 
-async def _triggered(
-    trigger: str, project: str, policy: SnapshotPolicy, root: Path | None
-) -> Any:
+async def _triggered(trigger: str, project: str, policy: SnapshotPolicy, root: Path | None) -> Any:
     from bolt.capsules.snapshots import Snapshot
 
     if not getattr(policy, trigger):

@@ -1,8 +1,9 @@
 """btrfs subvolumes for container upper directories, through btrfs-progs' ``btrfs`` command.
 
-When ``$BOLT_ROOT`` is on btrfs, a container's upper directory is made a subvolume, so a
-capsule snapshot takes it as a read-only subvolume snapshot (copy-on-write, no tar) and a
-restore makes a writable snapshot of that.  Detection is one ``statfs`` call, cheap enough
+When ``$BOLT_ROOT`` is on btrfs, a container's overlay upper and work directories live in
+one subvolume (``fs/``; overlayfs renames between the two, which btrfs refuses across
+subvolumes), so a capsule snapshot takes it as a read-only subvolume snapshot (copy-on-write,
+no tar) and a restore makes a writable snapshot of that.  Detection is one ``statfs`` call, cheap enough
 for the ``bolt run`` path; the ``btrfs`` command runs only on btrfs.
 """
 
@@ -57,14 +58,15 @@ def _btrfs(*args: str) -> None:
         raise BoltError(f"btrfs {args[0]} {args[1]} failed: {message[0]}")
 
 
-def make_dir(path: Path) -> None:
-    """``mkdir -p path``, the last part a subvolume when the parent is on btrfs."""
+def make_dir(path: Path, *, subvolume_only: bool = False) -> None:
+    """``mkdir -p path``, the last part a subvolume when the parent is on btrfs (with
+    ``subvolume_only``, nothing is made elsewhere)."""
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     if is_btrfs(path.parent):
         _btrfs("subvolume", "create", str(path))
-    else:
+    elif not subvolume_only:
         path.mkdir()
 
 

@@ -59,6 +59,9 @@ class GpuConfigProvider:
                 ctx.tell(self.name, f"no GPU state held: {err.message}")
             return None
 
+    def check(self, doc: dict[str, Any]) -> None:
+        GpuSnapshot.from_dict(doc, source="capsule snapshot")
+
     async def prepare(self, doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
         from nvcontrol.control import recovery
         from nvcontrol.control.manager import GpuManager

@@ -34,6 +34,9 @@ class Blocker:
     async def capture(self, ctx: Any) -> dict[str, Any] | None:
         return {"held": True} if _dir() else None
 
+    def check(self, doc: dict[str, Any]) -> None:
+        assert doc == {"held": True}
+
     async def prepare(self, doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
         _step("prepare")
         return {"prepared": True}
@@ -44,7 +47,9 @@ class Blocker:
         if os.environ.get("CAPSULE_BLOCKER_FAIL"):
             raise RuntimeError("the test asked this commit to fail")
 
-    async def abort(self, doc: dict[str, Any], record: dict[str, Any], ctx: Any, committed: bool) -> None:
+    async def abort(
+        self, doc: dict[str, Any], record: dict[str, Any], ctx: Any, committed: bool
+    ) -> None:
         _step("abort-committed" if committed else "abort")
 
     async def finish(self, doc: dict[str, Any], record: dict[str, Any], ctx: Any) -> None:
