@@ -4,15 +4,14 @@ When ``$BOLT_ROOT`` is on btrfs, a container's overlay upper and work directorie
 one subvolume (``fs/``; overlayfs renames between the two, which btrfs refuses across
 subvolumes), so a capsule snapshot takes it as a read-only subvolume snapshot (copy-on-write,
 no tar) and a restore makes a writable snapshot of that.  Detection is one ``statfs`` call, cheap enough
-for the ``bolt run`` path; the ``btrfs`` command runs only on btrfs.
+for the ``bolt run`` path (which must not import subprocess or shutil); the ``btrfs``
+command runs only on btrfs.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 from bolt.errors import BoltError, Unsupported
@@ -46,6 +45,9 @@ def is_subvolume(path: Path) -> bool:
 
 
 def _btrfs(*args: str) -> None:
+    import shutil
+    import subprocess
+
     tool = shutil.which("btrfs")
     if tool is None:
         raise Unsupported(
@@ -81,6 +83,8 @@ def remove_tree(path: Path) -> None:
     if is_subvolume(path):
         _btrfs("subvolume", "delete", str(path))
     elif path.is_dir() and not path.is_symlink():
+        import shutil
+
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
