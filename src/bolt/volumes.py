@@ -37,3 +37,31 @@ def remove(root: Path, name: str) -> None:
     if not path.is_dir():
         raise NotFound(f"no such volume: {name}")
     shutil.rmtree(path)
+
+
+def create(root: Path, name: str, labels: dict[str, str]) -> Path:
+    """Create volume ``name`` (an existing one keeps its data) with ``labels``."""
+    import json
+
+    path = ensure(root, name)
+    (path.parent / "labels.json").write_text(json.dumps(labels))
+    return path
+
+
+def labels_of(root: Path, name: str) -> dict[str, str]:
+    import json
+
+    try:
+        return dict(json.loads((volume_dir(root, name).parent / "labels.json").read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def listing(root: Path, labels: dict[str, str]) -> list[dict[str, object]]:
+    """Every volume (carrying all of ``labels``): name, path, labels."""
+    out: list[dict[str, object]] = []
+    for n in names(root):
+        own = labels_of(root, n)
+        if all(own.get(k) == v for k, v in labels.items()):
+            out.append({"name": n, "path": str(volume_dir(root, n)), "labels": own})
+    return out

@@ -10,7 +10,7 @@ PROBE = """
 import json, sys
 import bolt.cli
 bolt.cli.parse_args(["--root", "/tmp/x", "run", "--rm", "-e", "A=1", "busybox", "true"])
-import bolt.cli.run, bolt.runtime.engine, bolt.runtime.imagecache, bolt.runtime.ocispec
+import bolt.cli.run, bolt.engine.containers, bolt.runtime.imagecache, bolt.runtime.ocispec
 print(json.dumps(sorted(sys.modules)))
 """
 

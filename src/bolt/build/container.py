@@ -3,8 +3,9 @@
 The container gets what ``bolt run`` gives (``bolt.runtime.request.build_spec``: the same
 namespaces, capabilities, masked paths and device rules, validated and written by
 ``bolt.runtime.ocispec``) except the network, which is the host's, as for ``docker
-build``.  It runs in the foreground under crun or runc (``<runtime> run``); its output is
-handed line by line to the caller, and its cgroup is removed afterwards.
+build``.  It runs through the runtime's one-shot foreground run
+(``bolt.runtime.oneshot.run_spec``), which hands its output line by line to the caller
+and leaves no runtime state or cgroup behind.
 
 The runtime makes mount points for ``/proc``, ``/dev``, ``/etc/hosts`` ... in the root
 file system when they are missing, which would land in the step's layer: those it made
@@ -13,25 +14,22 @@ file system when they are missing, which would land in the step's layer: those i
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import shutil
 import stat
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bolt.errors import BoltError, NotFound
+from bolt.errors import NotFound
 from bolt.images.safefs import RootDir, lstat_at
-from bolt.runtime import engine
-from bolt.runtime.driver import OciRuntime, make_runtime
-from bolt.runtime.request import RunRequest, build_spec
-from bolt.runtime.spec import Mount, validate
+from bolt.runtime import oneshot
+from bolt.runtime.driver import OciRuntime
+from bolt.runtime.intent import ContainerIntent
+from bolt.runtime.oneshot import run_spec
+from bolt.runtime.request import build_spec
+from bolt.runtime.spec import Mount
 
 # where runtimes mount something even when the spec does not name it
-CID_FILE = "container-id"  # in a step's scratch directory while its container runs
 RUNTIME_MOUNTS = ("/proc", "/dev", "/sys", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
 
 
@@ -49,20 +47,18 @@ def run_step(
 ) -> int:
     """Run ``argv`` in a container over ``rootfs`` (mounted); its exit code."""
     cid = os.urandom(32).hex()
-    bundle = work / "bundle"
-    bundle.mkdir(parents=True, exist_ok=True)
     etc = _etc_files(work / "etc")
-    request = RunRequest(
+    intent = ContainerIntent(
         image="bolt-build",
         command=list(argv),
         entrypoint=[],
-        network="host",
+        network_mode="host",
         workdir=workdir or "/",
         user=user or None,
     )
     try:
         spec = build_spec(
-            request,
+            intent,
             cid=cid,
             name=f"bolt-build-{cid[:8]}",
             root=root,
@@ -73,40 +69,12 @@ def run_step(
         )
     except NotFound as err:
         raise NotFound(err.message.replace("--user: ", "USER: "), hint=err.hint) from None
-    from bolt.runtime.ocispec import generate
-
-    spec = validate(spec)
-    (bundle / "config.json").write_text(json.dumps(generate(spec)))
-    (work / CID_FILE).write_text(f"{rt.name} {cid}\n")
-    try:
-        proc = subprocess.Popen(
-            rt.argv("run", "--bundle", str(bundle), cid),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            preexec_fn=rt.preexec(),
-        )
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            on_output(raw.decode("utf-8", "replace").rstrip("\n"))
-        return proc.wait()
-    finally:
-        with contextlib.suppress(BoltError, OSError):
-            rt.delete(cid, force=True)
-        engine.kill_cgroups(cid)
-        shutil.rmtree(bundle, ignore_errors=True)
-        (work / CID_FILE).unlink(missing_ok=True)
+    return run_spec(rt, spec, work, on_output)
 
 
 def reap(step_scratch: Path, root: Path) -> None:
     """Stop and delete the container a killed build left running in ``step_scratch``."""
-    try:
-        name, cid = (step_scratch / CID_FILE).read_text().split()
-    except (OSError, ValueError):
-        return
-    engine.kill_cgroups(cid)  # SIGKILL everything in its cgroups, then remove them
-    with contextlib.suppress(BoltError, OSError):
-        make_runtime(name, root).delete(cid, force=True)
+    oneshot.reap(step_scratch, root)
 
 
 def _etc_files(where: Path) -> list[Mount]:

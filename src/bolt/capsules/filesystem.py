@@ -55,7 +55,7 @@ def _entries(doc: Document) -> list[dict[str, Any]]:
         at = f"{where}.containers[{i}]"
         if not isinstance(e, dict):
             raise SnapshotCorrupt(f"{at} must be an object")
-        for key in ("id", "name", "image_id", "status", "kind", "path"):
+        for key in ("id", "name", "image", "status", "kind", "path"):
             if not isinstance(e.get(key), str) or not e[key]:
                 raise SnapshotCorrupt(f"{at}.{key} is missing or not a string")
         if not _ID.match(e["id"]):
@@ -154,7 +154,7 @@ class ContainerFilesystems:
     def _prepare(self, doc: Document, ctx: Context) -> Document:
         plan = []
         for e in _entries(doc):
-            t = containers.find(ctx.root, e["id"], e["name"], e["image_id"])
+            t = containers.find(ctx.root, e["id"], e["name"], e["image"])
             if t is None:
                 raise BoltError(
                     f"container {e['name']} of the snapshot no longer exists "

@@ -32,6 +32,7 @@ COMMAND_MODULES = {
         ("ps", "logs", "exec", "start", "stop", "kill", "rm", "inspect", "wait"), "containers"
     ),
     "gpu": "gpu",
+    "network": "network",
     "system": "system",
     "volume": "system",
     "image": "image",
@@ -40,8 +41,18 @@ COMMAND_MODULES = {
     **dict.fromkeys(("pull", "push", "tag", "login", "logout", "save", "load"), "registry"),
     "snapshot": "snapshot",
 }
-MODULE_ORDER = ("run", "containers", "image", "registry", "build", "gpu", "snapshot", "system")
-CORE_MODULES = ("run", "containers", "gpu", "system")  # the rest ship separately
+MODULE_ORDER = (
+    "run",
+    "containers",
+    "network",
+    "image",
+    "registry",
+    "build",
+    "gpu",
+    "snapshot",
+    "system",
+)
+CORE_MODULES = ("run", "containers", "network", "gpu", "system")  # the rest ship separately
 
 
 def _command_of(argv: Sequence[str]) -> str | None:

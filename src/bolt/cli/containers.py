@@ -51,6 +51,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("rm", help="remove containers")
     p.add_argument("-f", "--force", action="store_true", help="kill running ones first")
+    p.add_argument("-v", "--volumes", action="store_true", help="also remove anonymous volumes")
     p.add_argument("names", nargs="+")
     p.set_defaults(handler=rm, needs_root=True)
 
@@ -75,20 +76,31 @@ def describe(row: Any) -> dict[str, Any]:
 
 
 def _status_text(d: dict[str, Any]) -> str:
-    if d["status"] == "running":
+    if d["status"] in ("running", "paused"):
         up = int(time.time() - (d["started"] or d["created"]))
-        return f"Up {up}s" + ("" if d["supervised"] else " (monitor lost)")
-    if d["status"] == "exited":
+        text = f"Up {up}s"
+        if d["status"] == "paused":
+            text += " (Paused)"
+        elif d.get("health"):
+            text += f" ({d['health']})"
+        if not d["supervised"]:
+            text += " (monitor lost)"
+    elif d["status"] == "exited":
         code = "?" if d["exit_code"] is None else d["exit_code"]
-        return f"Exited ({code})"
-    return d["status"].capitalize()
+        text = f"Exited ({code})"
+    else:
+        text = d["status"].capitalize()
+    if d.get("restart_count"):
+        text += f" restarts={d['restart_count']}"
+    return text
 
 
 def ps(args: argparse.Namespace) -> int:
-    from bolt.runtime.engine import is_live, reconcile
+    from bolt.engine.containers import is_live, reconcile
 
     db = _db(args)
     rows = [reconcile(args.root, db, r) for r in db.all()]
+    rows = [r for r in rows if r.status != "removed"]
     if not args.all:
         rows = [r for r in rows if is_live(r)]
     items = [describe(r) for r in rows]
@@ -109,7 +121,7 @@ def ps(args: argparse.Namespace) -> int:
 
 
 def logs(args: argparse.Namespace) -> int:
-    from bolt.runtime.logs import follow_lines
+    from bolt.engine.logs import follow_lines
 
     db = _db(args)
     row = db.get(args.name)
@@ -128,8 +140,8 @@ def logs(args: argparse.Namespace) -> int:
 
 
 def exec_(args: argparse.Namespace) -> int:
+    from bolt.engine.containers import exec_replace
     from bolt.errors import InvalidInput
-    from bolt.runtime.engine import exec_replace
 
     if not args.cmd:
         raise InvalidInput("exec: no command given", hint="bolt exec NAME CMD...")
@@ -169,12 +181,13 @@ def _each(args: argparse.Namespace, action: Any) -> int:
 def start(args: argparse.Namespace) -> int:
     from bolt.cli.run import Attached
     from bolt.errors import BoltError, InvalidInput, render
-    from bolt.runtime.engine import start_again
 
     if args.attach and len(args.names) > 1:
         raise InvalidInput("start -a attaches to one container", hint="give one name")
     if args.attach:
-        launched = start_again(args.root, args.names[0])
+        launched = _start(args, args.names[0])
+        if launched is None:
+            raise InvalidInput("start -a: the container was only created; it is now running")
         tty = bool(launched.row.details_dict.get("tty"))
         with launched.sock:
             return Attached(launched.sock, interactive=False, tty=tty).run(
@@ -184,19 +197,35 @@ def start(args: argparse.Namespace) -> int:
     failed = 0
     for name in args.names:  # no database connection may be open across the monitor's fork
         try:
-            launched = start_again(args.root, name)
-            with launched.sock:
-                Attached(launched.sock, interactive=False, tty=False).wait_started()
+            launched = _start(args, name)
+            if launched is not None:
+                with launched.sock:
+                    Attached(launched.sock, interactive=False, tty=False).wait_started()
         except BoltError as err:
             print(render(err), file=sys.stderr)
             failed = failed or int(err.exit_code)
             continue
-        print(launched.row.name)
+        print(name)
     return failed
 
 
+def _start(args: argparse.Namespace, name: str) -> Any:
+    """Start a created container (None), or run a stopped one again (its launch)."""
+    from bolt.engine.containers import reconcile, start_again, start_created
+
+    db = _db(args)
+    try:
+        row = reconcile(args.root, db, db.get(name))
+        if row.status == "created":
+            start_created(args.root, db, row)
+            return None
+    finally:
+        db.close()  # no database connection may be open across the monitor's fork
+    return start_again(args.root, row.id)
+
+
 def stop(args: argparse.Namespace) -> int:
-    from bolt.runtime import engine
+    from bolt.engine import containers as engine
 
     def one(db: Any, row: Any) -> str:
         engine.stop(args.root, db, row, args.time)
@@ -206,7 +235,10 @@ def stop(args: argparse.Namespace) -> int:
 
 
 def kill(args: argparse.Namespace) -> int:
-    from bolt.runtime import engine
+    from bolt.engine import containers as engine
+    from bolt.runtime.flags import signal_number
+
+    signal_number(args.signal, "--signal")  # refused before any container is touched
 
     def one(db: Any, row: Any) -> str:
         engine.kill(args.root, db, row, args.signal)
@@ -216,17 +248,17 @@ def kill(args: argparse.Namespace) -> int:
 
 
 def rm(args: argparse.Namespace) -> int:
-    from bolt.runtime import engine
+    from bolt.engine import containers as engine
 
     def one(db: Any, row: Any) -> str:
-        engine.remove(args.root, db, row, args.force)
+        engine.remove(args.root, db, row, args.force, args.volumes)
         return str(row.name)
 
     return _each(args, one)
 
 
 def wait(args: argparse.Namespace) -> int:
-    from bolt.runtime import engine
+    from bolt.engine import containers as engine
 
     def one(db: Any, row: Any) -> str:
         code = engine.wait(args.root, db, row)
@@ -238,7 +270,7 @@ def wait(args: argparse.Namespace) -> int:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    from bolt.runtime.engine import reconcile
+    from bolt.engine.containers import reconcile
     from bolt.runtime.layout import ContainerDir
 
     db = _db(args)

@@ -66,7 +66,31 @@ def options() -> tuple[Option, ...]:
         Option(("-w", "--workdir"), "workdir"),
         Option(("-u", "--user"), "user"),
         Option(("--hostname",), "hostname"),
-        Option(("--network", "--net"), "network", default="private", metavar="none|host|ns:PATH"),
+        Option(
+            ("--network", "--net"),
+            "network",
+            default="private",
+            metavar="NAME|none|host|container:NAME|ns:PATH",
+        ),
+        Option(("--network-alias",), "network_alias", "append", metavar="ALIAS"),
+        Option(("--ip",), "ip", metavar="IP"),
+        Option(("-p", "--publish"), "publish", "append", metavar="[IP:]HOST:CTR[/udp]"),
+        Option(("--add-host",), "add_host", "append", metavar="NAME:IP"),
+        Option(("--dns",), "dns", "append", metavar="IP"),
+        Option(
+            ("--restart",),
+            "restart",
+            default="no",
+            metavar="no|on-failure[:N]|always|unless-stopped",
+        ),
+        Option(("--health-cmd",), "health_cmd", metavar="CMD"),
+        Option(("--health-interval",), "health_interval", metavar="DURATION"),
+        Option(("--health-timeout",), "health_timeout", metavar="DURATION"),
+        Option(("--health-retries",), "health_retries", type=int, metavar="N"),
+        Option(("--health-start-period",), "health_start_period", metavar="DURATION"),
+        Option(("--no-healthcheck",), "no_healthcheck", "store_true"),
+        Option(("--stop-signal",), "stop_signal", metavar="SIGNAL"),
+        Option(("--stop-timeout",), "stop_timeout", type=float, metavar="SECONDS"),
         Option(("--read-only",), "read_only", "store_true"),
         Option(("-i", "--interactive"), "interactive", "store_true"),
         Option(("-t", "--tty"), "tty", "store_true"),
@@ -142,48 +166,116 @@ def parse_fast(argv: Sequence[str]) -> SimpleNamespace | None:
     )
 
 
+# Which flag sets each intent field (for errors found when the intent is validated).
+FIELD_FLAGS = {
+    "image": "IMAGE",
+    "env": "--env",
+    "workdir": "--workdir",
+    "user": "--user",
+    "hostname": "--hostname",
+    "memory": "--memory",
+    "cpus": "--cpus",
+    "pids_limit": "--pids-limit",
+    "network_mode": "--network",
+    "networks": "--network",
+    "ports": "--publish",
+    "extra_hosts": "--add-host",
+    "dns": "--dns",
+    "restart": "--restart",
+    "healthcheck": "--health-cmd",
+    "healthcheck.interval": "--health-interval",
+    "healthcheck.timeout": "--health-timeout",
+    "healthcheck.retries": "--health-retries",
+    "healthcheck.start_period": "--health-start-period",
+    "stop_signal": "--stop-signal",
+    "stop_timeout": "--stop-timeout",
+    "labels": "--label",
+    "runtime": "--runtime",
+}
+
+
 def _labels(items: list[str]) -> dict[str, str]:
-    from bolt.errors import InvalidInput
+    from bolt.runtime.intent import IntentError
 
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not key:
-            raise InvalidInput(f"--label: {item!r} is not KEY=VALUE")
+            raise IntentError("--label", f"{item!r} is not KEY=VALUE")
         out[key] = value if sep else ""
     return out
 
 
-def handle(args: argparse.Namespace | SimpleNamespace) -> int:
-    from bolt.errors import InvalidInput
-    from bolt.runtime.engine import launch
-    from bolt.runtime.request import RunRequest
+def _network(args: argparse.Namespace | SimpleNamespace) -> tuple[str, list[Any]]:
+    """``--network`` (+ ``--network-alias``, ``--ip``) -> the mode and user networks."""
+    from bolt.runtime.intent import IntentError, NetworkAttachment
 
-    if args.tty and not os.isatty(0) and args.interactive:
-        raise InvalidInput("-t needs a terminal on stdin", hint="drop -t, or run from a terminal")
-    req = RunRequest(
+    text = args.network
+    nets: list[Any]
+    if text in ("private", "none", "host", "bridge") or text.startswith(("container:", "ns:")):
+        mode, nets = text, []
+    elif text.startswith("/"):
+        mode, nets = "ns:" + text, []
+    else:
+        mode, nets = "bridge", [NetworkAttachment(text, tuple(args.network_alias), args.ip)]
+    if mode == "bridge" and not nets and (args.network_alias or args.ip):
+        from bolt.engine.networks import DEFAULT_NETWORK
+
+        nets = [NetworkAttachment(DEFAULT_NETWORK, tuple(args.network_alias), args.ip)]
+    if not nets and (args.network_alias or args.ip):
+        flag = "--network-alias" if args.network_alias else "--ip"
+        raise IntentError(flag, "needs a user network (--network NAME)")
+    return mode, nets
+
+
+def intent_of(args: argparse.Namespace | SimpleNamespace) -> Any:
+    """The ``ContainerIntent`` the flags ask for; errors name the flag."""
+    from bolt.runtime import flags
+    from bolt.runtime.intent import ContainerIntent, IntentError
+
+    env_items: list[str] = []
+    for path in args.env_file:
+        env_items += flags.read_env_file(path)
+    env, env_host = flags.split_env([*env_items, *args.env])
+    mounts = [flags.parse_volume(v) for v in args.volume]
+    mounts += [flags.parse_tmpfs(t) for t in args.tmpfs]
+    mode, networks = _network(args)
+    intent = ContainerIntent(
         image=args.image,
         command=list(args.cmd),
         entrypoint=None
         if args.entrypoint is None
         else ([args.entrypoint] if args.entrypoint else []),
-        name=args.name,
-        env=args.env,
-        env_files=args.env_file,
-        volumes=args.volume,
-        tmpfs=args.tmpfs,
-        devices=args.device,
+        env=env,
+        env_host=tuple(env_host),
+        mounts=tuple(mounts),
+        devices=tuple(args.device),
         gpus=args.gpus,
         privileged=args.privileged,
-        cap_add=args.cap_add,
-        cap_drop=args.cap_drop,
-        memory=args.memory,
+        cap_add=tuple(args.cap_add),
+        cap_drop=tuple(args.cap_drop),
+        memory=None if args.memory is None else flags.parse_size(args.memory, "--memory"),
         cpus=args.cpus,
         pids_limit=args.pids_limit,
         workdir=args.workdir,
         user=args.user,
         hostname=args.hostname,
-        network=args.network,
+        network_mode=mode,
+        networks=tuple(networks),
+        ports=tuple(flags.parse_port(p) for p in args.publish),
+        extra_hosts=tuple(flags.parse_extra_host(h) for h in args.add_host),
+        dns=tuple(args.dns),
+        restart=flags.parse_restart(args.restart),
+        healthcheck=flags.health_check(
+            cmd=args.health_cmd,
+            interval=args.health_interval,
+            timeout=args.health_timeout,
+            retries=args.health_retries,
+            start_period=args.health_start_period,
+            disabled=args.no_healthcheck,
+        ),
+        stop_signal=args.stop_signal,
+        stop_timeout=args.stop_timeout,
         read_only=args.read_only,
         interactive=args.interactive and not args.detach,
         tty=args.tty,
@@ -191,9 +283,33 @@ def handle(args: argparse.Namespace | SimpleNamespace) -> int:
         labels=_labels(args.label),
         runtime=args.runtime,
     )
-    launched = launch(args.root, req)
+    try:
+        return intent.validate()
+    except IntentError as err:
+        raise IntentError(_flag_of(err.field, intent), err.detail, hint=err.hint) from None
+
+
+def _flag_of(field: str, intent: Any) -> str:
+    """``mounts[1].destination`` -> ``-v`` or ``--tmpfs``; ``cpus`` -> ``--cpus``."""
+    if field.startswith("mounts["):
+        index = int(field[len("mounts[") : field.index("]")])
+        return "--tmpfs" if intent.mounts[index].kind == "tmpfs" else "--volume"
+    for key in (field, field.split(".")[0].split("[")[0]):
+        if key in FIELD_FLAGS:
+            return FIELD_FLAGS[key]
+    return field
+
+
+def handle(args: argparse.Namespace | SimpleNamespace) -> int:
+    from bolt.engine.containers import launch
+    from bolt.errors import InvalidInput
+
+    if args.tty and not os.isatty(0) and args.interactive:
+        raise InvalidInput("-t needs a terminal on stdin", hint="drop -t, or run from a terminal")
+    intent = intent_of(args)
+    launched = launch(args.root, intent, name=args.name)
     with launched.sock:
-        return Attached(launched.sock, interactive=req.interactive, tty=req.tty).run(
+        return Attached(launched.sock, interactive=intent.interactive, tty=intent.tty).run(
             detach=args.detach, cid=launched.row.id
         )
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -33,6 +34,18 @@ SPAWN_DEFAULT_SIGNALS = (
     signal.SIGXFSZ,
 )
 PROBE_FILE = "runtime-probe.json"
+# ``linux.private_mount_namespace_without_cgroup2`` as commands, for threaded callers.
+PRIVATE_NS_WRAPPER = (
+    "unshare",
+    "--mount",
+    "--propagation",
+    "slave",
+    "--",
+    "/bin/sh",
+    "-c",
+    'umount -l /sys/fs/cgroup/unified 2>/dev/null; exec "$@"',
+    "sh",
+)
 
 
 class RuntimeFailure(BoltError):
@@ -57,17 +70,6 @@ class OciRuntime(NamedTuple):
     def argv(self, *args: str) -> list[str]:
         return [self.path, "--root", self.state_root, *args]
 
-    def preexec(self) -> Callable[[], None] | None:
-        """The child set-up ``create``/``run`` need (only valid in a single-threaded parent).
-
-        Only those verbs look at the cgroup layout; start, state, kill, delete and exec
-        work in the host's mount namespace."""
-        if not self.private_ns:
-            return None
-        from bolt.runtime.linux import private_mount_namespace_without_cgroup2
-
-        return private_mount_namespace_without_cgroup2
-
     def spawn(self, *args: str, stdio: tuple[int, int, int]) -> int:
         """Start ``<runtime> args`` with ``stdio`` as its fds 0-2 and return its pid.
 
@@ -75,14 +77,19 @@ class OciRuntime(NamedTuple):
         for the instant of the spawn, so the runtime starts by posix_spawn (vfork) with no
         Python code between fork and exec.  Only for single-threaded callers."""
         host_ns = None
-        if self.private_ns:
+        path, argv = self.path, self.argv(*args)
+        threading = sys.modules.get("threading")  # not loaded: no second thread
+        if self.private_ns and threading is not None and threading.active_count() > 1:
+            # A threaded process cannot change its mount namespace: a wrapper does it.
+            path, argv = _binary("unshare") or "/usr/bin/unshare", [*PRIVATE_NS_WRAPPER, *argv]
+        elif self.private_ns:
             from bolt.runtime.linux import leave_mount_namespace_without_cgroup2
 
             host_ns = leave_mount_namespace_without_cgroup2()
         try:
             return os.posix_spawn(
-                self.path,
-                self.argv(*args),
+                path,
+                argv,
                 os.environ,
                 file_actions=[(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(stdio)],
                 setsigdef=SPAWN_DEFAULT_SIGNALS,
@@ -130,6 +137,12 @@ class OciRuntime(NamedTuple):
     def kill(self, cid: str, sig: int = signal.SIGTERM, all_processes: bool = False) -> bool:
         args = ["kill", *(["--all"] if all_processes else []), cid, str(int(sig))]
         return self._run(*args, check=False).returncode == 0
+
+    def pause(self, cid: str) -> None:
+        self._run("pause", cid)
+
+    def resume(self, cid: str) -> None:
+        self._run("resume", cid, check=False)
 
     def delete(self, cid: str, force: bool = False) -> None:
         if not self.has_state(cid):
@@ -191,45 +204,37 @@ def _fingerprint(path: str) -> str:
 def _probe(rt: OciRuntime, work: Path) -> tuple[bool, str]:
     """Run /bin/true with the host's /usr etc. bind-mounted read-only into an empty rootfs."""
     import shutil
-    import subprocess
     import tempfile
 
-    from bolt.runtime.ocispec import generate
+    from bolt.runtime.oneshot import run_spec
     from bolt.runtime.spec import ContainerSpec, Mount
 
     work.mkdir(parents=True, exist_ok=True)
-    bundle = Path(tempfile.mkdtemp(prefix="probe-", dir=work))
+    scratch = Path(tempfile.mkdtemp(prefix="probe-", dir=work))
+    output: list[str] = []
     try:
-        (bundle / "rootfs").mkdir()
+        (scratch / "rootfs").mkdir()
         mounts = tuple(
             Mount(destination=d, source=os.path.realpath(d), readonly=True)
             for d in ("/bin", "/lib", "/lib64", "/usr")
             if os.path.isdir(d)
         )
+        cid = os.urandom(8).hex()
         spec = ContainerSpec(
-            id=os.urandom(8).hex(),
+            id=cid,
             name="bolt-probe",
-            rootfs=str(bundle / "rootfs"),
+            rootfs=str(scratch / "rootfs"),
             args=("/bin/true",),
             mounts=mounts,
-            cgroups_path=f"/bolt/probe-{os.getpid()}",
+            cgroups_path=f"/bolt/probe-{cid}",
         )
-        (bundle / "config.json").write_text(json.dumps(generate(spec)))
         try:
-            proc = subprocess.run(
-                rt.argv("run", "--bundle", str(bundle), spec.id),
-                capture_output=True,
-                text=True,
-                stdin=subprocess.DEVNULL,
-                timeout=30,
-                preexec_fn=rt.preexec(),
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            code = run_spec(rt, spec, scratch, output.append, timeout=30)
+        except (OSError, BoltError) as exc:
             return False, str(exc)
-        rt._run("delete", "--force", spec.id, check=False)
-        return proc.returncode == 0, runtime_message(proc.stderr) if proc.returncode else "ok"
+        return code == 0, runtime_message("\n".join(output)) if code else "ok"
     finally:
-        shutil.rmtree(bundle, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def make_runtime(name: str, root: Path) -> OciRuntime:

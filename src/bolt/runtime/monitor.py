@@ -53,6 +53,9 @@ class MonitorJob(NamedTuple):
     interactive: bool = False
     start: bool = True
     auto_remove: bool = False
+    restart: tuple[object, ...] = ("no", None)  # RestartPolicy fields
+    healthcheck: tuple[object, ...] | None = None  # HealthCheck fields
+    restart_count: int = 0
 
 
 def exit_code_of(status: int) -> int:
@@ -387,14 +390,22 @@ class Monitor:
         if not self.job.auto_remove:  # a removed container keeps no record
             with contextlib.suppress(OSError):
                 self.cdir.exit_file.write_text(str(code))
+        name = self._name()
         self.cleanup()
         if not self.job.auto_remove:
             self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
+        self.db.add_event(self.job.cid, name, "exited", exit_code=code)
+        if self.job.auto_remove:
+            self.db.add_event(self.job.cid, name, "removed")
         self.send(attach.EXIT, str(code).encode())
+
+    def _name(self) -> str:
+        row = self.db.find(self.job.cid)
+        return row.name if row is not None else self.job.cid[:12]
 
     def cleanup(self) -> None:
         """Delete what the runtime left of the container (a foreground run leaves nothing)
-        and unmount; with auto_remove, remove it all."""
+        and unmount; with auto_remove, remove it all: network, anonymous volumes, row."""
         with contextlib.suppress(BoltError, OSError):
             self.rt.delete(self.job.cid, force=True)
         with contextlib.suppress(OSError):
@@ -402,7 +413,16 @@ class Monitor:
         if self.job.auto_remove:
             import shutil
 
+            from bolt import volumes
+            from bolt.runtime import netavark
+
+            row = self.db.find(self.job.cid)
+            with contextlib.suppress(BoltError, OSError):
+                netavark.teardown_container(self.cdir)
             shutil.rmtree(self.cdir.path, ignore_errors=True)
+            for volume in (row.details_dict.get("anonymous_volumes") or ()) if row else ():
+                with contextlib.suppress(BoltError, OSError):
+                    volumes.remove(self.root, volume)
             self.db.delete(self.job.cid)
 
 
@@ -447,6 +467,8 @@ def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
         changes["started"] = now()
     mon.db.update(job.cid, **changes)
     mon.send(attach.STARTED, json.dumps({"pid": mon.pid, "status": status}).encode())
+    if job.start:
+        mon.db.add_event(job.cid, mon._name(), "started", pid=mon.pid)
     code = mon.supervise()
     mon.finish(code)
     return 0

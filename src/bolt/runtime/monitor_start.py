@@ -50,14 +50,21 @@ def run_forked_child(job: MonitorJob, sock: socket.socket | None) -> None:
         os._exit(code)
 
 
-def spawn_forked(job: MonitorJob, interactive_client: bool = True) -> tuple[int, socket.socket]:
-    """Fork a monitor from this (single-threaded) process; return its pid and our socket end."""
+def spawn_forked(job: MonitorJob, orphan: bool = False) -> tuple[int | None, socket.socket]:
+    """Fork a monitor from this (single-threaded) process; return its pid and our socket
+    end.  With ``orphan`` (a long-lived caller) the monitor is a grandchild, so the caller
+    never holds its zombie, and no pid is returned."""
     ours, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:
         ours.close()
+        if orphan and os.fork() != 0:
+            os._exit(0)
         run_forked_child(job, theirs)
     theirs.close()
+    if orphan:
+        os.waitpid(pid, 0)
+        return None, ours
     return pid, ours
 
 

@@ -1,4 +1,4 @@
-"""``bolt.runtime.oci.Container``: the asyncio library API over Bolt's engine.
+"""``bolt.runtime.oci.Container``: the seed's asyncio container API, over ``bolt.engine.Engine``.
 
     c = await Container.create("busybox", ["sh", "-c", "exit 3"], name="job")
     await c.start()
@@ -6,8 +6,9 @@
 
 ``Container(name)`` attaches to an existing container (one ``bolt run`` made, or a
 project service's); it raises ``NotFound`` when there is none.  Blocking work runs in a
-thread; the monitor is started as a fresh interpreter, so this is safe in threaded and
-asyncio programs.
+thread with an engine of its own, so this is safe in threaded and asyncio programs.
+
+(The module keeps the seed's path; the Engine it uses sits above the low runtime.)
 """
 
 from __future__ import annotations
@@ -16,53 +17,34 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bolt.errors import BoltError, InvalidInput
-from bolt.runtime import attach, engine
-from bolt.runtime.request import RunRequest
-from bolt.state.db import ContainerRow, StateDB, now
+from bolt.engine.api import Engine, ExecResult
+from bolt.errors import BoltError
+from bolt.runtime.intent import ContainerIntent
 
 T = TypeVar("T")
+
+__all__ = ["Container", "ExecResult"]
 
 
 def default_root() -> Path:
     return Path(os.environ.get("BOLT_ROOT") or "/var/lib/bolt")
 
 
-@dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
 class Container:
     def __init__(self, name: str, *, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
-        db = StateDB(self.root)
-        try:
-            row = db.get(name)
-        finally:
-            db.close()
-        self.id = row.id
-        self.name = row.name
+        with Engine(self.root) as eng:
+            info = eng.inspect(name)
+        self.id = info.id
+        self.name = info.name
 
-    async def _call(self, fn: Callable[[StateDB, ContainerRow], T]) -> T:
-        """Run ``fn(db, row)`` in a thread with a connection of its own (closed after)."""
-
+    async def _call(self, fn: Callable[[Engine], T]) -> T:
         def go() -> T:
-            db = StateDB(self.root)
-            try:
-                return fn(db, engine.reconcile(self.root, db, db.get(self.id)))
-            finally:
-                db.close()
+            with Engine(self.root) as eng:
+                return fn(eng)
 
         return await asyncio.to_thread(go)
 
@@ -73,17 +55,19 @@ class Container:
         command: Sequence[str] = (),
         *,
         root: Path | str | None = None,
+        name: str | None = None,
         **options: Any,
     ) -> Container:
-        """Create (not start) a container; ``options`` are ``RunRequest`` fields
-        (name, env, volumes, devices, gpus, memory, network, labels, ...)."""
+        """Create (not start) a container; ``options`` are ``ContainerIntent`` fields
+        (env, mounts, devices, gpus, memory, network_mode, labels, ...)."""
         base = Path(root) if root is not None else default_root()
-        request = RunRequest(image=image, command=list(command), **options)
-        if request.tty or request.interactive:
-            raise InvalidInput("the library API does not attach a terminal or stdin")
-        launched = await asyncio.to_thread(engine.launch, base, request, start=False, fork=False)
-        await asyncio.to_thread(_await_created, launched.sock)
-        return cls(launched.row.id, root=base)
+        intent = ContainerIntent(image=image, command=list(command), **options)
+
+        def go() -> str:
+            with Engine(base) as eng:
+                return eng.create(intent, name=name).id
+
+        return cls(await asyncio.to_thread(go), root=base)
 
     @classmethod
     async def run(cls, image: str, command: Sequence[str] = (), **options: Any) -> Container:
@@ -94,39 +78,28 @@ class Container:
 
     async def start(self) -> None:
         """Start a created container, or run a stopped one again."""
-
-        def go(db: StateDB, row: ContainerRow) -> bool:
-            if row.status == "created":
-                engine.runtime_of(self.root, row).start(row.id)
-                db.update(row.id, status="running", started=now())
-                return False
-            if row.status in ("exited", "failed"):
-                return True
-            raise InvalidInput(f"container {row.name} is already {row.status}")
-
-        if await self._call(go):
-            launched = await asyncio.to_thread(engine.start_again, self.root, self.id, fork=False)
-            await asyncio.to_thread(_await_created, launched.sock)
+        await self._call(lambda eng: eng.start(self.id))
 
     async def wait(self, timeout: float | None = None) -> int:
         """The container's exit code, once it has exited."""
-        code = await self._call(lambda db, row: engine.wait(self.root, db, row, timeout))
+        code = await self._call(lambda eng: eng.wait(self.id, timeout))
         if code is None:
             raise BoltError(f"the exit code of {self.name} is unknown (its monitor was killed)")
         return code
 
     async def stop(self, timeout: float = 10) -> int | None:
-        return await self._call(lambda db, row: engine.stop(self.root, db, row, timeout).exit_code)
+        return await self._call(lambda eng: eng.stop(self.id, timeout).exit_code)
 
     async def kill(self, sig: str | int = signal.SIGKILL) -> None:
         number = int(sig) if isinstance(sig, signal.Signals) else sig
-        await self._call(lambda db, row: engine.kill(self.root, db, row, number))
+        await self._call(lambda eng: eng.kill(self.id, number))
 
     async def remove(self, force: bool = False) -> None:
-        await self._call(lambda db, row: engine.remove(self.root, db, row, force))
+        await self._call(lambda eng: eng.remove(self.id, force))
 
     async def inspect(self) -> dict[str, Any]:
-        return await self._call(lambda db, row: row.describe())
+        info = await self._call(lambda eng: eng.inspect(self.id))
+        return {k: v for k, v in info._asdict().items() if k != "intent"}
 
     async def status(self) -> str:
         return str((await self.inspect())["status"])
@@ -140,59 +113,21 @@ class Container:
         user: str | None = None,
     ) -> ExecResult:
         """Run ``cmd`` (a list, or a string for ``/bin/sh -c``) in the running container."""
-        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-
-        def command(db: StateDB, row: ContainerRow) -> list[str]:
-            if row.status != "running":
-                raise InvalidInput(f"container {row.name} is not running")
-            return engine.runtime_of(self.root, row).exec_argv(
-                row.id,
-                argv,
-                env=engine.exec_env(self.root, row, tuple(env)),
-                cwd=workdir,
-                user=engine.exec_user(self.root, row, user),
-            )
-
-        full = await self._call(command)
-        proc = await asyncio.create_subprocess_exec(
-            *full,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
-        return ExecResult(
-            proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        return await self._call(
+            lambda eng: eng.exec(self.id, cmd, env=env, user=user, workdir=workdir)
         )
 
     async def logs(
         self, *, follow: bool = False, tail: int | None = None
     ) -> AsyncIterator[dict[str, Any]]:
         """Log records (time, stream, log), following new ones while it runs if asked."""
-        from bolt.runtime.logs import follow_lines
-
-        db = await asyncio.to_thread(StateDB, self.root)
+        eng = Engine(self.root)
+        it = eng.logs(self.id, follow=follow, tail=tail)
         try:
-            it = follow_lines(self.root, db, db.get(self.id), tail=tail, follow=follow)
-            sentinel = object()
             while True:
-                record = await asyncio.to_thread(next, it, sentinel)
-                if record is sentinel:
+                line = await asyncio.to_thread(next, it, None)
+                if line is None:
                     return
-                yield record  # type: ignore[misc]
+                yield {"time": line.time, "stream": line.stream, "log": line.text}
         finally:
-            db.close()
-
-
-def _await_created(sock: Any) -> None:
-    decoder = attach.Decoder()
-    with sock:
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                raise BoltError("the container's monitor exited before creating the container")
-            for kind, payload in decoder.feed(data):
-                if kind == attach.ERROR:
-                    raise BoltError(payload.decode(errors="replace"))
-                if kind == attach.STARTED:
-                    return
+            eng.close()

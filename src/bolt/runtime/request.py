@@ -1,4 +1,5 @@
-"""From user intent (``RunRequest``: ``bolt run`` flags or a library call) to a ``ContainerSpec``.
+"""From a ``ContainerIntent`` (``bolt run`` flags, a Boltfile service, a library call) to a
+``ContainerSpec``.
 
 This is the only place that looks at the host to fill in a spec: device numbers, bind
 sources, named volumes, users in the image's /etc/passwd, CDI specs.  Parsers raise
@@ -13,100 +14,56 @@ import re
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from bolt import volumes
 from bolt.errors import InvalidInput, NotFound
 from bolt.runtime.defaults import DEFAULT_PATH, SECCOMP_ARCHES
+from bolt.runtime.intent import ContainerIntent, MountIntent
 from bolt.runtime.spec import ContainerSpec, Device, Mount, Network, Resources, normalize_cap
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+def network_of(intent: ContainerIntent) -> Network:
+    """The network namespace of the modes that need no engine state (bridge and
+    container:NAME are resolved by the engine into a namespace path)."""
+    mode = intent.network_mode
+    if mode in ("private", "none", "host"):
+        return Network(kind=mode)  # type: ignore[arg-type]
+    if mode.startswith("ns:"):
+        path = mode.removeprefix("ns:")
+        if not os.path.exists(path):
+            raise NotFound(f"--network: namespace {path} does not exist")
+        return Network(kind="netns", path=path)
+    raise InvalidInput(f"network: {mode!r} needs the engine to resolve it")
 
 
-class RunRequest(NamedTuple):
-    image: str
-    command: Sequence[str] = ()
-    entrypoint: list[str] | None = None
-    name: str | None = None
-    env: Sequence[str] = ()
-    env_files: Sequence[str] = ()
-    volumes: Sequence[str] = ()
-    tmpfs: Sequence[str] = ()
-    devices: Sequence[str] = ()
-    gpus: str | None = None
-    privileged: bool = False
-    cap_add: Sequence[str] = ()
-    cap_drop: Sequence[str] = ()
-    memory: str | None = None
-    cpus: float | None = None
-    pids_limit: int | None = None
-    workdir: str | None = None
-    user: str | None = None
-    hostname: str | None = None
-    network: str = "private"
-    read_only: bool = False
-    interactive: bool = False
-    tty: bool = False
-    auto_remove: bool = False
-    labels: Mapping[str, str] = {}
-    runtime: str = "auto"
-
-
-def parse_memory(text: str) -> int:
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*", text.lower())
-    if not m:
-        raise InvalidInput(f"--memory: {text!r} is not a size", hint="use e.g. 512m or 2g")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
-
-
-def parse_network(text: str) -> Network:
-    if text in ("private", "none", "host"):
-        return Network(kind=text)  # type: ignore[arg-type]
-    if text.startswith("ns:") or text.startswith("/"):
-        return Network(kind="netns", path=text.removeprefix("ns:"))
-    raise InvalidInput(
-        f"--network: {text!r} is not supported",
-        hint="use none, host, or ns:PATH to join a network namespace",
-    )
-
-
-def parse_volume(text: str, root: Path) -> Mount:
-    parts = text.split(":")
-    if len(parts) == 1:
-        source, dest, opts = "", parts[0], ""
-    elif len(parts) in (2, 3):
-        source, dest, opts = parts[0], parts[1], parts[2] if len(parts) == 3 else ""
-    else:
-        raise InvalidInput(f"-v: {text!r} is not SRC:DST[:ro]")
-    options = [o for o in opts.split(",") if o]
-    unknown = set(options) - {"ro", "rw", "z", "Z"}
-    if unknown:
-        raise InvalidInput(
-            f"-v: {text!r} has unknown options {', '.join(sorted(unknown))}", hint="use ro or rw"
+def resolve_mount(m: MountIntent, root: Path, field: str) -> Mount:
+    """A mount intent -> a spec mount (bind sources checked, volumes made)."""
+    if m.kind == "tmpfs":
+        return Mount(
+            destination=m.destination,
+            source="tmpfs",
+            kind="tmpfs",
+            readonly=m.readonly,
+            options=tuple(m.options),
         )
-    if not dest.startswith("/"):
-        raise InvalidInput(f"-v: destination {dest!r} is not an absolute path")
-    if source.startswith("/"):
-        if not os.path.exists(source):
-            raise NotFound(f"-v: bind source {source} does not exist")
-        host = os.path.realpath(source)
+    if m.kind == "bind":
+        if not os.path.exists(m.source):
+            raise NotFound(f"{field}: bind source {m.source} does not exist")
+        host = os.path.realpath(m.source)
     else:
-        host = str(volumes.ensure(root, source or os.urandom(16).hex()))
-    return Mount(destination=dest, source=host, readonly="ro" in options)
+        host = str(volumes.ensure(root, m.source))
+    return Mount(destination=m.destination, source=host, readonly=m.readonly)
 
 
-def parse_tmpfs(text: str) -> Mount:
-    dest, _, opts = text.partition(":")
-    if not dest.startswith("/"):
-        raise InvalidInput(f"--tmpfs: {dest!r} is not an absolute path")
-    options = tuple(o for o in opts.split(",") if o)
-    return Mount(
-        destination=dest,
-        source="tmpfs",
-        kind="tmpfs",
-        readonly="ro" in options,
-        options=tuple(o for o in options if o not in ("ro", "rw")),
-    )
+def anonymous_volumes(intent: ContainerIntent) -> ContainerIntent:
+    """The intent with a fresh volume name for each anonymous mount (the names are
+    recorded, so the container's removal removes them)."""
+    mounts = [
+        m._replace(source=os.urandom(16).hex()) if m.kind == "anonymous" and not m.source else m
+        for m in intent.mounts
+    ]
+    return intent._replace(mounts=tuple(mounts))
 
 
 def parse_device(text: str) -> Device:
@@ -194,14 +151,6 @@ def bounding_caps() -> tuple[str, ...]:
     return ALL_CAPS
 
 
-def read_env_file(path: str) -> list[str]:
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise NotFound(f"--env-file: {path}: {exc.strerror}") from None
-    return [ln for ln in (raw.strip() for raw in lines) if ln and not ln.startswith("#")]
-
-
 def merge_env(base: Sequence[str], extra: Sequence[str], host: Mapping[str, str]) -> list[str]:
     """Later entries override earlier ones by key; ``KEY`` alone copies the host's value."""
     merged: dict[str, str] = {}
@@ -255,13 +204,13 @@ def resolve_user(user: str, layers_lowest_first: list[Path]) -> tuple[int, int]:
     return uid, gid
 
 
-def command_of(req: RunRequest, config: Mapping[str, Any]) -> list[str]:
+def command_of(req: ContainerIntent, config: Mapping[str, Any]) -> list[str]:
     """Docker's rule: entrypoint + command; a given --entrypoint drops the image's Cmd."""
     entrypoint = (
-        req.entrypoint if req.entrypoint is not None else list(config.get("Entrypoint") or [])
+        list(req.entrypoint) if req.entrypoint is not None else list(config.get("Entrypoint") or [])
     )
     if req.command:
-        cmd = req.command
+        cmd = list(req.command)
     elif req.entrypoint is not None:
         cmd = []
     else:
@@ -274,7 +223,7 @@ def hostname_for(name: str) -> str:
 
 
 def build_spec(
-    req: RunRequest,
+    req: ContainerIntent,
     *,
     cid: str,
     name: str,
@@ -283,9 +232,14 @@ def build_spec(
     image_config: Mapping[str, Any],
     layers_lowest_first: list[Path],
     extra_mounts: Sequence[Mount] = (),
+    network: Network | None = None,
+    mount_fields: Sequence[str] = (),
 ) -> ContainerSpec:
-    """Everything but CDI (see ``bolt.runtime.cdi.apply``) resolved into a spec."""
-    network = parse_network(req.network)
+    """Everything but CDI (see ``bolt.runtime.cdi.apply``) resolved into a spec.
+
+    ``network`` is the resolved namespace (default: from ``network_mode``);
+    ``mount_fields`` name each mount for errors (``-v``, ``--tmpfs``)."""
+    network = network or network_of(req)
     hostname = req.hostname or (
         os.uname().nodename if network.kind == "host" else hostname_for(name)
     )
@@ -295,24 +249,20 @@ def build_spec(
     env_base.append(f"HOSTNAME={hostname}")
     if req.tty:
         env_base.append("TERM=xterm")
-    extra: list[str] = []
-    for path in req.env_files:
-        extra += read_env_file(path)
-    env = merge_env(env_base, [*extra, *req.env], os.environ)
+    env = merge_env(
+        env_base, [*(f"{k}={v}" for k, v in req.env.items()), *req.env_host], os.environ
+    )
     user = req.user or str(image_config.get("User") or "")
     uid, gid = resolve_user(user, layers_lowest_first) if user else (0, 0)
     mounts = [*extra_mounts]
-    mounts += [parse_volume(v, root) for v in req.volumes]
-    mounts += [parse_tmpfs(t) for t in req.tmpfs]
+    for i, m in enumerate(req.mounts):
+        field = mount_fields[i] if i < len(mount_fields) else f"mounts[{i}]"
+        mounts.append(resolve_mount(m, root, field))
     devices = [parse_device(d) for d in req.devices if "=" not in d]
     if req.privileged:
         known = {d.path for d in devices}
         devices += [d for d in host_devices() if d.path not in known]
-    resources = Resources(
-        memory=parse_memory(req.memory) if req.memory else None,
-        cpus=req.cpus,
-        pids=req.pids_limit,
-    )
+    resources = Resources(memory=req.memory, cpus=req.cpus, pids=req.pids_limit)
     annotations = {"org.bolt.name": name, "org.bolt.image": req.image, **req.labels}
     return ContainerSpec(
         id=cid,
@@ -340,7 +290,7 @@ def build_spec(
     )
 
 
-def cdi_names(req: RunRequest) -> list[str]:
+def cdi_names(req: ContainerIntent) -> list[str]:
     names = [d for d in req.devices if "=" in d]
     if req.gpus:
         names += gpu_device_names(req.gpus)

@@ -1,7 +1,7 @@
 """Bolt's container state: one SQLite database (WAL) at ``$BOLT_ROOT/state.db``.
 
 The database records intent and what the monitor observed (pids, exit codes).  It is
-never the only witness: ``bolt.runtime.engine.reconcile`` compares each row with the
+never the only witness: ``bolt.engine.containers.reconcile`` compares each row with the
 processes and the runtime's own state, so a process killed at any point leaves rows the
 next command repairs.  Writes are single statements, so a kill never leaves half a row.
 """
@@ -17,7 +17,10 @@ from typing import Any, NamedTuple
 
 from bolt.errors import InvalidInput, NotFound
 
-SCHEMA = """
+# Each entry moves the schema one version up (PRAGMA user_version); never edit one that
+# has shipped, append another.
+MIGRATIONS = (
+    """
 CREATE TABLE IF NOT EXISTS containers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -38,10 +41,37 @@ CREATE TABLE IF NOT EXISTS containers (
     labels TEXT NOT NULL DEFAULT '{}',
     details TEXT NOT NULL DEFAULT '{}'
 );
-"""
+""",
+    """
+ALTER TABLE containers ADD COLUMN intent TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE containers ADD COLUMN spec_hash TEXT NOT NULL DEFAULT '';
+ALTER TABLE containers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE containers ADD COLUMN health TEXT;
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    container TEXT NOT NULL,
+    name TEXT NOT NULL,
+    type TEXT NOT NULL,
+    attributes TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE networks (
+    name TEXT PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    subnet TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    bridge TEXT NOT NULL,
+    internal INTEGER NOT NULL DEFAULT 0,
+    labels TEXT NOT NULL DEFAULT '{}',
+    created REAL NOT NULL
+);
+""",
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
-# Statuses: creating (bundle being prepared), created, running, exited, removing.
-LIVE = ("created", "running")
+# Statuses: creating (bundle being prepared), created, running, paused, restarting
+# (the monitor waits out a back-off), exited, failed, removing.
+LIVE = ("created", "running", "paused", "restarting")
 
 
 class ContainerRow(NamedTuple):
@@ -63,6 +93,10 @@ class ContainerRow(NamedTuple):
     command: str = "[]"
     labels: str = "{}"
     details: str = "{}"
+    intent: str = "{}"
+    spec_hash: str = ""
+    restart_count: int = 0
+    health: str | None = None
 
     @property
     def command_list(self) -> list[str]:
@@ -97,6 +131,11 @@ class ContainerRow(NamedTuple):
             "supervised": not details.get("unsupervised", False),
             "labels": self.labels_dict,
             "error": details.get("error"),
+            "restart_count": self.restart_count,
+            "health": self.health,
+            "spec_hash": self.spec_hash,
+            "networks": details.get("networks", {}),
+            "ports": details.get("ports", []),
         }
 
 
@@ -110,9 +149,35 @@ class StateDB:
         self.conn = sqlite3.connect(
             str(root / "state.db"), timeout=30, isolation_level=None, check_same_thread=False
         )
-        self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
+        if self.conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring the schema to ``SCHEMA_VERSION``, one step per transaction (a concurrent
+        opener waits on the write lock and then finds the work done)."""
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        while True:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise InvalidInput(
+                        f"{self.root / 'state.db'} has schema version {version}, newer than "
+                        f"this Bolt's {SCHEMA_VERSION}",
+                        hint="upgrade Bolt",
+                    )
+                if version == SCHEMA_VERSION:
+                    self.conn.execute("COMMIT")
+                    return
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(f"PRAGMA user_version={version + 1}")
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         self.conn.close()
@@ -136,6 +201,52 @@ class StateDB:
             raise ValueError(f"unknown columns {unknown}")
         sets = ",".join(f"{k}=?" for k in changes)
         self.conn.execute(f"UPDATE containers SET {sets} WHERE id=?", [*changes.values(), cid])
+
+    def transition(self, cid: str, from_status: tuple[str, ...], **changes: Any) -> bool:
+        """Compare-and-set: apply ``changes`` only while the row's status is one of
+        ``from_status``; False if another caller changed it first."""
+        unknown = set(changes) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown columns {unknown}")
+        sets = ",".join(f"{k}=?" for k in changes)
+        marks = ",".join("?" * len(from_status))
+        cur = self.conn.execute(
+            f"UPDATE containers SET {sets} WHERE id=? AND status IN ({marks})",
+            [*changes.values(), cid, *from_status],
+        )
+        return cur.rowcount == 1
+
+    def add_event(self, cid: str, name: str, kind: str, **attributes: Any) -> None:
+        self.conn.execute(
+            "INSERT INTO events (time, container, name, type, attributes) VALUES (?,?,?,?,?)",
+            (time.time(), cid, name, kind, json.dumps(attributes)),
+        )
+
+    def events_after(self, seq: int, limit: int = 1000) -> list[tuple[Any, ...]]:
+        """(seq, time, container, name, type, attributes) rows after ``seq``."""
+        return self.conn.execute(
+            "SELECT seq, time, container, name, type, attributes FROM events"
+            " WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+
+    def first_event_since(self, since: float) -> int:
+        """The seq just before the first event at or after time ``since``."""
+        row = self.conn.execute("SELECT MIN(seq) FROM events WHERE time >= ?", (since,)).fetchone()
+        if row[0] is None:
+            return self.last_event()
+        return int(row[0]) - 1
+
+    def last_event(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+    def with_labels(self, labels: dict[str, str]) -> list[ContainerRow]:
+        """Rows carrying every ``key=value`` of ``labels``."""
+        where = " AND ".join("json_extract(labels, ?) IS ?" for _ in labels)
+        args: list[Any] = []
+        for key, value in labels.items():
+            args += ['$."' + key.replace('"', '""') + '"', value]
+        return self._rows(f"WHERE {where}" if where else "", tuple(args))
 
     def delete(self, cid: str) -> None:
         self.conn.execute("DELETE FROM containers WHERE id=?", (cid,))

@@ -1,7 +1,10 @@
 """Container lifecycle over the state database: create, stop, kill, remove, wait, reconcile.
 
-``create`` turns a ``RunRequest`` into a bundle (overlay root file system + config.json),
-records it, and hands it to a monitor.  Every other operation starts with ``reconcile``,
+``prepare`` turns a ``ContainerIntent`` into a bundle (overlay root file system +
+config.json), records it with the intent and its hash, and ``launch`` hands it to a
+monitor.  State changes that two callers could race for (start, remove) are
+compare-and-set transitions of the row's status (``StateDB.transition``); the loser gets
+``Conflict``.  Every other operation starts with ``reconcile``,
 which compares a row with the live processes and the runtime, so a CLI or monitor killed
 at any point leaves nothing that the next command does not repair or remove.
 """
@@ -20,15 +23,23 @@ from typing import NamedTuple
 
 from bolt.errors import BoltError, InvalidInput
 from bolt.runtime import linux, rootfs
+from bolt.runtime.cgroups import kill_cgroups
 from bolt.runtime.driver import OciRuntime, make_runtime, select_runtime
+from bolt.runtime.flags import signal_number
+from bolt.runtime.intent import ContainerIntent, to_dict
 from bolt.runtime.layout import ContainerDir
 from bolt.runtime.monitor import MonitorJob
 from bolt.runtime.monitor_start import spawn_exec, spawn_forked
-from bolt.runtime.request import RunRequest, build_spec, cdi_names
-from bolt.runtime.spec import Mount, validate
+from bolt.runtime.request import anonymous_volumes, build_spec, cdi_names, network_of
+from bolt.runtime.spec import Mount, Network, validate
 from bolt.state.db import LIVE, ContainerRow, StateDB, now
 
-CGROUP_BASE = "/sys/fs/cgroup"
+# Every status a remove may take a row from (not one another remover holds).
+NOT_REMOVING = ("creating", "created", "running", "paused", "restarting", "exited", "failed")
+
+
+class Conflict(InvalidInput):
+    """A compare-and-set transition lost to a concurrent caller (nothing changed: exit 2)."""
 
 
 class Launched(NamedTuple):
@@ -37,17 +48,30 @@ class Launched(NamedTuple):
     monitor_pid: int | None  # set when forked (the caller may reap it)
 
 
-def _etc_files(cdir: ContainerDir, hostname: str, network: str) -> list[Mount]:
+def _etc_files(
+    cdir: ContainerDir,
+    hostname: str,
+    intent: ContainerIntent,
+    own_ips: list[str],
+    nameservers: list[str],
+) -> list[Mount]:
     """/etc/hostname, /etc/hosts and /etc/resolv.conf for the container."""
     cdir.path.mkdir(parents=True, exist_ok=True)
     (cdir.path / "hostname").write_text(hostname + "\n")
-    if network == "host":
+    if intent.network_mode == "host":
         hosts = Path("/etc/hosts").read_text() if os.path.exists("/etc/hosts") else ""
     else:
-        hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        hosts += "".join(f"{ip}\t{hostname}\n" for ip in own_ips or ["127.0.1.1"])
+    hosts += "".join(f"{ip}\t{name}\n" for name, ip in intent.extra_hosts)
     (cdir.path / "hosts").write_text(hosts)
     resolv = Path("/etc/resolv.conf")
-    (cdir.path / "resolv.conf").write_text(resolv.read_text() if resolv.exists() else "")
+    host_resolv = resolv.read_text() if resolv.exists() else ""
+    servers = [*intent.dns, *nameservers]
+    if servers:
+        kept = [ln for ln in host_resolv.splitlines() if not ln.startswith("nameserver")]
+        host_resolv = "".join(f"nameserver {ip}\n" for ip in servers) + "\n".join(kept) + "\n"
+    (cdir.path / "resolv.conf").write_text(host_resolv)
     return [
         Mount(destination=f"/etc/{n}", source=str(cdir.path / n))
         for n in ("hostname", "hosts", "resolv.conf")
@@ -58,128 +82,211 @@ def _new_name(cid: str) -> str:
     return f"bolt-{cid[:8]}"
 
 
-def prepare(root: Path, req: RunRequest, db: StateDB) -> tuple[ContainerRow, OciRuntime, bool]:
+def _mount_fields(intent: ContainerIntent) -> list[str]:
+    return ["--tmpfs" if m.kind == "tmpfs" else "-v" for m in intent.mounts]
+
+
+def _join_container(root: Path, db: StateDB, ref: str) -> Network:
+    """``container:NAME``: the running container's network namespace."""
+    other = reconcile(root, db, db.get(ref.removeprefix("container:")))
+    if other.status not in ("running", "paused") or not other.pid:
+        raise InvalidInput(f"--network: container {other.name} is not running")
+    return Network(kind="netns", path=f"/proc/{other.pid}/ns/net")
+
+
+def prepare(
+    root: Path, intent: ContainerIntent, db: StateDB, name: str | None = None
+) -> tuple[ContainerRow, OciRuntime]:
     """Resolve, validate, record and lay out a container; nothing runs yet."""
     from bolt.runtime import imagecache
     from bolt.runtime.ocispec import generate
 
-    rt = select_runtime(req.runtime, root)
-    image = imagecache.resolve(root, db.conn, req.image)
+    intent = anonymous_volumes(intent.validate())
+    rt = select_runtime(intent.runtime, root)
+    image = imagecache.resolve(root, db.conn, intent.image)
     layers = image.layers
     cid = os.urandom(32).hex()
-    name = req.name or _new_name(cid)
+    name = name or _new_name(cid)
     cdir = ContainerDir.of(root, cid)
+    mode = intent.network_mode
+    network = (
+        None
+        if mode == "bridge"
+        else _join_container(root, db, mode)
+        if mode.startswith("container:")
+        else network_of(intent)
+    )
     spec = build_spec(
-        req,
+        intent,
         cid=cid,
         name=name,
         root=root,
         rootfs=cdir.rootfs,
         image_config=image.config,
         layers_lowest_first=layers,
+        network=network or Network(kind="private"),
+        mount_fields=_mount_fields(intent),
     )
-    names = cdi_names(req)
+    names = cdi_names(intent)
     if names:
         from bolt.runtime import cdi
 
         spec = cdi.apply(spec, cdi.edits_for(names, cdi.load_registry()))
     validate(spec)
+    health = _health_of(intent, image.config)
     row = ContainerRow(
         id=cid,
         name=name,
-        image=req.image,
+        image=intent.image,
         image_id=image.id,
         runtime=rt.name,
         status="creating",
         created=now(),
         monitor_pid=os.getpid(),
         monitor_start=linux.proc_start_time(os.getpid()),
-        auto_remove=int(req.auto_remove),
+        auto_remove=int(intent.auto_remove),
         command=json.dumps(list(spec.args)),
-        labels=json.dumps(req.labels),
+        labels=json.dumps(dict(intent.labels)),
         details=json.dumps(
             {
-                "stop_signal": str(image.config.get("StopSignal") or "SIGTERM"),
-                "tty": req.tty,
-                "interactive": req.interactive,
-                "network": req.network,
+                "stop_signal": intent.stop_signal
+                or str(image.config.get("StopSignal") or "SIGTERM"),
+                "stop_timeout": intent.stop_timeout,
+                "tty": intent.tty,
+                "interactive": intent.interactive,
+                "network": mode,
                 "cdi_devices": names,
                 "runtime_path": rt.path,
+                "anonymous_volumes": [m.source for m in intent.mounts if m.kind == "anonymous"],
+                "restart": list(intent.restart),
+                "healthcheck": None if health is None else list(health),
             }
         ),
+        intent=json.dumps(to_dict(intent)),
+        spec_hash=intent.spec_hash(),
+        health="starting" if health is not None else None,
     )
     db.insert(row)
     try:
+        own_ips: list[str] = []
+        nameservers: list[str] = []
+        if mode == "bridge":
+            from bolt.engine import networks
+
+            attached = networks.attach(root, db, row, intent)
+            spec = spec._replace(network=Network(kind="netns", path=attached.netns))
+            own_ips, nameservers = attached.ips, attached.nameservers
         taken = {m.destination for m in spec.mounts}
         extra = [
-            m for m in _etc_files(cdir, spec.hostname, req.network) if m.destination not in taken
+            m
+            for m in _etc_files(cdir, spec.hostname, intent, own_ips, nameservers)
+            if m.destination not in taken
         ]
         spec = validate(spec._replace(mounts=(*extra, *spec.mounts)))
         # A container removed on exit never mounts its upper directory again, so its
         # writes need not reach the disk (unmounting a synced overlay waits for them).
-        rootfs.mount_overlay(layers, cdir.path, cdir.rootfs, volatile=req.auto_remove)
+        rootfs.mount_overlay(layers, cdir.path, cdir.rootfs, volatile=intent.auto_remove)
         cdir.config.write_text(json.dumps(generate(spec)))
     except BaseException:
         discard(root, db, row)
         raise
-    return row, rt, req.auto_remove
+    db.add_event(cid, name, "created", image=intent.image)
+    return db.refresh(row) or row, rt
 
 
-def launch(root: Path, req: RunRequest, *, start: bool = True, fork: bool = True) -> Launched:
+def _health_of(intent: ContainerIntent, config: dict[str, object]) -> tuple[object, ...] | None:
+    """The health check that applies: the intent's, else the image's HEALTHCHECK."""
+    from bolt.runtime.intent import HealthCheck
+
+    check = intent.healthcheck
+    if check is None:
+        raw = config.get("Healthcheck")
+        if isinstance(raw, dict) and raw.get("Test"):
+            ns = 1e9  # image configs keep durations in nanoseconds
+            check = HealthCheck(
+                test=tuple(raw["Test"]),
+                interval=(raw.get("Interval") or 30e9) / ns,
+                timeout=(raw.get("Timeout") or 30e9) / ns,
+                retries=int(raw.get("Retries") or 3),
+                start_period=(raw.get("StartPeriod") or 0) / ns,
+            )
+    if check is None or check.disabled:
+        return None
+    return tuple(check)
+
+
+def launch(
+    root: Path,
+    intent: ContainerIntent,
+    *,
+    name: str | None = None,
+    start: bool = True,
+    fork: bool | str = True,
+) -> Launched:
     """Prepare the container and start its monitor (forked from this single-threaded
     process for speed, or a fresh interpreter for threaded callers)."""
     db = StateDB(root)
     try:
-        row, rt, auto_remove = prepare(root, req, db)
+        row, rt = prepare(root, intent, db, name)
     finally:
         db.close()  # before fork(): a child that inherits SQLite's state cannot open its own
-    job = MonitorJob(
+    return _spawn(root, row, _job(root, row, rt, start=start, interactive=intent.interactive), fork)
+
+
+def _job(
+    root: Path, row: ContainerRow, rt: OciRuntime, *, start: bool, interactive: bool
+) -> MonitorJob:
+    details = row.details_dict
+    return MonitorJob(
         root=str(root),
         cid=row.id,
         runtime=rt._asdict(),
-        terminal=req.tty,
-        interactive=req.interactive,
+        terminal=bool(details.get("tty")),
+        interactive=interactive,
         start=start,
-        auto_remove=auto_remove,
+        auto_remove=bool(row.auto_remove),
+        restart=tuple(details.get("restart") or ("no", None)),
+        healthcheck=tuple(details["healthcheck"]) if details.get("healthcheck") else None,
+        restart_count=row.restart_count,
     )
-    return _spawn(root, row, job, fork)
 
 
-def _spawn(root: Path, row: ContainerRow, job: MonitorJob, fork: bool) -> Launched:
+def _spawn(root: Path, row: ContainerRow, job: MonitorJob, fork: bool | str) -> Launched:
     """Start the monitor.  It records itself in the row as soon as it has started the
     runtime; until then the row names this process, whose death before that point
-    leaves the row to be repaired as ``failed``."""
+    leaves the row to be repaired as ``failed``.  ``fork``: True (a child of this
+    short-lived process), "orphan" (a grandchild, for long-lived callers), or False (a
+    fresh interpreter, for threaded callers)."""
     if not fork:
         return Launched(row=row, sock=spawn_exec(job), monitor_pid=None)
-    pid, sock = spawn_forked(job)
+    pid, sock = spawn_forked(job, orphan=fork == "orphan")
     return Launched(row=row, sock=sock, monitor_pid=pid)
 
 
-def start_again(root: Path, ref: str, *, fork: bool = True) -> Launched:
+def start_again(root: Path, ref: str, *, fork: bool | str = True) -> Launched:
     """Run a stopped (exited or failed) container again: same bundle, same upper layer,
-    and its log continues."""
+    and its log continues.  ``Conflict`` if another caller starts it first."""
     from bolt.runtime import imagecache
 
     db = StateDB(root)
     try:
         row = reconcile(root, db, db.get(ref))
-        if is_live(row) or row.status == "creating":
-            raise InvalidInput(f"container {row.name} is already {row.status}")
-        wait_pid(row.monitor_pid, row.monitor_start, 10)  # a last run's monitor may linger
+        if is_live(row) or row.status in ("creating", "removing"):
+            raise Conflict(f"container {row.name} is already {row.status}")
         image = imagecache.resolve(root, db.conn, row.image_id or row.image)
         cdir = ContainerDir.of(root, row.id)
         if not cdir.config.exists():
             raise InvalidInput(
                 f"container {row.name} has no bundle left to start", hint=f"bolt rm {row.name}"
             )
-        if not linux.is_mountpoint(str(cdir.rootfs)):
-            rootfs.mount_overlay(
-                image.layers, cdir.path, cdir.rootfs, volatile=bool(row.auto_remove)
-            )
-        cdir.exit_file.unlink(missing_ok=True)
-        details = {k: v for k, v in row.details_dict.items() if k not in ("error", "unsupervised")}
-        db.update(
+        details = {
+            k: v
+            for k, v in row.details_dict.items()
+            if k not in ("error", "unsupervised", "stopped")
+        }
+        won = db.transition(
             row.id,
+            (row.status,),
             status="creating",
             exit_code=None,
             finished=None,
@@ -188,20 +295,41 @@ def start_again(root: Path, ref: str, *, fork: bool = True) -> Launched:
             monitor_pid=os.getpid(),
             monitor_start=linux.proc_start_time(os.getpid()),
             details=json.dumps(details),
+            health="starting" if details.get("healthcheck") else None,
         )
+        if not won:
+            raise Conflict(f"container {row.name} was started by another caller")
+        try:
+            wait_pid(row.monitor_pid, row.monitor_start, 10)  # a last run's monitor may linger
+            if not linux.is_mountpoint(str(cdir.rootfs)):
+                rootfs.mount_overlay(
+                    image.layers, cdir.path, cdir.rootfs, volatile=bool(row.auto_remove)
+                )
+            cdir.exit_file.unlink(missing_ok=True)
+        except BaseException:
+            db.update(row.id, status="failed", finished=now())
+            raise
         row = db.refresh(row) or row
     finally:
         db.close()
-    job = MonitorJob(
-        root=str(root),
-        cid=row.id,
-        runtime=runtime_of(root, row)._asdict(),
-        terminal=bool(details.get("tty")),  # config.json asks for a terminal either way
-        interactive=False,
-        start=True,
-        auto_remove=bool(row.auto_remove),
-    )
+    job = _job(root, row, runtime_of(root, row), start=True, interactive=False)
     return _spawn(root, row, job, fork)
+
+
+def start_created(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
+    """Start a container that is only created: ``Conflict`` if another caller did."""
+    row = reconcile(root, db, row)
+    if row.status != "created":
+        raise Conflict(f"container {row.name} is {row.status}, not created")
+    if not db.transition(row.id, ("created",), status="running", started=now()):
+        raise Conflict(f"container {row.name} was started by another caller")
+    try:
+        runtime_of(root, row).start(row.id)
+    except BoltError:
+        db.update(row.id, status="failed", finished=now())
+        raise
+    db.add_event(row.id, row.name, "started")
+    return db.refresh(row) or row
 
 
 # -- observing ---------------------------------------------------------------------------
@@ -216,6 +344,9 @@ def reconcile(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
     if linux.process_alive(row.monitor_pid, row.monitor_start):
         return row
     cdir = ContainerDir.of(root, row.id)
+    if row.status == "removing":  # its remover died: finish the job
+        discard(root, db, row)
+        return row._replace(status="removed")
     if row.status == "creating":
         db.update(
             row.id,
@@ -256,24 +387,12 @@ def is_live(row: ContainerRow) -> bool:
 # -- changing ----------------------------------------------------------------------------
 
 
-def _signal_number(sig: str | int) -> int:
-    if isinstance(sig, int) or str(sig).isdigit():
-        return int(sig)
-    name = str(sig).upper()
-    name = name if name.startswith("SIG") else "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise InvalidInput(
-            f"signal {sig!r} is unknown", hint="use a name like TERM or a number"
-        ) from None
-
-
 def kill(root: Path, db: StateDB, row: ContainerRow, sig: str | int = "KILL") -> None:
+    number = signal_number(sig, "--signal")
     row = reconcile(root, db, row)
     if not is_live(row):
         raise InvalidInput(f"container {row.name} is not running")
-    number = _signal_number(sig)
+    _mark_stopped(db, row)
     if (
         not runtime_of(root, row).kill(row.id, number)
         and row.pid
@@ -303,12 +422,24 @@ def wait_pid(pid: int | None, start: int | None, timeout: float | None) -> bool:
         os.close(fd)
 
 
-def stop(root: Path, db: StateDB, row: ContainerRow, timeout: float = 10) -> ContainerRow:
+def _mark_stopped(db: StateDB, row: ContainerRow) -> None:
+    """Tell the monitor that a user stopped the container: no restart follows."""
+    if not row.details_dict.get("stopped"):
+        db.update(row.id, details=_with(row, stopped=True))
+
+
+def stop(root: Path, db: StateDB, row: ContainerRow, timeout: float | None = None) -> ContainerRow:
     row = reconcile(root, db, row)
     if not is_live(row):
         return row
+    _mark_stopped(db, row)
+    if timeout is None:
+        timeout = row.details_dict.get("stop_timeout")
+        timeout = 10.0 if timeout is None else float(timeout)
     rt = runtime_of(root, row)
-    rt.kill(row.id, _signal_number(row.details_dict.get("stop_signal", "SIGTERM")))
+    if row.status == "paused":
+        rt.resume(row.id)
+    rt.kill(row.id, signal_number(row.details_dict.get("stop_signal") or "SIGTERM"))
     if not wait_pid(row.pid, row.pid_start, timeout):
         rt.kill(row.id, signal.SIGKILL, all_processes=True)
         wait_pid(row.pid, row.pid_start, 10)
@@ -331,24 +462,30 @@ def wait(root: Path, db: StateDB, row: ContainerRow, timeout: float | None = Non
     return row.exit_code
 
 
-def remove(root: Path, db: StateDB, row: ContainerRow, force: bool = False) -> None:
+def remove(
+    root: Path, db: StateDB, row: ContainerRow, force: bool = False, volumes: bool = False
+) -> None:
     row = reconcile(root, db, row)
-    if is_live(row) or row.status == "creating":
-        if not force:
-            raise InvalidInput(
-                f"container {row.name} is {row.status}",
-                hint=f"stop it first, or use 'bolt rm -f {row.name}'",
-            )
-        rt = runtime_of(root, row)
-        rt.kill(row.id, signal.SIGKILL, all_processes=True)
-        with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
-            if row.pid and linux.process_alive(row.pid, row.pid_start):
-                os.kill(row.pid, signal.SIGKILL)
-        wait_pid(row.pid, row.pid_start, 10)
-        wait_pid(row.monitor_pid, row.monitor_start, 10)
-        if linux.process_alive(row.monitor_pid, row.monitor_start) and row.status == "creating":
-            os.kill(row.monitor_pid or 0, signal.SIGKILL)
-    discard(root, db, row)
+    if (is_live(row) or row.status == "creating") and not force:
+        raise InvalidInput(
+            f"container {row.name} is {row.status}",
+            hint=f"stop it first, or use 'bolt rm -f {row.name}'",
+        )
+    me = {"monitor_pid": os.getpid(), "monitor_start": linux.proc_start_time(os.getpid())}
+    if not db.transition(row.id, NOT_REMOVING, status="removing", **me):
+        raise Conflict(f"container {row.name} is being removed by another caller")
+    rt = runtime_of(root, row)
+    if row.status == "paused":
+        rt.resume(row.id)
+    rt.kill(row.id, signal.SIGKILL, all_processes=True)
+    with contextlib.suppress(ProcessLookupError, PermissionError, TypeError):
+        if row.pid and linux.process_alive(row.pid, row.pid_start):
+            os.kill(row.pid, signal.SIGKILL)
+    wait_pid(row.pid, row.pid_start, 10)
+    if linux.process_alive(row.monitor_pid, row.monitor_start) and row.status == "creating":
+        os.kill(row.monitor_pid or 0, signal.SIGKILL)
+    wait_pid(row.monitor_pid, row.monitor_start, 10)
+    discard(root, db, row, volumes=volumes)
 
 
 def _release(root: Path, row: ContainerRow) -> None:
@@ -359,36 +496,25 @@ def _release(root: Path, row: ContainerRow) -> None:
     rootfs.unmount(ContainerDir.of(root, row.id).rootfs)
 
 
-def discard(root: Path, db: StateDB, row: ContainerRow) -> None:
+def discard(root: Path, db: StateDB, row: ContainerRow, volumes: bool = True) -> None:
+    """Remove every trace of a container: network attachments, runtime state, its
+    directory, its anonymous volumes (named ones only stay), and the row."""
     import shutil
 
+    from bolt.runtime import netavark
+
     _release(root, row)
+    with contextlib.suppress(BoltError, OSError):
+        netavark.teardown_container(ContainerDir.of(root, row.id))
     shutil.rmtree(ContainerDir.of(root, row.id).path, ignore_errors=True)
+    if volumes:
+        from bolt import volumes as named
+
+        for volume in row.details_dict.get("anonymous_volumes") or ():
+            with contextlib.suppress(BoltError, OSError):
+                named.remove(root, volume)
     db.delete(row.id)
-
-
-def cgroup_dirs(cid: str) -> list[Path]:
-    base = Path(CGROUP_BASE)
-    candidates = [base / "bolt" / cid, base / "unified" / "bolt" / cid]
-    if base.is_dir():
-        candidates += [p / "bolt" / cid for p in base.iterdir() if p.is_dir()]
-    return [p for p in dict.fromkeys(candidates) if p.is_dir()]
-
-
-def kill_cgroups(cid: str) -> None:
-    """SIGKILL whatever is left in the container's cgroups, then remove them."""
-    for _ in range(50):
-        dirs = cgroup_dirs(cid)
-        if not dirs:
-            return
-        for d in dirs:
-            with contextlib.suppress(OSError):
-                for pid in (d / "cgroup.procs").read_text().split():
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(int(pid), signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        time.sleep(0.02)
+    db.add_event(row.id, row.name, "removed")
 
 
 def prune(root: Path, db: StateDB) -> list[str]:
@@ -396,8 +522,8 @@ def prune(root: Path, db: StateDB) -> list[str]:
     removed = []
     for row in db.all():
         row = reconcile(root, db, row)
-        if not is_live(row) and row.status != "creating":
-            discard(root, db, row)
+        if not is_live(row) and row.status not in ("creating", "removed"):
+            discard(root, db, row, volumes=False)
             removed.append(row.name)
     import shutil
 

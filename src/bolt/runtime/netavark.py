@@ -1,0 +1,119 @@
+"""The network stack podman uses, driven through its JSON interface: netavark makes the
+bridge, the veth pair, the firewall rules (NAT, port forwarding) and aardvark-dns entries
+for one container's network namespace, and undoes them.
+
+A container's attachment is written to ``network.json`` in its directory before netavark
+is called, so whoever removes the container (the CLI, the engine, or its monitor with
+``--rm``) can tear the same configuration down, even after a crash.  Network namespaces
+are named ``bolt-<id>``: unique per container whatever Bolt root made them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bolt.errors import BoltError, Unsupported
+from bolt.runtime.layout import ContainerDir
+
+NETNS_DIR = Path("/run/netns")
+BINARY_DIRS = ("/usr/libexec/podman", "/usr/lib/podman", "/usr/local/libexec/podman")
+
+
+def binary(name: str) -> str:
+    for d in BINARY_DIRS:
+        path = os.path.join(d, name)
+        if os.access(path, os.X_OK):
+            return path
+    raise Unsupported(
+        f"{name} is not installed", hint="install the netavark and aardvark-dns packages"
+    )
+
+
+def netns_name(cid: str) -> str:
+    return f"bolt-{cid[:24]}"
+
+
+def create_netns(cid: str) -> str:
+    """A new, named network namespace with its loopback up; its path."""
+    name = netns_name(cid)
+    _ip("netns", "add", name)
+    _ip("-n", name, "link", "set", "lo", "up")
+    return str(NETNS_DIR / name)
+
+
+def delete_netns(cid: str) -> None:
+    if (NETNS_DIR / netns_name(cid)).exists():
+        _ip("netns", "delete", netns_name(cid), check=False)
+
+
+def _ip(*args: str, check: bool = True) -> None:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise BoltError(f"ip {' '.join(args)} failed: {proc.stderr.strip()}")
+
+
+def _call(verb: str, netns: str, config: dict[str, Any], config_dir: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [
+            binary("netavark"),
+            "--config",
+            config_dir,
+            "--aardvark-binary",
+            binary("aardvark-dns"),
+            verb,
+            netns,
+        ],
+        input=json.dumps(config),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "NETAVARK_FW": os.environ.get("NETAVARK_FW", "iptables")},
+    )
+    if proc.returncode != 0:
+        message = proc.stderr.strip() or proc.stdout.strip()
+        try:
+            message = json.loads(message).get("error", message)
+        except (ValueError, AttributeError):
+            pass
+        raise BoltError(f"netavark {verb} failed: {message}")
+    if verb != "setup" or not proc.stdout.strip():
+        return {}
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
+
+
+def setup_container(
+    cdir: ContainerDir, cid: str, config: dict[str, Any], config_dir: str
+) -> dict[str, Any]:
+    """Create the namespace and apply ``config`` (netavark's network options) to it;
+    netavark's answer (interfaces, addresses, DNS servers)."""
+    netns = str(NETNS_DIR / netns_name(cid))
+    record = {"netns": netns, "config_dir": config_dir, "options": config}
+    cdir.path.mkdir(parents=True, exist_ok=True)
+    tmp = cdir.path / "network.json.tmp"
+    tmp.write_text(json.dumps(record))
+    tmp.replace(cdir.path / "network.json")
+    os.makedirs(config_dir, exist_ok=True)
+    create_netns(cid)
+    return _call("setup", netns, config, config_dir)
+
+
+def teardown_container(cdir: ContainerDir) -> None:
+    """Undo ``setup_container`` (nothing when the container had no bridge network)."""
+    path = cdir.path / "network.json"
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    netns = str(record["netns"])
+    try:
+        if os.path.exists(netns):
+            _call("teardown", netns, record["options"], str(record["config_dir"]))
+    finally:
+        cid = cdir.path.name
+        delete_netns(cid)
+        path.unlink(missing_ok=True)

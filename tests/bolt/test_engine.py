@@ -1,0 +1,153 @@
+"""``bolt.engine.Engine``, the library surface Surge and the CLI share: stored intent and
+spec hash, label queries, events, compare-and-set starts, one-shot runs, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bolt.engine import Conflict, ContainerIntent, Engine
+from bolt.state.db import SCHEMA_VERSION, StateDB
+from tests.bolt.conftest import Bolt
+from tests.conftest import tool
+
+pytestmark = [pytest.mark.root, pytest.mark.runtime]
+
+
+def test_create_start_wait_through_the_engine_keeps_intent_and_hash(bolt: Bolt) -> None:
+    intent = ContainerIntent(
+        image="busybox", command=["sh", "-c", "echo hi; exit 4"], labels={"app": "t1"}
+    )
+    with Engine(bolt.root) as eng:
+        created = eng.create(intent, name="eng-job")
+        assert created.status == "created"
+        assert created.intent == intent and created.spec_hash == intent.spec_hash()
+        assert eng.start("eng-job").status in ("running", "exited")
+        assert eng.wait("eng-job") == 4
+        assert [line.text for line in eng.logs("eng-job")] == ["hi\n"]
+        assert [c.name for c in eng.list(labels={"app": "t1"})] == ["eng-job"]
+        assert eng.list(labels={"app": "other"}) == []
+        eng.remove("eng-job")
+        assert eng.list(labels={"app": "t1"}) == []
+
+
+def test_events_follow_the_lifecycle(bolt: Bolt) -> None:
+    with Engine(bolt.root) as eng:
+        since = time.time()
+        eng.run(ContainerIntent(image="busybox", command=["sh", "-c", "exit 7"]), name="ev")
+        assert eng.wait("ev") == 7
+        eng.remove("ev")
+        kinds = []
+        for ev in eng.events(since=since, follow=False):
+            if ev.name == "ev":
+                kinds.append((ev.type, ev.attributes.get("exit_code")))
+    assert kinds == [("created", None), ("started", None), ("exited", 7), ("removed", None)]
+
+
+def test_async_helpers_wait_without_a_thread_per_container(bolt: Bolt) -> None:
+    async def scenario() -> tuple[int | None, list[str]]:
+        with Engine(bolt.root) as eng:
+            await asyncio.to_thread(
+                eng.run, ContainerIntent(image="busybox", command=["sleep", "0.3"]), "aw"
+            )
+            seen: list[str] = []
+
+            async def watch() -> None:
+                async for ev in eng.aevents():
+                    if ev.name == "aw":
+                        seen.append(ev.type)
+                        if ev.type == "exited":
+                            return
+
+            code, _ = await asyncio.gather(eng.await_exit("aw", timeout=10), watch())
+            await asyncio.to_thread(eng.remove, "aw")
+            return code, seen
+
+    code, seen = asyncio.run(scenario())
+    assert code == 0 and seen == ["exited"]
+
+
+def test_run_oneshot_streams_output_and_returns_the_code(bolt: Bolt) -> None:
+    got: list[tuple[str, str]] = []
+    with Engine(bolt.root) as eng:
+        code = eng.run_oneshot(
+            ContainerIntent(
+                image="busybox", command=["sh", "-c", "echo a; echo b >&2; exit 3"],
+                auto_remove=True,
+            ),
+            stream=lambda stream, text: got.append((stream, text)),
+        )  # fmt: skip
+        assert eng.list() == []
+    assert code == 3
+    assert sorted(got) == [("stderr", "b\n"), ("stdout", "a\n")]
+
+
+def test_two_threads_starting_one_container_one_wins(bolt: Bolt) -> None:
+    with Engine(bolt.root) as eng:
+        eng.create(ContainerIntent(image="busybox", command=["sleep", "30"]), name="cas-t")
+    results: list[str] = []
+    barrier = threading.Barrier(2)
+
+    def starter() -> None:
+        with Engine(bolt.root) as eng:
+            barrier.wait()
+            try:
+                eng.start("cas-t")
+                results.append("won")
+            except Conflict:
+                results.append("conflict")
+
+    threads = [threading.Thread(target=starter) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["conflict", "won"]
+    assert bolt.inspect("cas-t")["status"] == "running"
+
+
+def test_two_processes_starting_one_stopped_container_one_wins(bolt: Bolt) -> None:
+    since = time.time()
+    bolt.ok("run", "-d", "--name", "cas-p", "busybox", "sleep", "30")
+    bolt.ok("stop", "-t", "0", "cas-p")
+    procs = [
+        subprocess.Popen(
+            [tool("bolt"), "start", "cas-p"],
+            env=bolt.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for _ in range(4)
+    ]  # fmt: skip
+    outcomes = [(p.wait(timeout=60), p.stderr.read() if p.stderr else "") for p in procs]
+    codes = sorted(code for code, _ in outcomes)
+    assert codes.count(0) == 1, outcomes
+    assert all(code == 2 for code in codes if code), outcomes
+    with Engine(bolt.root) as eng:
+        assert eng.inspect("cas-p").status == "running"
+        starts = [e for e in eng.events(since, follow=False) if e.name == "cas-p"]
+    assert [e.type for e in starts].count("started") == 2  # the first run and the winner
+
+
+def test_an_old_database_is_migrated_in_place(tmp_path: Path) -> None:
+    from bolt.state.db import MIGRATIONS
+
+    with sqlite3.connect(tmp_path / "state.db") as conn:
+        conn.executescript(MIGRATIONS[0])
+        conn.execute(
+            "INSERT INTO containers (id, name, image, runtime, status, created)"
+            " VALUES ('ab' || hex(randomblob(31)), 'old', 'busybox', 'runc', 'exited', 1.0)"
+        )
+    db = StateDB(tmp_path)
+    try:
+        assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        (row,) = db.all()
+        assert (row.name, row.restart_count, row.spec_hash) == ("old", 0, "")
+        assert db.transition(row.id, ("running",), status="removing") is False
+        assert db.transition(row.id, ("exited",), status="removing") is True
+    finally:
+        db.close()

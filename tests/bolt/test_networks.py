@@ -1,0 +1,148 @@
+"""User networks through netavark + aardvark-dns: names and aliases resolve on one
+network, other networks are unreachable, published ports answer on 127.0.0.1 and on the
+host's own address, and removal leaves no veth, firewall rule or DNS entry."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.bolt.conftest import Bolt
+
+pytestmark = [pytest.mark.root, pytest.mark.runtime]
+
+GET = 'printf "GET /hostname HTTP/1.0\\r\\n\\r\\n" | nc -w 3 {host} 80 | tail -n 1'
+
+
+@pytest.fixture
+def nets(bolt: Bolt) -> Iterator[list[str]]:
+    made: list[str] = []
+    yield made
+    for c in bolt.ps():
+        bolt("rm", "-f", c["id"])
+    for name in made:
+        bolt.ok("network", "rm", name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
+def _host_address() -> str:
+    """An IPv4 address of this host other than loopback and Bolt's bridges."""
+    out = json.loads(
+        subprocess.run(["ip", "-4", "-j", "addr"], capture_output=True, text=True).stdout
+    )
+    for link in out:
+        if link["ifname"] == "lo" or link["ifname"].startswith(("bolt", "podman", "cni")):
+            continue
+        for a in link.get("addr_info", []):
+            if not ipaddress.ip_address(a["local"]).is_loopback:
+                return str(a["local"])
+    pytest.fail("this host has no non-loopback IPv4 address")
+
+
+def _http(host: str, port: int) -> str:
+    with urllib.request.urlopen(f"http://{host}:{port}/hostname", timeout=5) as r:
+        return r.read().decode().strip()
+
+
+def _kernel_traces(bolt: Bolt, net: dict) -> list[str]:
+    """veths on the network's bridge, firewall rules naming its subnet, DNS entries."""
+    found = []
+    links = subprocess.run(
+        ["ip", "-o", "link", "show", "master", net["bridge"]], capture_output=True, text=True
+    )
+    found += [f"veth {line.split(':')[1].strip()}" for line in links.stdout.splitlines()]
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    found += [f"rule {r}" for r in rules.splitlines() if net["subnet"] in r]
+    dns = bolt.root / "run" / "netavark" / "aardvark-dns" / net["name"]
+    if dns.exists():
+        found += [f"dns {line}" for line in dns.read_text().splitlines()[1:] if line.strip()]
+    return found
+
+
+def test_containers_on_a_network_reach_each_other_by_name_and_alias_and_no_other(
+    bolt: Bolt, nets: list[str]
+) -> None:
+    nets += ["front", "other"]
+    for n in nets:
+        bolt.ok("network", "create", n)
+    bolt.ok("run", "-d", "--name", "web1", "--network", "front", "--network-alias", "www",
+            "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
+    web_ip = bolt.inspect("web1")["networks"]["front"]
+    by_name = bolt(
+        "run", "--rm", "--network", "front", "busybox", "sh", "-c", GET.format(host="web1")
+    )
+    by_alias = bolt(
+        "run", "--rm", "--network", "front", "busybox", "sh", "-c", GET.format(host="www")
+    )
+    assert (by_name.stdout, by_alias.stdout) == ("web1\n", "web1\n"), (
+        by_name.stderr + by_alias.stderr
+    )
+    outsider = bolt(
+        "run", "--rm", "--network", "other", "busybox", "sh", "-c",
+        f"nslookup web1 >/dev/null 2>&1 && echo resolved; {GET.format(host=web_ip)}; true",
+    )  # fmt: skip
+    assert outsider.returncode == 0 and outsider.stdout == "", outsider.stdout
+    info = json.loads(bolt.ok("network", "inspect", "front"))[0]
+    assert info["containers"] == {"web1": web_ip}
+    assert ipaddress.ip_address(web_ip) in ipaddress.ip_network(info["subnet"])
+
+
+def test_published_ports_serve_the_host_and_leave_nothing_after_rm(
+    bolt: Bolt, nets: list[str]
+) -> None:
+    nets.append("pub")
+    bolt.ok("network", "create", "pub")
+    local, anywhere = _free_port(), _free_port()
+    bolt.ok("run", "-d", "--name", "pubweb", "--network", "pub",
+            "-p", f"127.0.0.1:{local}:80", "-p", f"{anywhere}:80",
+            "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
+    assert _http("127.0.0.1", local) == "pubweb"
+    assert _http("127.0.0.1", anywhere) == "pubweb"
+    assert _http(_host_address(), anywhere) == "pubweb"
+    net = json.loads(bolt.ok("network", "inspect", "pub"))[0]
+    assert _kernel_traces(bolt, net) != []  # while it runs there is a veth, rules, DNS
+    ports = bolt.inspect("pubweb")["ports"]
+    assert sorted(p["host_port"] for p in ports) == sorted([local, anywhere])
+    bolt.ok("rm", "-f", "pubweb")
+    assert _kernel_traces(bolt, net) == []
+    for port in (local, anywhere):
+        with socket.socket() as s:
+            s.bind(("0.0.0.0", port))  # free again
+    assert not Path(f"/sys/class/net/{net['bridge']}").exists()
+
+
+def test_network_none_host_and_container_modes(bolt: Bolt, nets: list[str]) -> None:
+    none = bolt.ok("run", "--rm", "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net")
+    assert none.split() == ["lo"]
+    host = bolt.ok("run", "--rm", "--network", "host", "busybox", "sh", "-c", "ls /sys/class/net")
+    assert sorted(host.split()) == sorted(p.name for p in Path("/sys/class/net").iterdir())
+    nets.append("shared")
+    bolt.ok("network", "create", "shared")
+    bolt.ok("run", "-d", "--name", "owner", "--network", "shared", "busybox", "sleep", "30")
+    ip = bolt.inspect("owner")["networks"]["shared"]
+    joined = bolt.ok(
+        "run", "--rm", "--network", "container:owner", "busybox", "ip", "-4", "-o", "addr"
+    )
+    assert f"inet {ip}/" in joined
+
+
+def test_network_rm_refuses_a_network_in_use(bolt: Bolt, nets: list[str]) -> None:
+    nets.append("busy")
+    bolt.ok("network", "create", "busy")
+    bolt.ok("run", "-d", "--name", "user1", "--network", "busy", "busybox", "sleep", "30")
+    refused = bolt("network", "rm", "busy")
+    assert refused.returncode == 2 and "in use by user1" in refused.stderr
+    assert bolt("network", "create", "busy").returncode == 2  # already exists
+    assert "busy" in bolt.ok("network", "ls", "-q").split()
