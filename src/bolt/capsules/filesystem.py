@@ -41,6 +41,10 @@ LAYER, SUBVOLUME = "layer", "btrfs"
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _ID = re.compile(r"^[0-9a-f]{64}$")
 PAUSED_FILE = "paused.json"
+# gzip level of kept layers: the containers stay paused while it runs.  On 3.3 MB of
+# incompressible files plus 1.2 MB of text, level 1 took 1.0 s against level 6's 1.3 s
+# (the rest is the tar walk) for 0.3 % more bytes.
+SNAPSHOT_GZIP_LEVEL = 1
 
 
 def _entries(doc: Document) -> list[dict[str, Any]]:
@@ -118,7 +122,8 @@ class ContainerFilesystems:
 
         rel = f"containers/{t.id}.tar.gz"
         with open(ctx.files / rel, "wb") as out:
-            blob = write_layer(upper, out, strip=False)  # still mounted: leave its xattrs
+            # still mounted: leave its xattrs; level 1: a local copy, speed over size
+            blob = write_layer(upper, out, strip=False, level=SNAPSHOT_GZIP_LEVEL)
             out.flush()
             os.fsync(out.fileno())
         return {

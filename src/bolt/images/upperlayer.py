@@ -41,12 +41,14 @@ def is_empty(upper: Path) -> bool:
         return next(it, None) is None
 
 
-def write_layer(upper: Path, out: BinaryIO, *, strip: bool = True) -> LayerBlob:
-    """Write ``upper`` as a tar+gzip OCI layer to ``out``."""
+def write_layer(
+    upper: Path, out: BinaryIO, *, strip: bool = True, level: int = GZIP_LEVEL
+) -> LayerBlob:
+    """Write ``upper`` as a tar+gzip OCI layer to ``out`` (gzip ``level`` 1-9)."""
     _xattrs(upper, strip)  # overlayfs may mark the upper root itself (impure, origin)
     blob = HashingWriter(out)
     count = 0
-    with gzip.GzipFile(fileobj=blob, mode="wb", mtime=0, compresslevel=GZIP_LEVEL) as gz:  # type: ignore[arg-type]
+    with gzip.GzipFile(fileobj=blob, mode="wb", mtime=0, compresslevel=level) as gz:  # type: ignore[arg-type]
         plain = HashingWriter(gz)  # type: ignore[arg-type]
         with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as archive:  # type: ignore[call-overload]
             for dirpath, dirnames, filenames in os.walk(upper):
