@@ -127,3 +127,43 @@ def test_damaged_snapshot_metadata_gives_a_clear_error_and_changes_nothing(
     assert "damaged" not in listed["bad1"]  # its record parses; the provider rejects it
     c.ok("snapshot", "delete", "bad1", "bad2")  # damaged ones can still be deleted
     assert json.loads(c.ok("snapshot", "list", "--json")) == []
+
+
+def test_kill_during_a_capture_leaves_nothing_paused_once_the_next_command_ran(
+    capsules_no_gpu: Capsules,
+) -> None:
+    """A capture killed while the containers are frozen: the next command resumes them and
+    removes the half-made snapshot."""
+    import signal
+    import time
+
+    c = capsules_no_gpu
+    c.run_container("cap-freeze")
+    # Enough data that the capture keeps the container paused for a while.
+    c.ok(
+        "exec",
+        "cap-freeze",
+        "sh",
+        "-c",
+        "mkdir /data; i=0; while [ $i -lt 64 ]; do head -c 262144 /dev/urandom > /data/f$i; "
+        "i=$((i+1)); done",
+    )
+    cid = c.bolt.inspect("cap-freeze")["id"]
+    proc = c.popen("snapshot", "create", "half", "--container", "cap-freeze")
+    db = sqlite3.connect(c.bolt.root / "state.db")
+    deadline = time.monotonic() + 60
+    while db.execute("SELECT status FROM containers WHERE id=?", (cid,)).fetchone()[0] != "paused":
+        assert proc.poll() is None, f"the capture ended before it was killed: {proc.communicate()}"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert c.bolt.inspect("cap-freeze")["status"] == "paused"  # what the kill left
+
+    repaired = c("snapshot", "list", "--json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert "whose creation was interrupted" in repaired.stderr
+    assert json.loads(repaired.stdout) == []
+    assert c.bolt.inspect("cap-freeze")["status"] == "running"
+    assert list((c.bolt.root / "snapshots").glob("half-*")) == []
+    c.write("cap-freeze", "/data/after", "ok")  # it runs again
