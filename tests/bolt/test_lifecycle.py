@@ -10,6 +10,7 @@ import pytest
 
 from tests.bolt.conftest import Bolt, leftover_resources, processes_with_arg
 from tests.conftest import tool
+from tests.nvsim.helpers import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime]
 
@@ -27,7 +28,7 @@ def test_detached_container_is_listed_logged_and_stopped(bolt: Bolt) -> None:
         True,
     )
     assert bolt.ok("ps", "-q").split() == [cid[:12]]
-    time.sleep(0.5)
+    assert wait_for(lambda: bolt.ok("logs", "ticker").count("tick") >= 2)
     assert bolt.ok("logs", "--tail", "2", "ticker").count("tick") == 2
     assert bolt.ok("stop", "-t", "1", "ticker").strip() == "ticker"
     stopped = bolt.inspect("ticker")
@@ -45,9 +46,9 @@ def test_stop_uses_the_signal_and_records_a_clean_exit(bolt: Bolt) -> None:
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 0' TERM; while true; do sleep 0.1; done",
+        "trap 'exit 0' TERM; echo ready; while true; do sleep 0.1; done",
     )
-    time.sleep(0.3)
+    assert wait_for(lambda: bolt.ok("logs", "trapper") == "ready\n")
     start = time.monotonic()
     bolt.ok("stop", "-t", "10", "trapper")
     assert time.monotonic() - start < 5
@@ -72,9 +73,9 @@ def test_kill_sends_the_signal_and_wait_returns_the_code(bolt: Bolt) -> None:
         "busybox",
         "sh",
         "-c",
-        "trap 'exit 3' USR1; while true; do sleep 0.1; done",
+        "trap 'exit 3' USR1; echo ready; while true; do sleep 0.1; done",
     )
-    time.sleep(0.3)
+    assert wait_for(lambda: bolt.ok("logs", "k1") == "ready\n")
     bolt.ok("kill", "-s", "USR1", "k1")
     assert bolt.ok("wait", "k1").strip() == "3"
     assert json.loads(bolt.ok("wait", "--json", "k1"))["exit_code"] == 3

@@ -19,6 +19,7 @@ from tests.bolt.conftest import (
     processes_with_arg,
 )
 from tests.conftest import tool
+from tests.nvsim.helpers import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime]
 
@@ -40,8 +41,9 @@ def test_detached_container_outlives_its_cli_and_leaves_no_zombies(
         "run", "-d", "--runtime", runtime, "--name", "orphans", "busybox",
         "sh", "-c", "sleep 0.2 & sleep 0.2 & sleep 30",
     )  # fmt: skip
-    time.sleep(0.8)
     info = bolt.inspect("orphans")
+    # the two short sleeps have ended (sh exec'd `sleep 30`, which never reaps them)
+    assert wait_for(lambda: [_stat(c)[0] for c in _children(info["pid"])] == ["Z", "Z"])
     assert info["status"] == "running" and info["supervised"]
     # The monitor's one child is the runtime's foreground run, whose one child is the
     # container's init; neither is a zombie.
@@ -61,7 +63,8 @@ def test_kill_9_of_bolt_run_d_leaves_truthful_state(bolt: Bolt, delay: float) ->
     time.sleep(delay)
     cli.send_signal(signal.SIGKILL)
     cli.wait()
-    time.sleep(0.3)  # let a monitor that was already forked finish starting
+    # let a monitor that was already forked finish starting
+    assert wait_for(lambda: all(e["status"] != "creating" for e in bolt.ps()))
     listed = bolt.ps()
     running_now = processes_with_arg(f"sleep {marker}")
     if listed:
@@ -86,7 +89,7 @@ def test_kill_9_of_the_monitor_is_reported_and_rm_f_cleans_up(bolt: Bolt) -> Non
     cid = bolt.ok("run", "-d", "--name", "lost", "busybox", "sleep", "301.5").strip()
     info = bolt.inspect("lost")
     os.kill(info["monitor_pid"], signal.SIGKILL)
-    time.sleep(0.2)
+    assert wait_for(lambda: bolt.ps()[0]["supervised"] is False)
     (entry,) = bolt.ps()
     assert entry["status"] == "running" and entry["supervised"] is False
     assert "monitor lost" in bolt.ok("ps")
@@ -98,9 +101,9 @@ def test_kill_9_of_the_monitor_is_reported_and_rm_f_cleans_up(bolt: Bolt) -> Non
 
 
 def test_container_exit_after_its_monitor_died_is_noticed(bolt: Bolt) -> None:
-    bolt.ok("run", "-d", "--name", "short", "busybox", "sleep", "0.5")
+    bolt.ok("run", "-d", "--name", "short", "busybox", "sleep", "3")
     os.kill(bolt.inspect("short")["monitor_pid"], signal.SIGKILL)
-    time.sleep(1.0)
+    assert wait_for(lambda: bolt.ps()[0]["status"] == "exited", timeout=20)
     (entry,) = bolt.ps()
     assert entry["status"] == "exited" and entry["exit_code"] is None  # nobody saw the code
     assert "Exited (?)" in bolt.ok("ps", "-a")

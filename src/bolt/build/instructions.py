@@ -30,9 +30,11 @@ SUPPORTED = (
     "VOLUME",
     "STOPSIGNAL",
     "MAINTAINER",
+    "HEALTHCHECK",
 )
-NOT_SUPPORTED = ("HEALTHCHECK", "ONBUILD")
+NOT_SUPPORTED = ("ONBUILD",)
 FLAGS = {
+    "HEALTHCHECK": {"interval", "timeout", "start-period", "start-interval", "retries"},
     "FROM": {"platform"},
     "RUN": {"network"},
     "COPY": {"from", "chown", "chmod", "link"},
@@ -81,6 +83,8 @@ def read(dockerfile: Dockerfile, raw: RawInstruction) -> Instruction:
         if kw == "RUN" and argv is None and not rest:
             raise err(raw.line, "RUN needs a command")
         return replace(base, argv=tuple(argv) if argv is not None else None, text=rest)
+    if kw == "HEALTHCHECK":
+        return _healthcheck(dockerfile, raw, base, rest)
     if kw in ("COPY", "ADD"):
         argv = _json_array(rest)
         items = tuple(argv) if argv is not None else tuple(words.raw_words(rest, dockerfile.escape))
@@ -114,6 +118,41 @@ def read(dockerfile: Dockerfile, raw: RawInstruction) -> Instruction:
     if not rest:  # WORKDIR, USER, STOPSIGNAL, MAINTAINER
         raise err(raw.line, f"{kw} needs an argument")
     return replace(base, text=rest)
+
+
+def _healthcheck(
+    dockerfile: Dockerfile, raw: RawInstruction, base: Instruction, rest: str
+) -> Instruction:
+    """``HEALTHCHECK NONE`` or ``HEALTHCHECK [--interval=..] CMD command`` (exec or shell
+    form); flag values are checked here, at build time."""
+    from bolt.runtime.flags import parse_duration
+    from bolt.runtime.intent import IntentError
+
+    err = dockerfile.error
+    if rest.upper() == "NONE":
+        if base.flags:
+            raise err(raw.line, "HEALTHCHECK NONE takes no flags")
+        return replace(base, argv=("NONE",))
+    head, _, command = rest.partition(" ")
+    if head.upper() != "CMD" or not command.strip():
+        raise err(
+            raw.line,
+            "HEALTHCHECK takes NONE or CMD command",
+            hint="HEALTHCHECK CMD wget -q -O- localhost",
+        )
+    for name, value in base.flags.items():
+        try:
+            if name == "retries":
+                if not (value.isascii() and value.isdigit()) or int(value) < 1:
+                    raise IntentError("--retries", f"{value!r} is not a count of at least 1")
+            elif parse_duration(value, f"--{name}") <= 0 and name != "start-period":
+                raise IntentError(f"--{name}", f"{value!r} must be longer than 0")
+        except IntentError as exc:
+            raise err(raw.line, f"HEALTHCHECK {exc.message}") from None
+    argv = _json_array(command.strip())
+    if argv is not None:
+        return replace(base, argv=("CMD", *argv))
+    return replace(base, argv=("CMD-SHELL", command.strip()))
 
 
 def _flags(dockerfile: Dockerfile, raw: RawInstruction) -> tuple[dict[str, str], str]:

@@ -237,6 +237,8 @@ def apply(state: ImageState, instr: Instruction, escape: str) -> ImageState:
         config["Volumes"] = volumes
     elif kw == "STOPSIGNAL":
         config["StopSignal"] = exp(instr.text)
+    elif kw == "HEALTHCHECK":
+        config["Healthcheck"] = healthcheck_config(instr)
     elif kw == "CMD":
         config["Cmd"] = command(instr, shell)
         cmd_set = True
@@ -247,6 +249,21 @@ def apply(state: ImageState, instr: Instruction, escape: str) -> ImageState:
     elif kw == "SHELL":
         shell = tuple(instr.argv or DEFAULT_SHELL)
     return replace(state, config=config, cmd_set=cmd_set, shell=shell)
+
+
+def healthcheck_config(instr: Instruction) -> dict[str, object]:
+    """The image config's ``Healthcheck`` (durations in nanoseconds, as docker writes)."""
+    from bolt.runtime.flags import parse_duration
+
+    check: dict[str, object] = {"Test": list(instr.argv or ("NONE",))}
+    keys = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
+            "start-interval": "StartInterval"}  # fmt: skip
+    for flag, key in keys.items():
+        if flag in instr.flags:
+            check[key] = round(parse_duration(instr.flags[flag], flag) * 1e9)
+    if "retries" in instr.flags:
+        check["Retries"] = int(instr.flags["retries"])
+    return check
 
 
 def command(instr: Instruction, shell: tuple[str, ...]) -> list[str]:

@@ -33,6 +33,9 @@ COMMAND_MODULES = {
     ),
     "gpu": "gpu",
     "network": "network",
+    **dict.fromkeys(
+        ("pause", "unpause", "stats", "top", "events", "port", "rename", "cp"), "manage"
+    ),
     "system": "system",
     "volume": "system",
     "image": "image",
@@ -44,6 +47,7 @@ COMMAND_MODULES = {
 MODULE_ORDER = (
     "run",
     "containers",
+    "manage",
     "network",
     "image",
     "registry",
@@ -52,7 +56,14 @@ MODULE_ORDER = (
     "snapshot",
     "system",
 )
-CORE_MODULES = ("run", "containers", "network", "gpu", "system")  # the rest ship separately
+CORE_MODULES = (
+    "run",
+    "containers",
+    "manage",
+    "network",
+    "gpu",
+    "system",
+)  # the rest ship separately
 
 
 def _command_of(argv: Sequence[str]) -> str | None:

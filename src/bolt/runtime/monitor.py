@@ -23,17 +23,15 @@ unmounts the root file system, and with ``auto_remove`` removes everything.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import select
-import signal
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from bolt.errors import BoltError
 from bolt.runtime import attach, linux, rootfs
-from bolt.runtime.driver import SPAWN_DEFAULT_SIGNALS, OciRuntime, runtime_message
+from bolt.runtime.driver import OciRuntime, runtime_message
 from bolt.runtime.layout import ContainerDir
 from bolt.state.db import StateDB, now
 
@@ -43,6 +41,7 @@ if TYPE_CHECKING:
     import selectors
 
     from bolt.runtime.logs import LogWriter
+    from bolt.runtime.prober import Prober
 
 
 class MonitorJob(NamedTuple):
@@ -53,7 +52,7 @@ class MonitorJob(NamedTuple):
     interactive: bool = False
     start: bool = True
     auto_remove: bool = False
-    restart: tuple[object, ...] = ("no", None)  # RestartPolicy fields
+    restart: tuple[str, int | None] = ("no", None)  # RestartPolicy fields
     healthcheck: tuple[object, ...] | None = None  # HealthCheck fields
     restart_count: int = 0
 
@@ -85,6 +84,7 @@ class Monitor:
         self.master: int | None = None
         self.pending_in = bytearray()  # client input the container has not read yet
         self.eof_after_pending = False
+        self.prober: Prober | None = None
 
     @property
     def console_path(self) -> Path:
@@ -187,7 +187,7 @@ class Monitor:
         self.sel = selectors.DefaultSelector()
         self.logs = LogWriter(self.cdir.log)
         # From now on a dead creator no longer makes the row look abandoned.
-        self.db.update(self.job.cid, **_identity())
+        self.db.update(self.job.cid, **identity())
 
     def _failure(self, err_r: int) -> BoltError:
         message = runtime_message(_read_available(err_r))
@@ -270,6 +270,8 @@ class Monitor:
         deadline: float | None = None
         while self.streams and (deadline is None or time.monotonic() < deadline):
             timeout = 0.02 if self.pending_in else 0.5 if deadline else 5.0
+            if self.prober is not None:
+                timeout = min(timeout, self.prober.wait())
             for key, _ in self.sel.select(timeout=timeout):
                 if key.data == "output":
                     self._pump(int(key.fd))  # type: ignore[arg-type]
@@ -281,6 +283,8 @@ class Monitor:
                     self._wait_init()
             self._flush_stdin()
             self._reap()
+            if self.prober is not None and self.status is None:
+                self._health(self.prober.tick())
             if self.status is not None and deadline is None:
                 deadline = time.monotonic() + 2.0  # drain what is still buffered
         if self.status is None:
@@ -382,6 +386,13 @@ class Monitor:
                 return
             if pid == self.waited and self.status is None:
                 self.status = status
+            elif self.prober is not None:
+                self._health(self.prober.finished(pid, status)[1])
+
+    def _health(self, change: str | None) -> None:
+        if change is not None:
+            self.db.update(self.job.cid, health=change)
+            self.db.add_event(self.job.cid, self._name(), "health", health=change)
 
     # -- finish ---------------------------------------------------------------------------
     def finish(self, code: int) -> None:
@@ -394,14 +405,45 @@ class Monitor:
         self.cleanup()
         if not self.job.auto_remove:
             self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
-        self.db.add_event(self.job.cid, name, "exited", exit_code=code)
+        events = [(self.job.cid, name, "exited", {"exit_code": code})]
         if self.job.auto_remove:
-            self.db.add_event(self.job.cid, name, "removed")
+            events.append((self.job.cid, name, "removed", {}))
+        self.db.add_events(events)
         self.send(attach.EXIT, str(code).encode())
 
-    def _name(self) -> str:
+    def stopped_by_user(self) -> bool:
         row = self.db.find(self.job.cid)
-        return row.name if row is not None else self.job.cid[:12]
+        return row is None or bool(row.details_dict.get("stopped"))
+
+    def between_runs(self, code: int, restarts: int) -> None:
+        """The run ended and another follows: the bundle and root file system stay."""
+        with contextlib.suppress(BoltError, OSError):
+            self.rt.delete(self.job.cid, force=True)
+        self.logs.flush()
+        self.db.update(
+            self.job.cid, status="restarting", exit_code=code, restart_count=restarts,
+            pid=None, pid_start=None, health="starting" if self.job.healthcheck else None,
+        )  # fmt: skip
+        name = self._name()
+        self.db.add_event(self.job.cid, name, "exited", exit_code=code)
+        self.db.add_event(self.job.cid, name, "restarted", restart_count=restarts)
+
+    def sleep_unless_stopped(self, delay: float) -> bool:
+        """Wait out the back-off; False if a user stopped the container meanwhile."""
+        import time
+
+        end = time.monotonic() + delay
+        while time.monotonic() < end:
+            time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+            if self.stopped_by_user():
+                return False
+        return True
+
+    def _name(self) -> str:
+        """The container's name (read each time: ``bolt rename`` may change it)."""
+        row = self.db.conn.execute("SELECT name FROM containers WHERE id=?", (self.job.cid,))
+        found = row.fetchone()
+        return str(found[0]) if found else self.job.cid[:12]
 
     def cleanup(self) -> None:
         """Delete what the runtime left of the container (a foreground run leaves nothing)
@@ -414,11 +456,13 @@ class Monitor:
             import shutil
 
             from bolt import volumes
-            from bolt.runtime import netavark
 
             row = self.db.find(self.job.cid)
-            with contextlib.suppress(BoltError, OSError):
-                netavark.teardown_container(self.cdir)
+            if self.cdir.network_record.exists():  # netavark's module loads subprocess
+                from bolt.runtime import netavark
+
+                with contextlib.suppress(BoltError, OSError):
+                    netavark.teardown_container(self.cdir)
             shutil.rmtree(self.cdir.path, ignore_errors=True)
             for volume in (row.details_dict.get("anonymous_volumes") or ()) if row else ():
                 with contextlib.suppress(BoltError, OSError):
@@ -436,44 +480,6 @@ def _read_available(fd: int) -> str:
     return b"".join(chunks).decode("utf-8", "replace")
 
 
-def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
-    """The monitor's whole life; returns its own process exit status."""
-    linux.set_child_subreaper()
-    # The same set the runtime's spawn resets to default, so the container never inherits
-    # the monitor's dispositions.
-    for sig in SPAWN_DEFAULT_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
-    mon = Monitor(job, attach_sock)
-    try:
-        mon.launch()
-    except (BoltError, OSError) as exc:
-        message = str(exc)
-        me = _identity()
-        row = mon.db.find(job.cid)
-        details = {**(row.details_dict if row else {}), "error": message}
-        mon.db.update(job.cid, status="failed", finished=now(), details=json.dumps(details), **me)
-        mon.cleanup()
-        mon.send(attach.ERROR, message.encode())
-        return 1
-    pid_start = linux.proc_start_time(mon.pid)
-    status = "running" if job.start else "created"
-    changes: dict[str, object] = {
-        "status": status,
-        "pid": mon.pid,
-        "pid_start": pid_start,
-        **_identity(),
-    }
-    if job.start:
-        changes["started"] = now()
-    mon.db.update(job.cid, **changes)
-    mon.send(attach.STARTED, json.dumps({"pid": mon.pid, "status": status}).encode())
-    if job.start:
-        mon.db.add_event(job.cid, mon._name(), "started", pid=mon.pid)
-    code = mon.supervise()
-    mon.finish(code)
-    return 0
-
-
-def _identity() -> dict[str, object]:
+def identity() -> dict[str, object]:
     """This monitor's columns: a recycled pid must never pass for it."""
     return {"monitor_pid": os.getpid(), "monitor_start": linux.proc_start_time(os.getpid())}

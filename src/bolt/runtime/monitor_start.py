@@ -4,7 +4,7 @@
 new interpreter; ``spawn_exec`` runs ``python -m bolt.runtime.monitor_start``, which is safe
 from threaded programs such as the asyncio library.  Either way the monitor leaves the
 caller's session, points its stdio at ``monitor.log``, closes every descriptor it
-inherited but the attach socket, and runs ``bolt.runtime.monitor.serve``.
+inherited but the attach socket, and runs ``bolt.runtime.monitor_loop.serve``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from bolt.runtime.layout import ContainerDir
-from bolt.runtime.monitor import MonitorJob, serve
+from bolt.runtime.monitor import MonitorJob
 
 
 def detach_stdio(log: Path) -> None:
@@ -42,6 +42,8 @@ def run_forked_child(job: MonitorJob, sock: socket.socket | None) -> None:
         keep = sock.fileno() if sock is not None else 2
         os.closerange(3, keep)
         os.closerange(max(keep + 1, 3), 1 << 20)
+        from bolt.runtime.monitor_loop import serve  # the caller never needs it
+
         code = serve(job, sock)
     except BaseException as exc:
         with contextlib.suppress(Exception):
