@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from nvcontrol.control.errors import SnapshotError
-from nvcontrol.control.snapshots import GpuEntry, Snapshot, SnapshotStore, diff, plan_restore
+from nvcontrol.control.snapshots import GpuEntry, GpuSnapshot, SnapshotStore, diff, plan_restore
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 
@@ -29,8 +29,8 @@ def config(**over: object) -> dict[str, object]:
     return base
 
 
-def snap() -> Snapshot:
-    s = Snapshot("stable", "2026-01-01T00:00:00+00:00")
+def snap() -> GpuSnapshot:
+    s = GpuSnapshot("stable", "2026-01-01T00:00:00+00:00")
     s.gpus[A] = GpuEntry(A, "RTX", 0, "00000000:01:00.0", config())
     s.gpus[B] = GpuEntry(B, "RTX", 1, "00000000:02:00.0", config(power_limit_w=450.0))
     return s
@@ -42,7 +42,7 @@ def test_toml_is_human_readable_and_round_trips() -> None:
     assert doc["gpus"][A]["offsets"]["P0"]["graphics_mhz"] == 105
     assert doc["gpus"][A]["fans"]["0"] == {"policy": "manual", "speed_pct": 60}
     assert doc["gpus"][A]["fan_curve"]["points"] == "40:30,80:100"
-    back = Snapshot.from_toml(text, source="x")
+    back = GpuSnapshot.from_toml(text, source="x")
     assert back.gpus[A].config == config()
     assert back.gpus[B].config["power_limit_w"] == 450.0
 
@@ -87,9 +87,9 @@ def test_store_rejects_bad_names_and_duplicates(tmp_path) -> None:
 
 def test_a_file_that_is_not_a_snapshot_is_refused() -> None:
     with pytest.raises(SnapshotError, match="unsupported snapshot format"):
-        Snapshot.from_toml('name = "x"\n', source="f.toml")
+        GpuSnapshot.from_toml('name = "x"\n', source="f.toml")
     with pytest.raises(SnapshotError, match="not valid TOML"):
-        Snapshot.from_toml("[[[", source="f.toml")
+        GpuSnapshot.from_toml("[[[", source="f.toml")
 
 
 def gpu_doc(**fields: object) -> dict[str, object]:
@@ -128,22 +128,22 @@ def test_a_snapshot_value_of_the_wrong_type_or_range_is_refused_naming_the_key(
     fields: dict[str, object], words: str
 ) -> None:
     with pytest.raises(SnapshotError) as err:
-        Snapshot.from_dict(gpu_doc(**fields), source="f.toml")
+        GpuSnapshot.from_dict(gpu_doc(**fields), source="f.toml")
     assert words in err.value.message
     assert err.value.message.startswith(f'f.toml: gpus."{A}"')
 
 
 def test_what_create_writes_is_what_import_accepts() -> None:
     text = snap().to_toml()
-    assert Snapshot.from_toml(text, source="x").to_toml() == text
+    assert GpuSnapshot.from_toml(text, source="x").to_toml() == text
 
 
 def test_unknown_top_level_keys_and_bad_names_are_refused() -> None:
     doc = snap().to_dict()
     with pytest.raises(SnapshotError, match="unknown key 'extra'"):
-        Snapshot.from_dict({**doc, "extra": 1}, source="f")
+        GpuSnapshot.from_dict({**doc, "extra": 1}, source="f")
     with pytest.raises(SnapshotError, match="not a valid snapshot name"):
-        Snapshot.from_dict({**doc, "name": "../x"}, source="f")
+        GpuSnapshot.from_dict({**doc, "name": "../x"}, source="f")
 
 
 def test_huge_input_and_dev_zero_are_refused_without_reading_them_whole(tmp_path) -> None:

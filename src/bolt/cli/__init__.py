@@ -44,6 +44,7 @@ COMMAND_MODULES = {
     **dict.fromkeys(("pull", "push", "tag", "login", "logout", "save", "load"), "registry"),
     "surge": "surge",
     "migrate": "surge",
+    "snapshot": "snapshot",
 }
 MODULE_ORDER = (
     "run",
@@ -54,6 +55,7 @@ MODULE_ORDER = (
     "registry",
     "build",
     "gpu",
+    "snapshot",
     "system",
     "surge",
 )

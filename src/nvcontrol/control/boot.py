@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nvcontrol.control import paths
-from nvcontrol.control.snapshots import Snapshot, SnapshotStore, check_name, missing_gpus
+from nvcontrol.control.snapshots import GpuSnapshot, SnapshotStore, check_name, missing_gpus
 from nvcontrol.errors import PermissionDenied
 
 UNIT_NAME = "nvctl-restore.service"
@@ -131,7 +131,7 @@ def set_boot(snapshot: str) -> BootStatus:
     return status
 
 
-def _gpus_here(snap: Snapshot) -> str | None:
+def _gpus_here(snap: GpuSnapshot) -> str | None:
     """Refuse a snapshot none of whose GPUs is in this machine; a note when some are not
     (or when there is no driver to check against)."""
     from nvcontrol.errors import NoDriver

@@ -33,7 +33,7 @@ from nvcontrol.control.runner import (
     run,
 )
 from nvcontrol.control.snapshots import (
-    Snapshot,
+    GpuSnapshot,
     SnapshotStore,
     check_name,
     diff,
@@ -403,7 +403,7 @@ class GpuManager:
 
     async def snapshot_create(
         self, name: str, selector: str | None, *, overwrite: bool = False
-    ) -> Snapshot:
+    ) -> GpuSnapshot:
         check_name(name)
         if self.snapshots.exists(name) and not overwrite:
             raise SnapshotError(
@@ -419,11 +419,11 @@ class GpuManager:
             raise SomeGpusLost(
                 "every selected GPU is lost (fallen off the bus); nothing was saved", hint=LOST_HINT
             )
-        snap = Snapshot(
+        snap = GpuSnapshot(
             name, now_iso(), {r["entry"].uuid: r["entry"] for r in rows if not r["lost"]}
         )
         # What is written passes the schema every reader applies.
-        snap = Snapshot.from_dict(snap.to_dict(), source="the GPUs' live state")
+        snap = GpuSnapshot.from_dict(snap.to_dict(), source="the GPUs' live state")
         self.snapshots.save(snap, overwrite=overwrite)
         raise_if_lost(rows, f"saved in snapshot {name!r}; the lost GPU is not in it")
         return snap
@@ -446,21 +446,21 @@ class GpuManager:
             notes += locks.stale(g, journal)
         return notes
 
-    def _here(self, snap: Snapshot) -> Snapshot:
+    def _here(self, snap: GpuSnapshot) -> GpuSnapshot:
         """``snap``, refused with a clear description when none of its GPUs is here."""
         missing = missing_gpus(snap, (g.uuid for g in self.nvml.gpus))
         if missing is not None and len(self.nvml.by_uuid(snap.gpus)) == 0:
             raise missing
         return snap
 
-    def _scoped(self, snap: Snapshot, selector: str | None) -> Snapshot:
+    def _scoped(self, snap: GpuSnapshot, selector: str | None) -> GpuSnapshot:
         if selector is None:
             return snap
         wanted = {g.uuid for g in self.select(selector)}
         kept = {u: e for u, e in snap.gpus.items() if u in wanted}
         if not kept:
             raise SnapshotError(f"snapshot {snap.name!r} holds none of the selected GPUs")
-        return Snapshot(snap.name, snap.created, kept)
+        return GpuSnapshot(snap.name, snap.created, kept)
 
     async def snapshot_restore(
         self, name: str, selector: str | None, options: TxOptions
@@ -482,8 +482,8 @@ class GpuManager:
         writes = [Write(gpus[u], f, v) for u, f, v in plan]
         return await self.transact("snapshot restore", f"restore snapshot {name}", writes, options)
 
-    def snapshot_import(self, path: str, name: str | None, *, overwrite: bool) -> Snapshot:
-        snap = Snapshot.from_toml(read_text_limited(path), source=path)
+    def snapshot_import(self, path: str, name: str | None, *, overwrite: bool) -> GpuSnapshot:
+        snap = GpuSnapshot.from_toml(read_text_limited(path), source=path)
         if name is not None:
             snap.name = check_name(name)
         self.snapshots.save(snap, overwrite=overwrite)

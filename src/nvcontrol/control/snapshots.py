@@ -70,7 +70,7 @@ class GpuEntry:
 
 
 @dataclass
-class Snapshot:
+class GpuSnapshot:
     name: str
     created: str
     gpus: dict[str, GpuEntry] = field(default_factory=dict)
@@ -95,7 +95,7 @@ class Snapshot:
         }
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], *, source: str = "snapshot") -> Snapshot:
+    def from_dict(cls, doc: dict[str, Any], *, source: str = "snapshot") -> GpuSnapshot:
         """The one reader of snapshot documents (files, imports, the journal's
         pre-transaction state): every key and value is checked against the schema that
         :func:`nvcontrol.control.settings.check` defines, before anything uses it."""
@@ -126,7 +126,7 @@ class Snapshot:
         return tomli_w.dumps(self.to_dict())
 
     @classmethod
-    def from_toml(cls, text: str, *, source: str) -> Snapshot:
+    def from_toml(cls, text: str, *, source: str) -> GpuSnapshot:
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
@@ -223,7 +223,7 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def diff(snap: Snapshot, live: dict[str, tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+def diff(snap: GpuSnapshot, live: dict[str, tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per GPU and field, where the live state (``uuid -> (index, config)``) differs from the
     snapshot.  Fields the snapshot does not hold are not compared.  Empty = identical."""
     out: list[dict[str, Any]] = []
@@ -243,7 +243,7 @@ def diff(snap: Snapshot, live: dict[str, tuple[int, dict[str, Any]]]) -> list[di
     return out
 
 
-def missing_gpus(snap: Snapshot, here: Iterable[str]) -> SnapshotError | None:
+def missing_gpus(snap: GpuSnapshot, here: Iterable[str]) -> SnapshotError | None:
     """The error that describes a snapshot of GPUs this machine does not have (taken on
     another machine, or before a board was replaced), or ``None`` when all are here."""
     present = set(here)
@@ -299,7 +299,7 @@ class SnapshotStore:
     def exists(self, name: str) -> bool:
         return self.path(name).exists()
 
-    def save(self, snap: Snapshot, *, overwrite: bool = False) -> Path:
+    def save(self, snap: GpuSnapshot, *, overwrite: bool = False) -> Path:
         path = self.path(snap.name)
         if path.exists() and not overwrite:
             raise SnapshotError(
@@ -316,14 +316,14 @@ class SnapshotStore:
             os.replace(tmp, path)
         return path
 
-    def load(self, name: str) -> Snapshot:
+    def load(self, name: str) -> GpuSnapshot:
         path = self.path(name)
         if not path_exists(path):
             known = ", ".join(self.names()) or "none"
             raise SnapshotError(
                 f"no snapshot named {name!r}", hint=f"snapshots: {known} (`nvctl snapshot list`)"
             )
-        return Snapshot.from_toml(read_text_limited(path), source=str(path))
+        return GpuSnapshot.from_toml(read_text_limited(path), source=str(path))
 
     def delete(self, name: str) -> None:
         path = self.path(name)
@@ -340,7 +340,7 @@ class SnapshotStore:
             return []
         return sorted(p.stem for p in self.root.glob("*.toml"))
 
-    def all(self) -> tuple[list[Snapshot], list[str]]:
+    def all(self) -> tuple[list[GpuSnapshot], list[str]]:
         """Every readable snapshot, and a warning for each file that is not one (a file
         that is not UTF-8, not TOML, not a snapshot, or a directory): one bad file never
         hides the others."""
