@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from bolt.errors import BoltError, ExitCode, InvalidInput, NotFound
+from bolt.errors import BoltError, InvalidInput, NotFound
 from bolt.images import refs
 from bolt.images.store import ImageRecord, ImageStore
 
