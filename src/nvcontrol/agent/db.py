@@ -1,5 +1,5 @@
 """The agent's SQLite database, ``$NVCTL_STATE_DIR/agent/agent.db`` (WAL): authorized
-client keys and the append-only audit log."""
+client keys, dashboard login tokens and the append-only audit log."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ CREATE TABLE IF NOT EXISTS audit (
     result TEXT NOT NULL,
     exit_code INTEGER NOT NULL,
     message TEXT
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY,
+    digest TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    added REAL NOT NULL,
+    revoked REAL
 );
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;

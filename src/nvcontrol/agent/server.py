@@ -53,7 +53,13 @@ async def serve(opts: ServeOptions, say: Callable[[str], None]) -> None:
         if opts.http is not None:
             from nvcontrol.agent.web import WebApp
 
-            web = WebApp(service, str(cert_path), str(key_path), opts.sample_interval_s)
+            web = WebApp(
+                service,
+                str(cert_path),
+                str(key_path),
+                opts.sample_interval_s,
+                connections=lambda: len(server.connections),
+            )
             h_host, h_port = await web.start(*opts.http)
             say(f"nvctl agent: HTTPS on {h_host}:{h_port}")
         stop = asyncio.Event()

@@ -154,3 +154,50 @@ def audit_cmd(limit: int, as_json: bool) -> None:
         for uuid, fields in e["before"].items():
             for f, v in fields.items():
                 click.echo(f"        {uuid} {f}: {v!r} -> {e['after'].get(uuid, {}).get(f)!r}")
+
+
+@agent.group("token")
+def token() -> None:
+    """Dashboard login tokens, each tied to a role."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "operator", "admin"]), required=True)
+def token_create_cmd(name: str, role: str) -> None:
+    """Create a login token NAME for ROLE; the token is printed once, on the last line."""
+    from nvcontrol.agent import audit, db, tokens
+
+    conn = db.connect()
+    value = tokens.create(conn, name, role)
+    audit.append(conn, audit.Entry("local", "admin", "local", "token create", {"name": name},
+                                   {}, {"role": role}, "ok", 0))  # fmt: skip
+    click.echo(f"token {name} ({role}); it is not shown again:")
+    click.echo(value)
+
+
+@token.command("revoke")
+@click.argument("name")
+def token_revoke_cmd(name: str) -> None:
+    """Revoke the login token NAME."""
+    from nvcontrol.agent import audit, db, tokens
+
+    conn = db.connect()
+    tokens.revoke(conn, name)
+    audit.append(conn, audit.Entry("local", "admin", "local", "token revoke", {"name": name},
+                                   {}, {}, "ok", 0))  # fmt: skip
+    click.echo(f"revoked token {name}")
+
+
+@token.command("list")
+@json_option
+def token_list_cmd(as_json: bool) -> None:
+    """Login tokens (names and roles; the tokens themselves are not stored)."""
+    from nvcontrol.agent import db, tokens
+
+    rows = tokens.all_tokens(db.connect())
+    if as_json:
+        emit_json({"tokens": rows})
+        return
+    for t in rows:
+        click.echo(f"{t['name']:<20} {t['role']:<8} {'active' if t['active'] else 'revoked'}")
