@@ -11,6 +11,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector, CollectorRegistry
 
 LABELS = ["gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"]
+# nvcontrol's own metrics leave out dcgm-exporter's one camelCase label (modelName), which
+# promtool's linter flags; they still join with the DCGM_ ones on gpu, UUID and Hostname.
+OWN_LABELS = ["gpu", "UUID", "pci_bus_id", "device", "Hostname"]
 
 # dcgm-exporter name -> (help, key in a sample, scale)
 DCGM: list[tuple[str, str, str, float]] = [
@@ -55,14 +58,14 @@ class AgentCollector(Collector):
                 fam.add_metric(self._labels(g, names), float(v) * scale)
             yield fam
         limit = GaugeMetricFamily("nvcontrol_power_limit_watts", "Enforced power limit.",
-                                  labels=LABELS)  # fmt: skip
+                                  labels=OWN_LABELS)  # fmt: skip
         for g in gpus:
             if g.get("power_limit_w") is not None:
-                limit.add_metric(self._labels(g, names), float(g["power_limit_w"]))
+                limit.add_metric(self._own(g, names), float(g["power_limit_w"]))
         yield limit
         offsets = GaugeMetricFamily(
             "nvcontrol_clock_offset_mhz", "Clock offset set through NVML (NVML MHz).",
-            labels=[*LABELS, "domain", "pstate"],
+            labels=[*OWN_LABELS, "domain", "pstate"],
         )  # fmt: skip
         for uuid, per in s.offsets.items():
             g = next((x for x in gpus if x["uuid"] == uuid), None)
@@ -70,7 +73,7 @@ class AgentCollector(Collector):
                 continue
             for pstate, domains in per.items():
                 for domain, value in domains.items():
-                    offsets.add_metric([*self._labels(g, names), domain, pstate], float(value))
+                    offsets.add_metric([*self._own(g, names), domain, pstate], float(value))
         yield offsets
         tx = CounterMetricFamily("nvcontrol_transactions", "Transactions run by this agent, by result.",
                                  labels=["result", "Hostname"])  # fmt: skip
@@ -85,6 +88,10 @@ class AgentCollector(Collector):
         conns = GaugeMetricFamily("nvcontrol_agent_connections", "Open QUIC connections.")
         conns.add_metric([], float(s.connections()))
         yield conns
+
+    def _own(self, g: dict[str, Any], names: dict[str, tuple[str, str]]) -> list[str]:
+        labels = self._labels(g, names)
+        return labels[:4] + labels[5:]
 
     def _labels(self, g: dict[str, Any], names: dict[str, tuple[str, str]]) -> list[str]:
         model, bus = names.get(g["uuid"], ("", ""))
