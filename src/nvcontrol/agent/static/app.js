@@ -96,7 +96,9 @@ async function refreshCharts() {
     for (const [key, , unit, color, lo, hi] of METRICS) {
       const series = samples.map((s) => (s.gpus.find((x) => x.uuid === g.uuid) || {})[key]);
       const v = g[key];
-      box.querySelector(`.value[data-key="${key}"]`).textContent = v === null || v === undefined ? "N/A" : `${v} ${unit}`;
+      let text = v === null || v === undefined ? "N/A" : `${v} ${unit}`;
+      if (key === "power_w" && g.power_limit_w !== null) text += ` / ${g.power_limit_w} W limit`;
+      box.querySelector(`.value[data-key="${key}"]`).textContent = text;
       window.drawLine(box.querySelector(`canvas[data-key="${key}"]`), series, color, lo, hi);
     }
     box.dataset.powerLimit = String(g.power_limit_w);
