@@ -55,6 +55,7 @@ def test_dashboard_login_charts_confirm_revert_and_csrf(agent: Agent, browser: o
     page = ctx.new_page()
     base = f"https://127.0.0.1:{agent.http_port}"
     page.goto(base + "/")
+    page.wait_for_selector("body[data-ready='1']")  # the script is loaded and the forms wired
 
     # log in (a wrong token first)
     page.fill("#token", "nvt_wrong")

@@ -250,6 +250,7 @@ async function start() {
   }
   setInterval(() => { if (csrf) { refreshCharts(); refreshLive(); } }, 1000);
   setInterval(() => { if (csrf && !pending) refreshTables(); }, 5000);
+  document.body.dataset.ready = "1"; // the forms are wired from here on
 }
 
 document.addEventListener("DOMContentLoaded", start);
