@@ -19,6 +19,7 @@ from nvcontrol.control.manager import GpuManager
 from nvcontrol.control.runner import TxOptions, TxReport
 from nvcontrol.control.transaction import Outcome
 from nvcontrol.remote.backend import open_backend
+from nvcontrol.remote.target import confirm_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -98,13 +99,13 @@ def _progress(as_json: bool) -> Callable[[str, dict[str, Any]], None]:
             if sys.stdin.isatty():
                 click.echo(
                     f"Keep these settings? [y/N] — reverting in {timeout:g} s unless confirmed "
-                    f"(or run `nvctl confirm {tx}` in another shell): ",
+                    f"(or run `{confirm_command(tx)}` in another shell): ",
                     err=True,
                     nl=False,
                 )
             else:
                 click.echo(
-                    f"transaction {tx}: waiting up to {timeout:g} s for `nvctl confirm {tx}`",
+                    f"transaction {tx}: waiting up to {timeout:g} s for `{confirm_command(tx)}`",
                     err=True,
                 )
         elif event == "rolled_back":

@@ -41,3 +41,9 @@ def local_only(command: str) -> None:
             "files or runs as a local process",
             hint="run it on the agent's host",
         )
+
+
+def confirm_command(tx_id: object) -> str:
+    """The command that confirms transaction ``tx_id`` from another shell."""
+    t = target()
+    return f"nvctl --remote {t.endpoint} confirm {tx_id}" if t else f"nvctl confirm {tx_id}"
