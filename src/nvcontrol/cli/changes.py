@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,8 @@ from nvcontrol.control.manager import GpuManager
 from nvcontrol.control.runner import TxOptions, TxReport
 from nvcontrol.control.transaction import Outcome
 from nvcontrol.errors import NvctlError
+from nvcontrol.remote.backend import open_backend
+from nvcontrol.remote.target import confirm_command
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -98,13 +101,13 @@ def _progress(as_json: bool) -> Callable[[str, dict[str, Any]], None]:
             if sys.stdin.isatty():
                 click.echo(
                     f"Keep these settings? [y/N] — reverting in {timeout:g} s unless confirmed "
-                    f"(or run `nvctl confirm {tx}` in another shell): ",
+                    f"(or run `{confirm_command(tx)}` in another shell): ",
                     err=True,
                     nl=False,
                 )
             else:
                 click.echo(
-                    f"transaction {tx}: waiting up to {timeout:g} s for `nvctl confirm {tx}`",
+                    f"transaction {tx}: waiting up to {timeout:g} s for `{confirm_command(tx)}`",
                     err=True,
                 )
         elif event == "rolled_back":
@@ -148,7 +151,7 @@ def run_change(
             answers=answers,
         )
         try:
-            async with GpuManager() as manager:
+            async with open_backend() as manager:
                 return await change(manager, options)
         finally:
             if answers is not None:
@@ -221,7 +224,7 @@ def run_direct(
     """A direct (non-transactional) change: run, read back, render."""
 
     async def main() -> list[Outcome]:
-        async with GpuManager() as manager:
+        async with open_backend() as manager:
             return await change(manager)
 
     outcomes = asyncio.run(main())
@@ -246,8 +249,10 @@ def query(fn: Callable[[GpuManager], Awaitable[T]], *, interruptible: str | None
             assert task is not None
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(sig, task.cancel)
-        async with GpuManager() as manager:
-            return await fn(manager)
+        async with open_backend() as manager:
+            value = await fn(manager)
+            # a remote backend's sync-looking methods (confirm, transactions) are coroutines
+            return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
 
     try:
         return asyncio.run(main())

@@ -8,8 +8,12 @@ import click
 
 from nvcontrol.cli.changes import TxFlags, query, run_change, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
-from nvcontrol.control.manager import GpuManager
-from nvcontrol.control.snapshots import SnapshotStore
+from nvcontrol.remote.target import local_only
+
+
+async def _sync(value: Any) -> Any:
+    """A manager method's value, whether the backend's method is sync (local) or not."""
+    return value
 
 
 @click.group()
@@ -38,16 +42,17 @@ def create_cmd(name: str, selector: str | None, as_json: bool) -> None:
 @json_option
 def list_cmd(as_json: bool) -> None:
     """Snapshots, newest names first."""
-    snaps, warnings = SnapshotStore().all()
-    for warning in warnings:
+    doc = query(lambda m: _sync(m.snapshot_list()))
+    for warning in doc["warnings"]:
         click.echo(f"warning: {warning}", err=True)
+    snaps = doc["snapshots"]
     if as_json:
-        emit_json({"snapshots": [s.summary() for s in snaps]})
+        emit_json({"snapshots": snaps})
         return
     if not snaps:
         click.echo("no snapshots")
     for s in snaps:
-        click.echo(f"{s.name:<24} {s.created:<26} {len(s.gpus)} GPU(s)")
+        click.echo(f"{s['name']:<24} {s['created']:<26} {len(s['gpus'])} GPU(s)")
 
 
 @snapshot.command("show")
@@ -55,7 +60,7 @@ def list_cmd(as_json: bool) -> None:
 @json_option
 def show_cmd(name: str, as_json: bool) -> None:
     """The snapshot's content (TOML, or JSON with --json)."""
-    snap = SnapshotStore().load(name)
+    snap = query(lambda m: _sync(m.snapshot_show(name)))
     if as_json:
         emit_json(snap.to_dict())
     else:
@@ -69,7 +74,7 @@ def show_cmd(name: str, as_json: bool) -> None:
 def diff_cmd(name: str, selector: str | None, as_json: bool) -> None:
     """Where the live state differs from NAME, per GPU and field."""
 
-    async def both(m: GpuManager) -> tuple[list[dict[str, Any]], list[str]]:
+    async def both(m: Any) -> tuple[list[dict[str, Any]], list[str]]:
         return await m.snapshot_diff(name, selector), await m.snapshot_notes(name, selector)
 
     differences, notes = query(both)
@@ -115,7 +120,7 @@ def restore_cmd(
 @click.argument("name")
 def delete_cmd(name: str) -> None:
     """Delete NAME."""
-    SnapshotStore().delete(name)
+    query(lambda m: _sync(m.snapshot_delete(name)))  # type: ignore[func-returns-value]
     click.echo(f"deleted snapshot {name}")
 
 
@@ -124,6 +129,9 @@ def delete_cmd(name: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
 def export_cmd(name: str, file: str) -> None:
     """Write NAME to FILE (TOML)."""
+    local_only("snapshot export")
+    from nvcontrol.control.manager import GpuManager
+
     GpuManager().snapshot_export(name, file)
     click.echo(f"exported snapshot {name} to {file}")
 
@@ -135,6 +143,9 @@ def export_cmd(name: str, file: str) -> None:
 @json_option
 def import_cmd(file: str, name: str | None, force: bool, as_json: bool) -> None:
     """Import a snapshot file (validated before it is stored)."""
+    local_only("snapshot import")
+    from nvcontrol.control.manager import GpuManager
+
     snap = GpuManager().snapshot_import(file, name, overwrite=force)
     if as_json:
         emit_json(snap.summary())

@@ -46,7 +46,7 @@ from nvcontrol.control.transaction import Outcome
 from nvcontrol.errors import NvctlError
 from nvcontrol.lost import LOST_HINT, SomeGpusLost, each_gpu, raise_if_lost
 from nvcontrol.nvml import Gpu, Nvml
-from nvcontrol.readings import watts
+from nvcontrol.readings import MIB, read_info, sample_all, watts
 from nvcontrol.selection import select
 
 
@@ -77,6 +77,42 @@ class GpuManager:
 
     def select(self, selector: str | None) -> list[Gpu]:
         return select(selector, self.nvml.gpus)
+
+    # ------------------------------------------------------------ monitoring
+    # (JSON-ready values, so that a remote backend serves the same results)
+
+    async def gpu_list(self, selector: str | None) -> dict[str, Any]:
+        """One row per GPU; a lost GPU is a ``lost`` row (see :mod:`nvcontrol.lost`)."""
+
+        def row(g: Gpu) -> dict[str, Any]:
+            mem = g.get(pynvml.nvmlDeviceGetMemoryInfo)
+            return {
+                "index": g.index,
+                "name": g.name,
+                "uuid": g.uuid,
+                "pci_bus_id": g.pci_bus_id,
+                "serial": g.serial,
+                "memory_total_mib": mem.total // MIB if mem else None,
+            }
+
+        return {"driver": self.nvml.system(), "gpus": each_gpu(self.select(selector), row)}
+
+    async def gpu_info(self, selector: str | None) -> list[dict[str, Any]]:
+        return each_gpu(self.select(selector), lambda g: read_info(self.nvml, g))
+
+    async def sample(self, selector: str | None) -> dict[str, Any]:
+        return sample_all(self.select(selector))
+
+    def snapshot_list(self) -> dict[str, Any]:
+        """Every readable snapshot's summary, and a warning for each file that is not one."""
+        snaps, warnings = self.snapshots.all()
+        return {"snapshots": [s.summary() for s in snaps], "warnings": warnings}
+
+    def snapshot_show(self, name: str) -> GpuSnapshot:
+        return self.snapshots.load(name)
+
+    def snapshot_delete(self, name: str) -> None:
+        self.snapshots.delete(name)
 
     @property
     def journal(self) -> Journal:
