@@ -27,6 +27,8 @@ _COMMANDS = {
     "confirm": ("nvcontrol.cli.confirm", "confirm"),
     "transactions": ("nvcontrol.cli.confirm", "transactions"),
     "boot": ("nvcontrol.cli.boot", "boot"),
+    "agent": ("nvcontrol.cli.agent", "agent"),
+    "remote": ("nvcontrol.cli.remote", "remote"),
 }
 
 
@@ -46,12 +48,21 @@ class _LazyGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+# The remote options are taken out of argv by nvcontrol.remote.fanout before click parses
+# it; they are declared here for --help.
+@click.option("--remote", metavar="HOST[:PORT],...", help="Run the command on these agents.")
+@click.option("--hosts-file", metavar="FILE", help="Agents to run the command on, one a line.")
+@click.option("--accept-new-host", is_flag=True, help="Trust an unknown agent on first use.")
+@click.option("--host-fingerprint", metavar="FP", help="The agent identity to expect.")
+@click.option("--ca-file", metavar="FILE", help="Verify agents against this CA instead.")
 @click.version_option(package_name="nvcontrol-bolt", prog_name="nvctl")
-def cli(debug: bool) -> None:
+def cli(debug: bool, **_remote: object) -> None:
     """nvcontrol: monitor and control NVIDIA GPUs (real drivers or nvsim).
 
     Every command that shows something takes --json.  GPUs are selected with -i/--gpu:
     an index, a UUID (or unique prefix), a PCI bus id, a comma list, or `all`.
+    With --remote HOST[:PORT] (or a comma list, or --hosts-file) any command runs on
+    nvcontrol agents instead (`nvctl agent serve`), with the same output and exit codes.
     """
 
 
@@ -78,29 +89,48 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("NVCTL_DEBUG") == "1"
     try:
-        _repair_first()
+        from nvcontrol.remote import fanout
+        from nvcontrol.remote import target as backend
+
+        remote, args = fanout.split_global(args)
+    except UserError as exc:
+        click.echo(render(exc), err=True)
+        sys.exit(int(exc.exit_code))
+    if len(remote.hosts) > 1:
+        sys.exit(fanout.run(remote.hosts, remote.trust, args, lambda a: _run(a, debug, False)))
+    if remote.hosts:
+        backend.set_target(backend.RemoteTarget(remote.hosts[0], remote.trust))
+    sys.exit(_run(args, debug, not remote.hosts))
+
+
+def _run(args: list[str], debug: bool, repair: bool) -> int:
+    """One command; returns its exit code (errors rendered as the README says)."""
+    try:
+        if repair:
+            _repair_first()
         cli.main(args=args, prog_name="nvctl", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return int(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return int(exc.exit_code)
     except UserError as exc:
         if debug:
             raise
         click.echo(render(exc), err=True)
-        sys.exit(int(exc.exit_code))
+        return int(exc.exit_code)
     except KeyboardInterrupt:
-        sys.exit(130)
+        return 130
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (e.g. `| head`): not an error
-        sys.exit(0)
+        return 0
     except Exception as exc:
         if debug:
             raise
         click.echo(f"error: internal error: {exc.__class__.__name__}: {exc}", err=True)
         click.echo("hint: run again with --debug for the traceback", err=True)
-        sys.exit(int(ExitCode.FAILURE))
+        return int(ExitCode.FAILURE)
+    return 0

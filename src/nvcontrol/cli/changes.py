@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from nvcontrol.control.errors import RolledBack
 from nvcontrol.control.manager import GpuManager
 from nvcontrol.control.runner import TxOptions, TxReport
 from nvcontrol.control.transaction import Outcome
+from nvcontrol.remote.backend import open_backend
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -146,7 +148,7 @@ def run_change(
             answers=answers,
         )
         try:
-            async with GpuManager() as manager:
+            async with open_backend() as manager:
                 return await change(manager, options)
         finally:
             if answers is not None:
@@ -219,7 +221,7 @@ def run_direct(
     """A direct (non-transactional) change: run, read back, render."""
 
     async def main() -> list[Outcome]:
-        async with GpuManager() as manager:
+        async with open_backend() as manager:
             return await change(manager)
 
     outcomes = asyncio.run(main())
@@ -234,7 +236,9 @@ def run_direct(
 
 def query(fn: Callable[[GpuManager], Awaitable[T]]) -> T:
     async def main() -> T:
-        async with GpuManager() as manager:
-            return await fn(manager)
+        async with open_backend() as manager:
+            value = await fn(manager)
+            # a remote backend's sync-looking methods (confirm, transactions) are coroutines
+            return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
 
     return asyncio.run(main())

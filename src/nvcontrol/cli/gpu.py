@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
+from nvcontrol.cli.changes import query
 from nvcontrol.cli.common import emit_json, emit_json_line, gpu_option, json_option, session
-from nvcontrol.nvml import Gpu
-from nvcontrol.readings import MIB, read_info, sample_all
+from nvcontrol.readings import sample_all
+from nvcontrol.remote.target import target
 
 
 @click.group()
@@ -24,25 +25,10 @@ def gpu() -> None:
 @json_option
 def list_cmd(selector: str | None, as_json: bool) -> None:
     """One line per GPU: index, name, UUID, PCI bus id, memory."""
-    import pynvml
-
-    with session(selector) as (nvml, gpus):
-        rows = []
-        for g in gpus:
-            mem = g.get(pynvml.nvmlDeviceGetMemoryInfo)
-            rows.append(
-                {
-                    "index": g.index,
-                    "name": g.name,
-                    "uuid": g.uuid,
-                    "pci_bus_id": g.pci_bus_id,
-                    "serial": g.serial,
-                    "memory_total_mib": mem.total // MIB if mem else None,
-                }
-            )
-        system = nvml.system()
+    doc = query(lambda m: m.gpu_list(selector))
+    system, rows = doc["driver"], doc["gpus"]
     if as_json:
-        emit_json({"driver": system, "gpus": rows})
+        emit_json(doc)
         return
     from nvcontrol.cli.render import console, gpu_list_table
 
@@ -55,8 +41,7 @@ def list_cmd(selector: str | None, as_json: bool) -> None:
 def info_cmd(selector: str | None, as_json: bool) -> None:
     """Everything the driver can tell: identity, clocks, offsets, power, thermals, fans, PCIe,
     processes.  Values the GPU or driver cannot give show as N/A (null in JSON)."""
-    with session(selector) as (nvml, gpus):
-        infos = [read_info(nvml, g) for g in gpus]
+    infos = query(lambda m: m.gpu_info(selector))
     if as_json:
         emit_json({"gpus": infos})
         return
@@ -87,9 +72,12 @@ def watch_cmd(selector: str | None, as_json: bool, interval: float, count: int |
     """A live table of utilization, memory, temperature, power, clocks, fan and throttling.
 
     With --json: one JSON object per sample per line ({"time": ..., "gpus": [...]})."""
+    if target() is not None:
+        _remote_watch(selector, as_json, interval, count)
+        return
     with session(selector) as (_nvml, gpus):
         if as_json:
-            _loop(gpus, interval, count, emit_json_line)
+            _loop(lambda: sample_all(gpus), interval, count, emit_json_line)
             return
         from nvcontrol.cli.render import console, watch_table
 
@@ -100,7 +88,7 @@ def watch_cmd(selector: str | None, as_json: bool, interval: float, count: int |
 
             with Live(console=out, auto_refresh=False) as live:
                 _loop(
-                    gpus,
+                    lambda: sample_all(gpus),
                     interval,
                     count,
                     lambda s: live.update(watch_table(s, names), refresh=True),
@@ -112,16 +100,48 @@ def watch_cmd(selector: str | None, as_json: bool, interval: float, count: int |
                 out.print(watch_table(s, names))
                 sys.stdout.flush()
 
-            _loop(gpus, interval, count, show)
+            _loop(lambda: sample_all(gpus), interval, count, show)
+
+
+def _remote_watch(selector: str | None, as_json: bool, interval: float, count: int | None) -> None:
+    """Watch over --remote: one connection, one ``sample`` call per tick."""
+    import asyncio
+
+    from nvcontrol.remote.backend import open_backend
+
+    async def main() -> None:
+        async with open_backend() as m:
+            names = {g["uuid"]: g["name"] for g in (await m.gpu_list(selector))["gpus"]}
+            n = 0
+            next_at = time.monotonic()
+            while count is None or n < count:
+                s = await m.sample(selector)
+                if as_json:
+                    emit_json_line(s)
+                else:
+                    from nvcontrol.cli.render import console, watch_table
+
+                    console().print(watch_table(s, names))
+                    sys.stdout.flush()
+                n += 1
+                if count is not None and n >= count:
+                    break
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+
+    asyncio.run(main())
 
 
 def _loop(
-    gpus: list[Gpu], interval: float, count: int | None, sink: Callable[[dict[str, Any]], None]
+    sample: Callable[[], dict[str, Any]],
+    interval: float,
+    count: int | None,
+    sink: Callable[[dict[str, Any]], None],
 ) -> None:
     n = 0
     next_at = time.monotonic()
     while count is None or n < count:
-        sink(sample_all(gpus))
+        sink(sample())
         n += 1
         if count is not None and n >= count:
             break

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from nvcontrol.cli.changes import TxFlags, query, run_change, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
-from nvcontrol.control.snapshots import SnapshotStore
+
+
+async def _sync(value: Any) -> Any:
+    """A manager method's value, whether the backend's method is sync (local) or not."""
+    return value
 
 
 @click.group()
@@ -35,14 +41,14 @@ def create_cmd(name: str, selector: str | None, as_json: bool) -> None:
 @json_option
 def list_cmd(as_json: bool) -> None:
     """Snapshots, newest names first."""
-    snaps = SnapshotStore().all()
+    snaps = query(lambda m: _sync(m.snapshot_list()))
     if as_json:
-        emit_json({"snapshots": [s.summary() for s in snaps]})
+        emit_json({"snapshots": snaps})
         return
     if not snaps:
         click.echo("no snapshots")
     for s in snaps:
-        click.echo(f"{s.name:<24} {s.created:<26} {len(s.gpus)} GPU(s)")
+        click.echo(f"{s['name']:<24} {s['created']:<26} {len(s['gpus'])} GPU(s)")
 
 
 @snapshot.command("show")
@@ -50,7 +56,7 @@ def list_cmd(as_json: bool) -> None:
 @json_option
 def show_cmd(name: str, as_json: bool) -> None:
     """The snapshot's content (TOML, or JSON with --json)."""
-    snap = SnapshotStore().load(name)
+    snap = query(lambda m: _sync(m.snapshot_show(name)))
     if as_json:
         emit_json(snap.to_dict())
     else:
@@ -99,7 +105,7 @@ def restore_cmd(
 @click.argument("name")
 def delete_cmd(name: str) -> None:
     """Delete NAME."""
-    SnapshotStore().delete(name)
+    query(lambda m: _sync(m.snapshot_delete(name)))  # type: ignore[func-returns-value]
     click.echo(f"deleted snapshot {name}")
 
 

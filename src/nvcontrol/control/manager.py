@@ -33,7 +33,7 @@ from nvcontrol.control.snapshots import Snapshot, SnapshotStore, check_name, dif
 from nvcontrol.control.transaction import Outcome
 from nvcontrol.errors import NvctlError
 from nvcontrol.nvml import Gpu, Nvml
-from nvcontrol.readings import watts
+from nvcontrol.readings import MIB, read_info, sample_all, watts
 from nvcontrol.selection import select
 
 
@@ -64,6 +64,40 @@ class GpuManager:
 
     def select(self, selector: str | None) -> list[Gpu]:
         return select(selector, self.nvml.gpus)
+
+    # ------------------------------------------------------------ monitoring
+    # (JSON-ready values, so that a remote backend serves the same results)
+
+    async def gpu_list(self, selector: str | None) -> dict[str, Any]:
+        rows = []
+        for g in self.select(selector):
+            mem = g.get(pynvml.nvmlDeviceGetMemoryInfo)
+            rows.append(
+                {
+                    "index": g.index,
+                    "name": g.name,
+                    "uuid": g.uuid,
+                    "pci_bus_id": g.pci_bus_id,
+                    "serial": g.serial,
+                    "memory_total_mib": mem.total // MIB if mem else None,
+                }
+            )
+        return {"driver": self.nvml.system(), "gpus": rows}
+
+    async def gpu_info(self, selector: str | None) -> list[dict[str, Any]]:
+        return [read_info(self.nvml, g) for g in self.select(selector)]
+
+    async def sample(self, selector: str | None) -> dict[str, Any]:
+        return sample_all(self.select(selector))
+
+    def snapshot_list(self) -> list[dict[str, Any]]:
+        return [s.summary() for s in self.snapshots.all()]
+
+    def snapshot_show(self, name: str) -> Snapshot:
+        return self.snapshots.load(name)
+
+    def snapshot_delete(self, name: str) -> None:
+        self.snapshots.delete(name)
 
     @property
     def journal(self) -> Journal:

@@ -1,0 +1,79 @@
+"""Length-prefixed JSON frames: the wire format of every QUIC stream (sans-I/O).
+
+A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON, which
+must be an object.  :class:`FrameDecoder` is fed bytes as they arrive and returns whole
+messages; anything malformed (oversized, not JSON, not an object, cut off at the end of
+the stream) raises :class:`FrameError`, which closes only the connection it came on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any
+
+HEADER = struct.Struct(">I")
+DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB: far above any command, far below memory trouble
+
+
+class FrameError(Exception):
+    """The peer sent bytes that are not a valid frame."""
+
+
+def _reject_constant(name: str) -> float:
+    raise FrameError(f"{name} is not allowed in a frame")
+
+
+def encode(message: dict[str, Any], max_size: int = DEFAULT_MAX_FRAME) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    if len(body) > max_size:
+        raise FrameError(f"frame of {len(body)} bytes exceeds the {max_size}-byte limit")
+    return HEADER.pack(len(body)) + body
+
+
+def decode_body(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise FrameError(f"frame is not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise FrameError("frame is not a JSON object")
+    _check_finite(value)
+    return value
+
+
+def _check_finite(value: Any) -> None:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            raise FrameError("frame holds a non-finite number")
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
+class FrameDecoder:
+    """Reassembles frames from one stream's bytes."""
+
+    def __init__(self, max_size: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_size = max_size
+        self._buf = bytearray()
+
+    def feed(self, data: bytes, end: bool = False) -> list[dict[str, Any]]:
+        self._buf += data
+        out: list[dict[str, Any]] = []
+        while len(self._buf) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self._buf)
+            if size > self.max_size:
+                raise FrameError(f"frame of {size} bytes exceeds the {self.max_size}-byte limit")
+            if len(self._buf) < HEADER.size + size:
+                break
+            body = bytes(self._buf[HEADER.size : HEADER.size + size])
+            del self._buf[: HEADER.size + size]
+            out.append(decode_body(body))
+        if end and self._buf:
+            raise FrameError(f"stream ended inside a frame ({len(self._buf)} bytes left over)")
+        return out

@@ -1,0 +1,420 @@
+"""The asyncio adapter between aioquic and :mod:`bolt.network.session` (moves bytes only).
+
+Library API (the seed's)::
+
+    client = await QuicClient.connect("host:4433", key=my_key, pinned_cert=pem)
+    value = await client.send_command("power_status", {"selector": "0"})
+
+:class:`QuicServer` runs a handler coroutine per authenticated call; it enforces the
+limits (connections, concurrent calls, frame size, idle timeout) and cancels a call whose
+connection goes away, so the application can undo what that client left half done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aioquic.asyncio import QuicConnectionProtocol, serve
+from aioquic.asyncio import connect as quic_connect
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived, StreamReset
+
+from bolt.network import framing, identity, session
+
+ALPN = "bolt-quic/1"
+DEFAULT_PORT = 4433
+
+
+class QuicError(Exception):
+    """The connection failed or was closed (the message says why)."""
+
+
+class RemoteError(Exception):
+    """The server answered a call with an error (its ``error`` object is kept)."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(str(error.get("message", "remote error")))
+        self.error = error
+
+
+def split_endpoint(
+    endpoint: str, default_port: int = DEFAULT_PORT, *, any_port: bool = False
+) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` → (host, port); raises ValueError.
+    ``any_port`` admits port 0 (a listener on an ephemeral port)."""
+    text = endpoint.strip()
+    if not text:
+        raise ValueError("empty endpoint")
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host, port_text = text, ""
+    if not host:
+        raise ValueError(f"no host in {endpoint!r}")
+    port = default_port
+    if port_text:
+        if not port_text.isdigit() or not (0 if any_port else 1) <= int(port_text) < 65536:
+            raise ValueError(f"bad port in {endpoint!r}")
+        port = int(port_text)
+    return host, port
+
+
+# --------------------------------------------------------------------------- server
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_connections: int = 1024
+    max_calls_per_connection: int = 32
+    max_frame: int = framing.DEFAULT_MAX_FRAME
+    idle_timeout_s: float = 10.0
+
+
+@dataclass
+class CallContext:
+    """What a handler knows about the call it serves."""
+
+    principal: str
+    key_fp: str
+    emit: Callable[[dict[str, Any]], None]
+    messages: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+
+
+Handler = Callable[[CallContext, str, dict[str, Any]], Awaitable[Any]]
+ErrorEncoder = Callable[[BaseException], dict[str, Any]]
+
+
+def _default_error(exc: BaseException) -> dict[str, Any]:
+    return {"message": str(exc), "code": 1}
+
+
+class _ServerProtocol(QuicConnectionProtocol):
+    server: QuicServer
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        srv = self.server
+        self.session = session.ServerSession(
+            server_fp=srv.fingerprint,
+            cert_pem=srv.cert_pem,
+            nonce=os.urandom(32),
+            authorize=srv.authorize,
+            max_frame=srv.limits.max_frame,
+            max_calls=srv.limits.max_calls_per_connection,
+        )
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.contexts: dict[int, CallContext] = {}
+        self.counted = False
+        if len(srv.connections) >= srv.limits.max_connections:
+            self._quic.close(error_code=session.LIMIT, reason_phrase="too many connections")
+        else:
+            srv.connections.add(self)
+            self.counted = True
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived):
+            self._run(self.session.stream_data(event.stream_id, event.data, event.end_stream))
+        elif isinstance(event, StreamReset):
+            task = self.tasks.get(event.stream_id)
+            if task is not None:
+                task.cancel()
+        elif isinstance(event, ConnectionTerminated):
+            self._gone()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._gone()
+
+    def _gone(self) -> None:
+        if self.counted:
+            self.server.connections.discard(self)
+            self.counted = False
+        for task in self.tasks.values():
+            task.cancel()  # the dead-man's switch: a call loses its client, it is cancelled
+
+    def _run(self, actions: list[session.Action]) -> None:
+        for a in actions:
+            if isinstance(a, session.Send):
+                self._quic.send_stream_data(a.stream_id, a.data, a.end)
+            elif isinstance(a, session.Close):
+                self._quic.close(error_code=a.error_code, reason_phrase=a.reason[:200])
+                self._gone()
+            elif isinstance(a, session.Call):
+                self._start(a)
+            elif isinstance(a, session.Message):
+                ctx = self.contexts.get(a.stream_id)
+                if ctx is not None and ctx.messages.qsize() < 64:
+                    ctx.messages.put_nowait(a.message)
+        self.transmit()
+
+    def _start(self, call: session.Call) -> None:
+        sid = call.stream_id
+        assert self.session.principal is not None and self.session.key_fp is not None
+
+        def emit(event: dict[str, Any]) -> None:
+            self._run(self.session.reply(sid, {"t": "event", **event}))
+
+        ctx = CallContext(self.session.principal, self.session.key_fp, emit)
+        self.contexts[sid] = ctx
+        self.tasks[sid] = asyncio.ensure_future(self._serve_call(ctx, call))
+
+    async def _serve_call(self, ctx: CallContext, call: session.Call) -> None:
+        sid = call.stream_id
+        try:
+            value = await self.server.handler(ctx, call.method, call.params)
+            reply: dict[str, Any] = {"t": "result", "value": value}
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            reply = {"t": "error", "error": self.server.encode_error(exc)}
+        finally:
+            self.tasks.pop(sid, None)
+            self.contexts.pop(sid, None)
+        self._run(self.session.reply(sid, reply, end=True))
+
+
+class QuicServer:
+    def __init__(
+        self,
+        *,
+        cert_path: str,
+        key_path: str,
+        authorize: Callable[[str], tuple[str | None, str]],
+        handler: Handler,
+        encode_error: ErrorEncoder = _default_error,
+        limits: Limits | None = None,
+    ) -> None:
+        self.limits = limits or Limits()
+        self.cert_path, self.key_path = cert_path, key_path
+        with open(cert_path) as f:
+            self.cert_pem = f.read()
+        self.fingerprint = identity.cert_fingerprint(identity.load_cert(self.cert_pem))
+        self.authorize = authorize
+        self.handler = handler
+        self.encode_error = encode_error
+        self.connections: set[_ServerProtocol] = set()
+        self._server: Any = None
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        config = QuicConfiguration(
+            is_client=False,
+            alpn_protocols=[ALPN],
+            idle_timeout=self.limits.idle_timeout_s,
+            max_datagram_frame_size=None,
+        )
+        config.load_cert_chain(self.cert_path, self.key_path)
+        proto = type("BoundServerProtocol", (_ServerProtocol,), {"server": self})
+        self._server = await serve(host, port, configuration=config, create_protocol=proto)
+        sock = self._server._transport.get_extra_info("sockname")
+        return sock[0], sock[1]
+
+    def close(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+
+# --------------------------------------------------------------------------- client
+
+
+class _ClientProtocol(QuicConnectionProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.streams: dict[int, asyncio.Queue[tuple[bytes, bool]]] = {}
+        self.terminated: str | None = None
+
+    def quic_event_received(self, event: QuicEvent) -> None:
+        if isinstance(event, StreamDataReceived):
+            q = self.streams.get(event.stream_id)
+            if q is not None:
+                q.put_nowait((event.data, event.end_stream))
+        elif isinstance(event, ConnectionTerminated):
+            self.terminated = event.reason_phrase or f"closed (code {event.error_code})"
+            for q in self.streams.values():
+                q.put_nowait((b"", True))
+
+
+class QuicClient:
+    """One authenticated connection to a server; calls run concurrently on it."""
+
+    def __init__(self, cm: Any, proto: _ClientProtocol, principal: str | None) -> None:
+        self._cm = cm
+        self._proto = proto
+        self.principal = principal
+        self.cert_pem: str | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(
+        cls,
+        endpoint: str,
+        *,
+        key: Any = None,
+        pinned_cert: str | None = None,
+        cafile: str | None = None,
+        verify: bool = True,
+        timeout_s: float = 5.0,
+        keepalive_s: float | None = 1.0,
+    ) -> QuicClient:
+        """Connect and authenticate with ``key`` (an Ed25519 private key).
+
+        The server is verified against ``pinned_cert`` (PEM) or a CA file; ``verify=False``
+        only learns the server's certificate (``key`` must then be None)."""
+        host, port = split_endpoint(endpoint)
+        config = QuicConfiguration(is_client=True, alpn_protocols=[ALPN], idle_timeout=30.0)
+        server_fp = None
+        if pinned_cert is not None:
+            config.verify_mode = ssl.CERT_REQUIRED
+            config.cadata = pinned_cert.encode()
+            config.server_name = identity.PINNED_NAME
+            server_fp = identity.cert_fingerprint(identity.load_cert(pinned_cert))
+        elif cafile is not None:
+            config.verify_mode = ssl.CERT_REQUIRED
+            config.load_verify_locations(cafile)
+            config.server_name = host
+        elif not verify and key is None:
+            config.verify_mode = ssl.CERT_NONE
+        else:
+            raise ValueError("give a pinned certificate or a CA file to verify the server")
+        cm = quic_connect(host, port, configuration=config, create_protocol=_ClientProtocol)
+        try:
+            proto: Any = await asyncio.wait_for(cm.__aenter__(), timeout_s)
+        except (TimeoutError, ConnectionError, OSError) as err:
+            raise QuicError(_why(err, endpoint)) from None
+        client = cls(cm, proto, None)
+        try:
+            await asyncio.wait_for(client._handshake(key, server_fp), timeout_s)
+        except TimeoutError:
+            await client.close()
+            raise QuicError(f"{endpoint}: no answer to the authentication handshake") from None
+        except BaseException:
+            await client.close()
+            raise
+        if keepalive_s:
+            client._keepalive = asyncio.ensure_future(client._ping(keepalive_s))
+        return client
+
+    async def _handshake(self, key: Any, server_fp: str | None) -> None:
+        hs = session.ClientHandshake(key, server_fp)
+        q = self._open(session.AUTH_STREAM)
+        self._proto._quic.send_stream_data(session.AUTH_STREAM, hs.hello())
+        self._proto.transmit()
+        while True:
+            data, end = await q.get()
+            if self._proto.terminated is not None and not data:
+                raise session.AuthRefused(self._proto.terminated)
+            for out in hs.feed(data, end):
+                if isinstance(out, str):
+                    self.principal = out
+                    self.cert_pem = hs.cert_pem
+                    return
+                self._proto._quic.send_stream_data(session.AUTH_STREAM, out)
+                self._proto.transmit()
+            if key is None and hs.cert_pem is not None:
+                self.cert_pem = hs.cert_pem
+                return
+            if end:
+                raise QuicError("the server ended the handshake early")
+
+    def _open(self, stream_id: int) -> asyncio.Queue[tuple[bytes, bool]]:
+        q: asyncio.Queue[tuple[bytes, bool]] = asyncio.Queue()
+        self._proto.streams[stream_id] = q
+        return q
+
+    async def send_command(
+        self,
+        name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        answers: asyncio.Queue[dict[str, Any]] | None = None,
+    ) -> Any:
+        """Run ``name`` on the server; returns its result or raises :class:`RemoteError`."""
+        if self._proto.terminated is not None:
+            raise QuicError(f"the connection is closed: {self._proto.terminated}")
+        quic = self._proto._quic
+        sid = quic.get_next_available_stream_id()
+        q = self._open(sid)
+        quic.send_stream_data(
+            sid, framing.encode({"t": "call", "method": name, "params": params or {}})
+        )
+        self._proto.transmit()
+        forward = asyncio.ensure_future(self._forward(sid, answers)) if answers else None
+        dec = framing.FrameDecoder()
+        try:
+            while True:
+                data, end = await q.get()
+                for msg in dec.feed(data, end):
+                    kind = msg.get("t")
+                    if kind == "event" and on_event is not None:
+                        on_event(msg)
+                    elif kind == "result":
+                        return msg.get("value")
+                    elif kind == "error":
+                        raise RemoteError(msg.get("error") or {})
+                if end:
+                    raise QuicError(
+                        f"the connection closed during {name}: {self._proto.terminated or 'stream ended'}"
+                    )
+        finally:
+            self._proto.streams.pop(sid, None)
+            if forward is not None:
+                forward.cancel()
+            if self._proto.terminated is None:
+                # finish our half too, so the stream is freed and the peer may open more
+                with contextlib.suppress(Exception):
+                    quic.send_stream_data(sid, b"", end_stream=True)
+                    self._proto.transmit()
+
+    async def _forward(self, sid: int, answers: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            msg = await answers.get()
+            self._proto._quic.send_stream_data(sid, framing.encode(msg))
+            self._proto.transmit()
+
+    async def _ping(self, every_s: float) -> None:
+        with contextlib.suppress(Exception):
+            while self._proto.terminated is None:
+                await asyncio.sleep(every_s)
+                self._proto._quic.send_ping(0)
+                self._proto.transmit()
+
+    async def close(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        with contextlib.suppress(Exception):
+            await self._cm.__aexit__(None, None, None)
+
+    async def __aenter__(self) -> QuicClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def fetch_certificate(endpoint: str, timeout_s: float = 5.0) -> str:
+    """The certificate a server presents (unverified: for first contact and warnings)."""
+    client = await QuicClient.connect(endpoint, verify=False, timeout_s=timeout_s, keepalive_s=None)
+    try:
+        assert client.cert_pem is not None
+        return client.cert_pem
+    finally:
+        await client.close()
+
+
+def _why(err: BaseException, endpoint: str) -> str:
+    if isinstance(err, asyncio.TimeoutError):
+        return f"{endpoint}: no QUIC answer (is the agent running and the certificate trusted?)"
+    text = str(err) or err.__class__.__name__
+    return f"{endpoint}: {text}"
