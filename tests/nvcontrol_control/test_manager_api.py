@@ -59,11 +59,19 @@ def test_capsule_provider_captures_and_restores_gpu_state(nvsim_in_process: Nvsi
     provider = GpuConfigProvider(window_s=0.1)
 
     async def scenario() -> None:
-        doc = await provider.capture()
+        doc = await provider.capture(None)
+        assert doc is not None
         assert set(doc["gpus"]) == {g["uuid"] for g in settings_of(nvsim_in_process)}
         async with nvcontrol.GpuManager() as m:
             await m.set_power_limit(None, 300.0, None, TxOptions(window_s=0))
-        await provider.restore(doc)
+        changed = settings_of(nvsim_in_process)
+        record = await provider.prepare(doc, None)  # the two-phase protocol: nothing written
+        assert settings_of(nvsim_in_process) == changed
+        await provider.commit(doc, record, None)
+        assert settings_of(nvsim_in_process) == before
+        await provider.abort(doc, record, None, committed=True)  # back to the prepared state
+        assert settings_of(nvsim_in_process) == changed
+        await provider.commit(doc, record, None)
 
     before = settings_of(nvsim_in_process)
     asyncio.run(scenario())

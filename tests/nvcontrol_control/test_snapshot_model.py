@@ -7,7 +7,7 @@ import tomllib
 import pytest
 
 from nvcontrol.control.errors import SnapshotError
-from nvcontrol.control.snapshots import GpuEntry, Snapshot, SnapshotStore, diff, plan_restore
+from nvcontrol.control.snapshots import GpuEntry, GpuSnapshot, SnapshotStore, diff, plan_restore
 
 A, B = "GPU-aaaaaaaa-0000", "GPU-bbbbbbbb-1111"
 
@@ -29,8 +29,8 @@ def config(**over: object) -> dict[str, object]:
     return base
 
 
-def snap() -> Snapshot:
-    s = Snapshot("stable", "2026-01-01T00:00:00+00:00")
+def snap() -> GpuSnapshot:
+    s = GpuSnapshot("stable", "2026-01-01T00:00:00+00:00")
     s.gpus[A] = GpuEntry(A, "RTX", 0, "00000000:01:00.0", config())
     s.gpus[B] = GpuEntry(B, "RTX", 1, "00000000:02:00.0", config(power_limit_w=450.0))
     return s
@@ -42,7 +42,7 @@ def test_toml_is_human_readable_and_round_trips() -> None:
     assert doc["gpus"][A]["offsets"]["P0"]["graphics_mhz"] == 105
     assert doc["gpus"][A]["fans"]["0"] == {"policy": "manual", "speed_pct": 60}
     assert doc["gpus"][A]["fan_curve"]["points"] == "40:30,80:100"
-    back = Snapshot.from_toml(text, source="x")
+    back = GpuSnapshot.from_toml(text, source="x")
     assert back.gpus[A].config == config()
     assert back.gpus[B].config["power_limit_w"] == 450.0
 
@@ -87,6 +87,6 @@ def test_store_rejects_bad_names_and_duplicates(tmp_path) -> None:
 
 def test_a_file_that_is_not_a_snapshot_is_refused() -> None:
     with pytest.raises(SnapshotError, match="unsupported snapshot format"):
-        Snapshot.from_toml('name = "x"\n', source="f.toml")
+        GpuSnapshot.from_toml('name = "x"\n', source="f.toml")
     with pytest.raises(SnapshotError, match="not valid TOML"):
-        Snapshot.from_toml("[[[", source="f.toml")
+        GpuSnapshot.from_toml("[[[", source="f.toml")

@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bolt.build.diff import LayerBlob, write_layer
 from bolt.build.plan import Layer
 from bolt.errors import BoltError
 from bolt.images import refs
@@ -25,6 +24,7 @@ from bolt.images.layout import (
     dumps,
 )
 from bolt.images.store import ImageRecord, ImageStore
+from bolt.images.upperlayer import LayerBlob, write_layer
 
 UNTAGGED = "bolt-build"
 

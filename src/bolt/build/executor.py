@@ -408,7 +408,7 @@ class Builder:
         with self._mounted(state.layers) as (rootfs, upper, work):
             action(rootfs, upper, work)
         layer = None
-        from bolt.build.diff import is_empty
+        from bolt.images.upperlayer import is_empty
 
         if not is_empty(upper):
             layer = commit.store_layer(self.store, upper)

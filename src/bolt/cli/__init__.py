@@ -41,9 +41,11 @@ COMMAND_MODULES = {
     **dict.fromkeys(("pull", "push", "tag", "login", "logout", "save", "load"), "registry"),
     "surge": "surge",
     "migrate": "surge",
+    "snapshot": "snapshot",
 }
 MODULE_ORDER = (
-    "run", "containers", "network", "image", "registry", "build", "gpu", "system", "surge",
+    "run", "containers", "network", "image", "registry", "build", "gpu", "snapshot", "system",
+    "surge",
 )  # fmt: skip
 CORE_MODULES = ("run", "containers", "network", "gpu", "system")  # the rest ship separately
 

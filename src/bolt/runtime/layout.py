@@ -14,6 +14,18 @@ class ContainerDir(NamedTuple):
         return cls(root / "containers" / cid)
 
     @property
+    def fs_subvolume(self) -> Path:
+        """On btrfs: the subvolume holding the overlay's upper and work directories (one
+        subvolume, as overlayfs moves files between the two; a capsule snapshot takes it)."""
+        return self.path / "fs"
+
+    @property
+    def overlay_dirs(self) -> tuple[Path, Path]:
+        """The overlay's (upper, work) directories: in the btrfs subvolume if there is one."""
+        base = self.fs_subvolume if self.fs_subvolume.is_dir() else self.path
+        return base / "upper", base / "work"
+
+    @property
     def bundle(self) -> Path:
         return self.path / "bundle"
 

@@ -1,7 +1,8 @@
 """A container's root file system: overlayfs over the image's unpacked layers.
 
 Layout under ``$BOLT_ROOT/containers/<id>/``: ``upper/`` and ``work/`` (the container's own
-changes) and ``bundle/rootfs`` (the merged mount the runtime pivots into).
+changes; on btrfs both inside the subvolume ``fs/``) and ``bundle/rootfs`` (the merged mount
+the runtime pivots into).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import os
 from pathlib import Path
 
 from bolt.errors import BoltError
-from bolt.runtime import linux
+from bolt.runtime import btrfs, linux
+from bolt.runtime.layout import ContainerDir
 
 
 def mount_overlay(
@@ -24,7 +26,10 @@ def mount_overlay(
     the kernel then refuses to mount that upper directory again unless it is volatile
     again (its contents never claimed to be durable).  Kernels before 5.10 lack the
     option; there the mount is an ordinary one."""
-    upper, work = container_dir / "upper", container_dir / "work"
+    cdir = ContainerDir(container_dir)
+    if not (container_dir / "upper").exists():
+        btrfs.make_dir(cdir.fs_subvolume, subvolume_only=True)  # on btrfs, for snapshots
+    upper, work = cdir.overlay_dirs
     for d in (upper, work, target):
         d.mkdir(parents=True, exist_ok=True)
     lowers = [str(p) for p in reversed(layers_lowest_first)]

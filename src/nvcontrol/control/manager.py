@@ -29,7 +29,7 @@ from nvcontrol.control.runner import (
     require_root,
     run,
 )
-from nvcontrol.control.snapshots import Snapshot, SnapshotStore, check_name, diff, plan_restore
+from nvcontrol.control.snapshots import GpuSnapshot, SnapshotStore, check_name, diff, plan_restore
 from nvcontrol.control.transaction import Outcome
 from nvcontrol.errors import NvctlError
 from nvcontrol.nvml import Gpu, Nvml
@@ -406,7 +406,7 @@ class GpuManager:
 
     async def snapshot_create(
         self, name: str, selector: str | None, *, overwrite: bool = False
-    ) -> Snapshot:
+    ) -> GpuSnapshot:
         check_name(name)
         if self.snapshots.exists(name) and not overwrite:
             raise SnapshotError(
@@ -424,14 +424,14 @@ class GpuManager:
         gpus = self.nvml.by_uuid(snap.gpus)
         return diff(snap, live_configs(gpus, self.journal_if_exists(), fanstore.load_curves()))
 
-    def _scoped(self, snap: Snapshot, selector: str | None) -> Snapshot:
+    def _scoped(self, snap: GpuSnapshot, selector: str | None) -> GpuSnapshot:
         if selector is None:
             return snap
         wanted = {g.uuid for g in self.select(selector)}
         kept = {u: e for u, e in snap.gpus.items() if u in wanted}
         if not kept:
             raise SnapshotError(f"snapshot {snap.name!r} holds none of the selected GPUs")
-        return Snapshot(snap.name, snap.created, kept)
+        return GpuSnapshot(snap.name, snap.created, kept)
 
     async def snapshot_restore(
         self, name: str, selector: str | None, options: TxOptions
@@ -450,13 +450,13 @@ class GpuManager:
         writes = [Write(gpus[u], f, v) for u, f, v in plan]
         return await self.transact("snapshot restore", f"restore snapshot {name}", writes, options)
 
-    def snapshot_import(self, path: str, name: str | None, *, overwrite: bool) -> Snapshot:
+    def snapshot_import(self, path: str, name: str | None, *, overwrite: bool) -> GpuSnapshot:
         try:
             with open(path) as f:
                 text = f.read()
         except OSError as err:
             raise SnapshotError(f"cannot read {path}: {err.strerror}") from None
-        snap = Snapshot.from_toml(text, source=path)
+        snap = GpuSnapshot.from_toml(text, source=path)
         if name is not None:
             snap.name = check_name(name)
         self.snapshots.save(snap, overwrite=overwrite)

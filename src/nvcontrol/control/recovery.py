@@ -60,11 +60,11 @@ def repair(say: Callable[[str], None]) -> int:
 
 def _repair_transactions(journal: Journal, nvml: Nvml, say: Callable[[str], None]) -> int:
     from nvcontrol.control.runner import restore
-    from nvcontrol.control.snapshots import Snapshot
+    from nvcontrol.control.snapshots import GpuSnapshot
 
     done = 0
     for tx in journal.claim_orphans():
-        snap = Snapshot.from_dict(tx.before, source=f"journal transaction {tx.id}")
+        snap = GpuSnapshot.from_dict(tx.before, source=f"journal transaction {tx.id}")
         gpus = nvml.by_uuid(snap.gpus)
         problems = restore(gpus, journal, snap)
         who = f"transaction {tx.id} ({tx.description})"

@@ -23,7 +23,7 @@ from nvcontrol.control.errors import Busy, RolledBack
 from nvcontrol.control.fancurve import FanCurve
 from nvcontrol.control.journal import COMMITTED, ROLLBACK_PENDING, ROLLED_BACK, Journal, TxRecord
 from nvcontrol.control.monitor import StabilityMonitor
-from nvcontrol.control.snapshots import GpuEntry, Snapshot, diff, now_iso, plan_restore
+from nvcontrol.control.snapshots import GpuEntry, GpuSnapshot, diff, now_iso, plan_restore
 from nvcontrol.control.transaction import (
     AskConfirm,
     Commit,
@@ -96,8 +96,8 @@ def require_root(gpus: Sequence[Gpu]) -> None:
 
 def capture(
     gpus: Sequence[Gpu], journal: Journal | None, curves: dict[str, FanCurve], name: str
-) -> Snapshot:
-    snap = Snapshot(name, now_iso())
+) -> GpuSnapshot:
+    snap = GpuSnapshot(name, now_iso())
     for g in gpus:
         snap.gpus[g.uuid] = GpuEntry(
             g.uuid, g.name, g.index, g.pci_bus_id, settings.read_config(g, journal, curves)
@@ -111,7 +111,7 @@ def live_configs(
     return {g.uuid: (g.index, settings.read_config(g, journal, curves)) for g in gpus}
 
 
-def restore(gpus: Sequence[Gpu], journal: Journal, snap: Snapshot) -> list[str]:
+def restore(gpus: Sequence[Gpu], journal: Journal, snap: GpuSnapshot) -> list[str]:
     """Best-effort: bring the GPUs back to ``snap``, one GPU at a time (a lost GPU does not
     stop the others); returns what could not be restored (empty = the live state matches
     again, checked by a fresh diff)."""
@@ -119,7 +119,7 @@ def restore(gpus: Sequence[Gpu], journal: Journal, snap: Snapshot) -> list[str]:
 
     problems: list[str] = []
     for gpu in (g for g in gpus if g.uuid in snap.gpus):
-        scoped = Snapshot(snap.name, snap.created, {gpu.uuid: snap.gpus[gpu.uuid]})
+        scoped = GpuSnapshot(snap.name, snap.created, {gpu.uuid: snap.gpus[gpu.uuid]})
         try:
             writes = plan_restore(diff(scoped, live_configs([gpu], journal, load_curves())))
             failed = False
@@ -260,7 +260,7 @@ def _rollback(
     journal: Journal,
     tx_id: int,
     gpus: Sequence[Gpu],
-    before: Snapshot,
+    before: GpuSnapshot,
     report: TxReport,
     cause: str,
     options: TxOptions,

@@ -65,7 +65,7 @@ class GpuEntry:
 
 
 @dataclass
-class Snapshot:
+class GpuSnapshot:
     name: str
     created: str
     gpus: dict[str, GpuEntry] = field(default_factory=dict)
@@ -90,7 +90,7 @@ class Snapshot:
         }
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], *, source: str = "snapshot") -> Snapshot:
+    def from_dict(cls, doc: dict[str, Any], *, source: str = "snapshot") -> GpuSnapshot:
         if doc.get("format") != FORMAT:
             raise SnapshotError(
                 f"{source}: unsupported snapshot format {doc.get('format')!r} (expected {FORMAT})"
@@ -116,7 +116,7 @@ class Snapshot:
         return tomli_w.dumps(self.to_dict())
 
     @classmethod
-    def from_toml(cls, text: str, *, source: str) -> Snapshot:
+    def from_toml(cls, text: str, *, source: str) -> GpuSnapshot:
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
@@ -175,7 +175,7 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def diff(snap: Snapshot, live: dict[str, tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
+def diff(snap: GpuSnapshot, live: dict[str, tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per GPU and field, where the live state (``uuid -> (index, config)``) differs from the
     snapshot.  Fields the snapshot does not hold are not compared.  Empty = identical."""
     out: list[dict[str, Any]] = []
@@ -231,7 +231,7 @@ class SnapshotStore:
     def exists(self, name: str) -> bool:
         return self.path(name).exists()
 
-    def save(self, snap: Snapshot, *, overwrite: bool = False) -> Path:
+    def save(self, snap: GpuSnapshot, *, overwrite: bool = False) -> Path:
         path = self.path(snap.name)
         if path.exists() and not overwrite:
             raise SnapshotError(
@@ -247,7 +247,7 @@ class SnapshotStore:
         os.replace(tmp, path)
         return path
 
-    def load(self, name: str) -> Snapshot:
+    def load(self, name: str) -> GpuSnapshot:
         path = self.path(name)
         try:
             text = path.read_text()
@@ -256,7 +256,7 @@ class SnapshotStore:
             raise SnapshotError(
                 f"no snapshot named {name!r}", hint=f"snapshots: {known} (`nvctl snapshot list`)"
             ) from None
-        return Snapshot.from_toml(text, source=str(path))
+        return GpuSnapshot.from_toml(text, source=str(path))
 
     def delete(self, name: str) -> None:
         try:
@@ -269,5 +269,5 @@ class SnapshotStore:
             return []
         return sorted(p.stem for p in self.root.glob("*.toml"))
 
-    def all(self) -> list[Snapshot]:
+    def all(self) -> list[GpuSnapshot]:
         return [self.load(n) for n in self.names()]

@@ -1,12 +1,14 @@
-"""A build step's layer, taken from its overlay upper directory.
+"""An OCI layer taken from an overlay upper directory (a build step's, or a container's
+for a capsule snapshot).
 
 overlayfs records a deletion as a 0/0 character device and a replaced directory as one
 with ``trusted.overlay.opaque=y``; an OCI layer says ``.wh.NAME`` and ``.wh..wh..opq``.
 ``write_layer`` converts while it writes the tar (sorted, numeric owners, whole-second
-mtimes, xattrs kept except overlayfs' own), gzips it and returns both digests.  It also
-strips overlayfs' bookkeeping xattrs (origin, impure) from the upper directory, so that
-the directory can be used as it is as the layer's unpacked form — exactly what
-``unpack_layer(mode="overlay")`` would make of the tar.
+mtimes, xattrs kept except overlayfs' own), gzips it and returns both digests.  By default
+it also strips overlayfs' bookkeeping xattrs (origin, impure) from the upper directory, so
+that the directory can be used as it is as the layer's unpacked form — exactly what
+``unpack_layer(mode="overlay")`` would make of the tar.  ``strip=False`` leaves the
+directory untouched, for the upper directory of a container that is still mounted.
 """
 
 from __future__ import annotations
@@ -39,12 +41,14 @@ def is_empty(upper: Path) -> bool:
         return next(it, None) is None
 
 
-def write_layer(upper: Path, out: BinaryIO) -> LayerBlob:
-    """Write ``upper`` as a tar+gzip OCI layer to ``out``."""
-    _xattrs(upper)  # overlayfs may mark the upper root itself (impure, origin)
+def write_layer(
+    upper: Path, out: BinaryIO, *, strip: bool = True, level: int = GZIP_LEVEL
+) -> LayerBlob:
+    """Write ``upper`` as a tar+gzip OCI layer to ``out`` (gzip ``level`` 1-9)."""
+    _xattrs(upper, strip)  # overlayfs may mark the upper root itself (impure, origin)
     blob = HashingWriter(out)
     count = 0
-    with gzip.GzipFile(fileobj=blob, mode="wb", mtime=0, compresslevel=GZIP_LEVEL) as gz:  # type: ignore[arg-type]
+    with gzip.GzipFile(fileobj=blob, mode="wb", mtime=0, compresslevel=level) as gz:  # type: ignore[arg-type]
         plain = HashingWriter(gz)  # type: ignore[arg-type]
         with tarfile.open(fileobj=plain, mode="w|", format=tarfile.PAX_FORMAT) as archive:  # type: ignore[call-overload]
             for dirpath, dirnames, filenames in os.walk(upper):
@@ -52,11 +56,13 @@ def write_layer(upper: Path, out: BinaryIO) -> LayerBlob:
                 here = Path(dirpath)
                 rel_dir = here.relative_to(upper)
                 for name in sorted([*dirnames, *filenames]):
-                    count += _add(archive, here / name, str(rel_dir / name).removeprefix("./"))
+                    count += _add(
+                        archive, here / name, str(rel_dir / name).removeprefix("./"), strip
+                    )
     return LayerBlob(plain.digest, blob.digest, blob.size, count)
 
 
-def _add(archive: tarfile.TarFile, path: Path, arcname: str) -> int:
+def _add(archive: tarfile.TarFile, path: Path, arcname: str, strip: bool) -> int:
     st = os.lstat(path)
     if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
         info = tarfile.TarInfo(_sibling(arcname, WHITEOUT + path.name))
@@ -69,7 +75,7 @@ def _add(archive: tarfile.TarFile, path: Path, arcname: str) -> int:
         return 0  # sockets
     info.uname = info.gname = ""
     info.mtime = int(info.mtime)
-    xattrs, opaque = _xattrs(path)
+    xattrs, opaque = _xattrs(path, strip)
     info.pax_headers = {**info.pax_headers, **xattrs}
     if info.isreg():
         with open(path, "rb") as fh:
@@ -90,9 +96,10 @@ def _sibling(arcname: str, name: str) -> str:
     return f"{head}/{name}" if head else name
 
 
-def _xattrs(path: Path) -> tuple[dict[str, str], bool]:
+def _xattrs(path: Path, strip: bool) -> tuple[dict[str, str], bool]:
     """The PAX headers of ``path``'s xattrs and whether it is an opaque directory; overlayfs'
-    own xattrs are left out of the tar and removed from the file (all but opaque)."""
+    own xattrs are left out of the tar and (with ``strip``) removed from the file (all but
+    opaque)."""
     headers: dict[str, str] = {}
     opaque = False
     try:
@@ -108,6 +115,8 @@ def _xattrs(path: Path) -> tuple[dict[str, str], bool]:
             opaque = value == b"y"
             continue
         if name.startswith(OVERLAY_XATTR):
+            if not strip:
+                continue
             try:
                 os.removexattr(path, name, follow_symlinks=False)
             except OSError:
