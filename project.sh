@@ -72,6 +72,25 @@ install_venv() {
   fi
 }
 
+# The wheels the nvctl ct stack's base image installs offline: this project's own wheel and
+# every dependency's, for Debian bookworm's CPython 3.11 (downloaded here, never at start).
+build_wheels() {
+  local dir=$ROOT/build/wheels stamp=$ROOT/build/wheels/.made
+  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ -z "$(find src -newer "$stamp" -name '*.py' -print -quit)" ]; then
+    return
+  fi
+  log "wheels: the project and its dependencies for the nvctl ct images ($dir)"
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  "$VENV/bin/pip" wheel -q --no-deps -w "$dir" "$ROOT" 2>&1 | grep -v '^WARNING: Location' || true
+  "$VENV/bin/pip" download -q -d "$dir" --only-binary=:all: --python-version 3.11 \
+    --implementation cp --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform linux_x86_64 \
+    "$dir"/nvcontrol_bolt-*.whl 2>&1 | grep -v '^WARNING: Location' || true
+  ls "$dir"/nvcontrol_bolt-*.whl >/dev/null
+  touch "$stamp"
+}
+
 build_nvsim() {
   log "nvsim: building libnvidia-ml.so.1"
   "$VENV/bin/nvsim" build
@@ -82,6 +101,7 @@ setup() {
   install_apt
   install_venv
   build_nvsim
+  build_wheels
 }
 
 main_job() {

@@ -93,7 +93,7 @@ class GpuManager:
     def snapshot_list(self) -> list[dict[str, Any]]:
         return [s.summary() for s in self.snapshots.all()]
 
-    def snapshot_show(self, name: str) -> Snapshot:
+    def snapshot_show(self, name: str) -> GpuSnapshot:
         return self.snapshots.load(name)
 
     def snapshot_delete(self, name: str) -> None:

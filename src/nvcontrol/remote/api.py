@@ -18,7 +18,7 @@ from nvcontrol.control.errors import RolledBack
 from nvcontrol.control.fancurve import FanCurve
 from nvcontrol.control.journal import TxRecord
 from nvcontrol.control.runner import TxOptions, TxReport
-from nvcontrol.control.snapshots import Snapshot
+from nvcontrol.control.snapshots import GpuSnapshot
 from nvcontrol.control.transaction import Outcome
 
 ROLES = ("viewer", "operator", "admin")
@@ -82,7 +82,7 @@ def encode_value(value: Any) -> Any:
         return value.to_json()
     if isinstance(value, TxRecord):
         return _record_json(value)
-    if isinstance(value, Snapshot):
+    if isinstance(value, GpuSnapshot):
         return value.to_dict()
     if isinstance(value, FanCurve):
         return value.to_dict()
@@ -113,11 +113,14 @@ def _optional(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda v: None if v is None else fn(v)
 
 
-def _snapshot(v: Any) -> Snapshot:
-    return Snapshot.from_dict(v, source="agent")
+def _snapshot(v: Any) -> GpuSnapshot:
+    return GpuSnapshot.from_dict(v, source="agent")
 
 
 _outcomes = _list_of(outcome_from_json)
+
+# Names the seed uses for a method (``send_command("overclock", ...)``).
+ALIASES = {"overclock": "apply_offsets"}
 
 METHODS: dict[str, Method] = {
     m.name: m
