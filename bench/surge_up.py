@@ -18,6 +18,7 @@ Usage (as root): python bench/surge_up.py [--sizes 4,20] [--rounds 3]
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import shutil
@@ -103,6 +104,14 @@ def main() -> None:
     for tool in ("podman", "podman-compose", "runc"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (./project.sh setup installs it)")
+    # bytecode compiled first, as an installed package has it (the environment here may
+    # say PYTHONDONTWRITEBYTECODE, and pydantic's own modules are compiled the same way)
+    import pydantic
+
+    import bolt
+
+    for package in (bolt, pydantic):
+        compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
     work = Path(tempfile.mkdtemp(prefix="surge-bench-"))
     try:
         run_all(work, [int(s) for s in args.sizes.split(",")], args.rounds)
@@ -120,7 +129,7 @@ def run_all(work: Path, sizes: list[int], rounds: int) -> None:
         stdout=subprocess.DEVNULL,
     )
     (work / "containers.conf").write_text(PODMAN_CONF)
-    os.environ["CONTAINERS_CONF"] = str(work / "containers.conf")
+    os.environ["CONTAINERS_CONF"] = env["CONTAINERS_CONF"] = str(work / "containers.conf")
     podman_global = [
         "--root",
         str(work / "pm-root"),

@@ -71,7 +71,8 @@ class Project:
             out = subprocess.run(
                 ["ip", "-o", "link", "show", "master", bridge], capture_output=True, text=True
             )
-            veths += [line.split(":")[1].strip().split("@")[0] for line in out.stdout.splitlines()]
+            # "12: veth0@if2: ..." -> "12: veth0@": names are reused, index and name are not
+            veths += [line.split("@")[0] + "@" for line in out.stdout.splitlines()]
         return {
             "ids": [c.id for c in containers],
             "bridges": bridges,
@@ -88,9 +89,15 @@ class Project:
             found += leftover_resources(self.root, cid)
             if (NETNS_DIR / netns_name(cid)).exists():
                 found.append(f"netns {netns_name(cid)}")
-        for link in [*before["bridges"], *before["veths"]]:
+        for link in before["bridges"]:
             if subprocess.run(["ip", "link", "show", link], capture_output=True).returncode == 0:
                 found.append(f"link {link}")
+        links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+        found += [
+            f"veth {v}"
+            for v in before["veths"]
+            if any(line.startswith(v) for line in links.splitlines())
+        ]
         rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
         rules += subprocess.run(["nft", "list", "ruleset"], capture_output=True, text=True).stdout
         for needle in [*before["bridges"], *before["subnets"]]:

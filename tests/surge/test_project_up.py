@@ -67,3 +67,31 @@ def test_scale_and_execute_in_service_library(surge_project: Project):
             orch.close()
 
     asyncio.run(scenario())
+
+
+def test_one_shot_dependency_must_complete_successfully(surge_project: Project):
+    p = surge_project
+    text = f"""
+project = "{p.name}"
+[services.migrate]
+image = "busybox"
+command = ["sh", "-c", "sleep 1; exit $CODE", "{p.marker}"]
+env.CODE = "${{CODE:-0}}"
+[services.app]
+image = "busybox"
+command = {serve(p.marker, "true")}
+depends_on = {{ migrate = {{ condition = "service_completed_successfully" }} }}
+"""
+    p.file.write_text(text)
+    p.surge("up", check=True)
+    state = p.by_service()
+    assert (state["migrate"]["status"], state["migrate"]["exit_code"]) == ("exited", 0)
+    assert state["app"]["status"] == "running"
+    assert "up to date" in p.surge("up", check=True).stderr  # a finished one-shot stays so
+
+    p.surge("down", "-t", "1", check=True)
+    p.env["CODE"] = "3"
+    failed = p.surge("up")
+    assert failed.returncode == 1
+    assert "app: not started, dependency migrate failed" in failed.stderr
+    assert "app" not in p.by_service()

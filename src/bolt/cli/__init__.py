@@ -33,6 +33,9 @@ COMMAND_MODULES = {
     ),
     "gpu": "gpu",
     "network": "network",
+    **dict.fromkeys(
+        ("pause", "unpause", "stats", "top", "events", "port", "rename", "cp"), "manage"
+    ),
     "system": "system",
     "volume": "system",
     "image": "image",
@@ -44,10 +47,17 @@ COMMAND_MODULES = {
     "snapshot": "snapshot",
 }
 MODULE_ORDER = (
-    "run", "containers", "network", "image", "registry", "build", "gpu", "snapshot", "system",
-    "surge",
+    "run", "containers", "manage", "network", "image", "registry", "build", "gpu", "snapshot",
+    "system", "surge",
 )  # fmt: skip
-CORE_MODULES = ("run", "containers", "network", "gpu", "system")  # the rest ship separately
+CORE_MODULES = (
+    "run",
+    "containers",
+    "manage",
+    "network",
+    "gpu",
+    "system",
+)  # the rest ship separately
 
 
 def _command_of(argv: Sequence[str]) -> str | None:

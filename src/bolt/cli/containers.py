@@ -140,7 +140,7 @@ def logs(args: argparse.Namespace) -> int:
 
 
 def exec_(args: argparse.Namespace) -> int:
-    from bolt.engine.containers import exec_replace
+    from bolt.engine.operations import exec_replace
     from bolt.errors import InvalidInput
 
     if not args.cmd:

@@ -264,7 +264,7 @@ def build(args: argparse.Namespace) -> int:
         built = [n for n in names if o.boltfile.services[n].build is not None]
         for name in built:
             o.report(name, f"building {images.image_ref(o.boltfile, name)}")
-            progress = o.build_progress(name) if o.build_progress else None
+            progress = o.build_progress(name) if o.build_progress else images.SilentBuild()
             await asyncio.to_thread(
                 images.build_service, o.root, o.boltfile, name, progress, args.no_cache
             )

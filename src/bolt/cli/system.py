@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
 
 
 def prune(args: argparse.Namespace) -> int:
-    from bolt.engine import containers as engine
+    from bolt.engine import operations as engine
     from bolt.state.db import StateDB
 
     if not args.force:

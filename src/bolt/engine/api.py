@@ -5,9 +5,10 @@
         eng.stop("x"); eng.remove("x")
 
 Every call opens what it needs, reconciles the rows it touches with the live processes,
-and is safe from a thread (``asyncio.to_thread``).  Monitors are forked from this process
-when it is single-threaded (cheap: no new interpreter), else started as a fresh
-interpreter.  The async helpers poll the event table, so no thread waits per container.
+and is safe from a thread (``asyncio.to_thread``).  Monitors are forked by the engine's
+monitor server (``bolt.runtime.monitor_server``: one small process started on first use),
+so neither a large nor a threaded caller forks itself.  The async helpers poll the event
+table, so no thread waits per container.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from bolt.engine import containers as lifecycle
+from bolt.engine import operations
 from bolt.engine.containers import Conflict
 from bolt.errors import BoltError, InvalidInput
 from bolt.runtime import attach
 from bolt.runtime.intent import ContainerIntent, from_dict
+from bolt.runtime.monitor_server import MonitorServer
 from bolt.state.db import ContainerRow, StateDB
 
 List = list  # the builtin, for annotations after ``Engine.list``
@@ -117,6 +120,7 @@ class Engine:
         self.root = Path(os.path.abspath(root)) if root is not None else default_root()
         self._db: StateDB | None = None
         self._lock = threading.Lock()
+        self._monitors: MonitorServer | None = None
 
     # -- plumbing -----------------------------------------------------------------------
     @property
@@ -129,6 +133,9 @@ class Engine:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._monitors is not None:
+            self._monitors.close()
+            self._monitors = None
 
     def __enter__(self) -> Engine:
         return self
@@ -150,13 +157,13 @@ class Engine:
         finally:
             db.close()
 
-    def _can_fork(self) -> bool | str:
-        """fork() is safe only while this process has a single thread; the monitor must
-        not inherit an open SQLite connection either, so ours is closed first."""
-        if threading.active_count() != 1:
-            return False
-        self.close()
-        return "orphan"
+    def _can_fork(self) -> MonitorServer:
+        """Monitors come from this engine's monitor server (started on first use): a
+        small single-threaded process that forks them cheaply, whatever this one is."""
+        with self._lock:
+            if self._monitors is None:
+                self._monitors = MonitorServer()
+            return self._monitors
 
     def _launched(self, launched: lifecycle.Launched) -> ContainerInfo:
         with launched.sock:
@@ -243,9 +250,9 @@ class Engine:
             return lifecycle.runtime_of(self.root, row).exec_argv(
                 row.id,
                 args,
-                env=lifecycle.exec_env(self.root, row, tuple(env)),
+                env=operations.exec_env(self.root, row, tuple(env)),
                 cwd=workdir,
-                user=lifecycle.exec_user(self.root, row, user),
+                user=operations.exec_user(self.root, row, user),
             )
 
         full = self._with_row(ref, command)
@@ -301,7 +308,7 @@ class Engine:
     def prune(self) -> List[str]:
         db = self._fresh()
         try:
-            return lifecycle.prune(self.root, db)
+            return operations.prune(self.root, db)
         finally:
             db.close()
 

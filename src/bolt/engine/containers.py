@@ -19,8 +19,9 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from bolt.engine.etc import etc_files, health_of
 from bolt.errors import BoltError, InvalidInput
 from bolt.runtime import linux, rootfs
 from bolt.runtime.cgroups import kill_cgroups
@@ -31,7 +32,7 @@ from bolt.runtime.layout import ContainerDir
 from bolt.runtime.monitor import MonitorJob
 from bolt.runtime.monitor_start import spawn_exec, spawn_forked
 from bolt.runtime.request import anonymous_volumes, build_spec, cdi_names, network_of
-from bolt.runtime.spec import Mount, Network, validate
+from bolt.runtime.spec import Network, validate
 from bolt.state.db import LIVE, ContainerRow, StateDB, now
 
 # Every status a remove may take a row from (not one another remover holds).
@@ -46,36 +47,6 @@ class Launched(NamedTuple):
     row: ContainerRow
     sock: socket.socket
     monitor_pid: int | None  # set when forked (the caller may reap it)
-
-
-def _etc_files(
-    cdir: ContainerDir,
-    hostname: str,
-    intent: ContainerIntent,
-    own_ips: list[str],
-    nameservers: list[str],
-) -> list[Mount]:
-    """/etc/hostname, /etc/hosts and /etc/resolv.conf for the container."""
-    cdir.path.mkdir(parents=True, exist_ok=True)
-    (cdir.path / "hostname").write_text(hostname + "\n")
-    if intent.network_mode == "host":
-        hosts = Path("/etc/hosts").read_text() if os.path.exists("/etc/hosts") else ""
-    else:
-        hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-        hosts += "".join(f"{ip}\t{hostname}\n" for ip in own_ips or ["127.0.1.1"])
-    hosts += "".join(f"{ip}\t{name}\n" for name, ip in intent.extra_hosts)
-    (cdir.path / "hosts").write_text(hosts)
-    resolv = Path("/etc/resolv.conf")
-    host_resolv = resolv.read_text() if resolv.exists() else ""
-    servers = [*intent.dns, *nameservers]
-    if servers:
-        kept = [ln for ln in host_resolv.splitlines() if not ln.startswith("nameserver")]
-        host_resolv = "".join(f"nameserver {ip}\n" for ip in servers) + "\n".join(kept) + "\n"
-    (cdir.path / "resolv.conf").write_text(host_resolv)
-    return [
-        Mount(destination=f"/etc/{n}", source=str(cdir.path / n))
-        for n in ("hostname", "hosts", "resolv.conf")
-    ]
 
 
 def _new_name(cid: str) -> str:
@@ -133,7 +104,7 @@ def prepare(
 
         spec = cdi.apply(spec, cdi.edits_for(names, cdi.load_registry()))
     validate(spec)
-    health = _health_of(intent, image.config)
+    health = health_of(intent, image.config)
     row = ContainerRow(
         id=cid,
         name=name,
@@ -179,7 +150,7 @@ def prepare(
         taken = {m.destination for m in spec.mounts}
         extra = [
             m
-            for m in _etc_files(cdir, spec.hostname, intent, own_ips, nameservers)
+            for m in etc_files(cdir, spec.hostname, intent, own_ips, nameservers)
             if m.destination not in taken
         ]
         spec = validate(spec._replace(mounts=(*extra, *spec.mounts)))
@@ -194,34 +165,13 @@ def prepare(
     return db.refresh(row) or row, rt
 
 
-def _health_of(intent: ContainerIntent, config: dict[str, object]) -> tuple[object, ...] | None:
-    """The health check that applies: the intent's, else the image's HEALTHCHECK."""
-    from bolt.runtime.intent import HealthCheck
-
-    check = intent.healthcheck
-    if check is None:
-        raw = config.get("Healthcheck")
-        if isinstance(raw, dict) and raw.get("Test"):
-            ns = 1e9  # image configs keep durations in nanoseconds
-            check = HealthCheck(
-                test=tuple(raw["Test"]),
-                interval=(raw.get("Interval") or 30e9) / ns,
-                timeout=(raw.get("Timeout") or 30e9) / ns,
-                retries=int(raw.get("Retries") or 3),
-                start_period=(raw.get("StartPeriod") or 0) / ns,
-            )
-    if check is None or check.disabled:
-        return None
-    return tuple(check)
-
-
 def launch(
     root: Path,
     intent: ContainerIntent,
     *,
     name: str | None = None,
     start: bool = True,
-    fork: bool | str = True,
+    fork: Any = True,
 ) -> Launched:
     """Prepare the container and start its monitor (forked from this single-threaded
     process for speed, or a fresh interpreter for threaded callers)."""
@@ -252,19 +202,21 @@ def _job(
     )
 
 
-def _spawn(root: Path, row: ContainerRow, job: MonitorJob, fork: bool | str) -> Launched:
+def _spawn(root: Path, row: ContainerRow, job: MonitorJob, fork: Any) -> Launched:
     """Start the monitor.  It records itself in the row as soon as it has started the
     runtime; until then the row names this process, whose death before that point
     leaves the row to be repaired as ``failed``.  ``fork``: True (a child of this
     short-lived process), "orphan" (a grandchild, for long-lived callers), or False (a
-    fresh interpreter, for threaded callers)."""
+    fresh interpreter, for threaded callers), or a ``MonitorServer`` (which forks it)."""
     if not fork:
         return Launched(row=row, sock=spawn_exec(job), monitor_pid=None)
+    if hasattr(fork, "spawn"):  # a MonitorServer
+        return Launched(row=row, sock=fork.spawn(job), monitor_pid=None)
     pid, sock = spawn_forked(job, orphan=fork == "orphan")
     return Launched(row=row, sock=sock, monitor_pid=pid)
 
 
-def start_again(root: Path, ref: str, *, fork: bool | str = True) -> Launched:
+def start_again(root: Path, ref: str, *, fork: Any = True) -> Launched:
     """Run a stopped (exited or failed) container again: same bundle, same upper layer,
     and its log continues.  ``Conflict`` if another caller starts it first."""
     db = StateDB(root)
@@ -349,8 +301,10 @@ def reconcile(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
             finished=now(),
             details=_with(row, error="interrupted while creating"),
         )
-    elif row.status in LIVE and _wants_restart(row):
-        return _revive(root, db, row)
+    elif row.status in LIVE and _restarts(row):
+        from bolt.engine.revive import revive
+
+        return revive(root, db, row)
     elif row.status in LIVE:
         state = None
         with contextlib.suppress(BoltError):
@@ -366,42 +320,13 @@ def reconcile(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
     return db.refresh(row) or row
 
 
-def _wants_restart(row: ContainerRow) -> bool:
+def _restarts(row: ContainerRow) -> bool:
     """Whether the restart policy would run the container again (its monitor is gone)."""
     details = row.details_dict
     name, max_retries = (details.get("restart") or ("no", None))[:2]
     if details.get("stopped") or name == "no" or row.status == "created":
         return False
     return name != "on-failure" or max_retries is None or row.restart_count < max_retries
-
-
-def _revive(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
-    """A container whose policy restarts it lost its monitor (kill -9): end what is
-    left of it and run it again under a new monitor.  Compare-and-set, so of two
-    commands that notice at once only one revives it."""
-    me = {"monitor_pid": os.getpid(), "monitor_start": linux.proc_start_time(os.getpid())}
-    won = db.transition(
-        row.id, (row.status,), status="creating", pid=None, pid_start=None,
-        restart_count=row.restart_count + 1, **me,
-    )  # fmt: skip
-    if not won:
-        return db.refresh(row) or row
-    rt = runtime_of(root, row)
-    try:
-        rt.kill(row.id, signal.SIGKILL, all_processes=True)
-        kill_cgroups(row.id)
-        wait_pid(row.pid, row.pid_start, 10)
-        with contextlib.suppress(BoltError, OSError):
-            rt.delete(row.id, force=True)
-        _ensure_rootfs(root, db, row)
-        db.add_event(row.id, row.name, "restarted", restart_count=row.restart_count + 1,
-                     reason="monitor lost")  # fmt: skip
-        row = db.refresh(row) or row
-        with spawn_exec(_job(root, row, rt, start=True, interactive=False)) as sock:
-            await_started(sock)
-    except BoltError as err:
-        db.update(row.id, status="failed", finished=now(), details=_with(row, error=str(err)))
-    return db.refresh(row) or row
 
 
 def _ensure_rootfs(root: Path, db: StateDB, row: ContainerRow) -> None:
@@ -561,11 +486,12 @@ def discard(root: Path, db: StateDB, row: ContainerRow, volumes: bool = True) ->
     directory, its anonymous volumes (named ones only stay), and the row."""
     import shutil
 
-    from bolt.runtime import netavark
-
     _release(root, row)
-    with contextlib.suppress(BoltError, OSError):
-        netavark.teardown_container(ContainerDir.of(root, row.id))
+    if ContainerDir.of(root, row.id).network_record.exists():
+        from bolt.runtime import netavark
+
+        with contextlib.suppress(BoltError, OSError):
+            netavark.teardown_container(ContainerDir.of(root, row.id))
     shutil.rmtree(ContainerDir.of(root, row.id).path, ignore_errors=True)
     if volumes:
         from bolt import volumes as named
@@ -575,78 +501,3 @@ def discard(root: Path, db: StateDB, row: ContainerRow, volumes: bool = True) ->
                 named.remove(root, volume)
     db.delete(row.id)
     db.add_event(row.id, row.name, "removed")
-
-
-def prune(root: Path, db: StateDB) -> list[str]:
-    """Remove every stopped container; also unmount stale rootfs mounts of unknown ids."""
-    removed = []
-    for row in db.all():
-        row = reconcile(root, db, row)
-        if not is_live(row) and row.status not in ("creating", "removed"):
-            discard(root, db, row, volumes=False)
-            removed.append(row.name)
-    import shutil
-
-    known = {r.id for r in db.all()}
-    base = root / "containers"
-    if base.is_dir():
-        for d in base.iterdir():
-            if d.name not in known:
-                rootfs.unmount(d / "bundle" / "rootfs")
-                kill_cgroups(d.name)
-                shutil.rmtree(d, ignore_errors=True)
-    return removed
-
-
-def exec_env(root: Path, row: ContainerRow, extra: list[str] | tuple[str, ...]) -> list[str]:
-    """The container's environment with ``extra`` on top (crun replaces, runc appends: be explicit)."""
-    from bolt.runtime.request import merge_env
-
-    if not extra:
-        return []
-    try:
-        base = json.loads(ContainerDir.of(root, row.id).config.read_text())["process"]["env"]
-    except (OSError, ValueError, KeyError):
-        base = []
-    return merge_env(base, list(extra), os.environ)
-
-
-def exec_user(root: Path, row: ContainerRow, user: str | None) -> str | None:
-    """``name[:group]`` -> ``uid:gid`` from the running container's own /etc files."""
-    if not user:
-        return None
-    from bolt.runtime.request import resolve_user
-
-    uid, gid = resolve_user(user, [ContainerDir.of(root, row.id).rootfs])
-    return f"{uid}:{gid}"
-
-
-def exec_replace(
-    root: Path,
-    db: StateDB,
-    row: ContainerRow,
-    cmd: list[str],
-    *,
-    env: list[str],
-    cwd: str | None,
-    user: str | None,
-    tty: bool,
-    interactive: bool,
-) -> None:
-    """Become ``<runtime> exec``: its exit code is ours and it forwards signals itself."""
-    row = reconcile(root, db, row)
-    if row.status != "running":
-        raise InvalidInput(
-            f"container {row.name} is not running",
-            hint=f"start one with 'bolt run ... {row.image}'",
-        )
-    rt = runtime_of(root, row)
-    argv = rt.exec_argv(
-        row.id, cmd, env=exec_env(root, row, env), cwd=cwd, tty=tty, user=exec_user(root, row, user)
-    )
-    db.close()
-    if not interactive:
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-    os.execv(argv[0], argv)

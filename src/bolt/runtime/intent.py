@@ -365,9 +365,13 @@ _UNHASHED = ("labels", "tty", "interactive")
 def spec_hash(intent: ContainerIntent) -> str:
     """A stable hash of everything that matters to the container (labels excluded, so a
     caller may store the hash itself in a label)."""
-    import hashlib
     import json
+
+    try:  # CPython's own module: hashlib would load OpenSSL (~10 ms) on bolt run's path
+        from _sha256 import sha256  # type: ignore[import-not-found]
+    except ImportError:
+        from hashlib import sha256
 
     data = {k: v for k, v in to_dict(intent).items() if k not in _UNHASHED}
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return str(sha256(text.encode()).hexdigest())

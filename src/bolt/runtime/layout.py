@@ -54,5 +54,10 @@ class ContainerDir(NamedTuple):
         return self.path / "console.sock"
 
     @property
+    def network_record(self) -> Path:
+        """What netavark set up for the container (``bolt.runtime.netavark``)."""
+        return self.path / "network.json"
+
+    @property
     def monitor_log(self) -> Path:
         return self.path / "monitor.log"

@@ -405,9 +405,10 @@ class Monitor:
         self.cleanup()
         if not self.job.auto_remove:
             self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
-        self.db.add_event(self.job.cid, name, "exited", exit_code=code)
+        events = [(self.job.cid, name, "exited", {"exit_code": code})]
         if self.job.auto_remove:
-            self.db.add_event(self.job.cid, name, "removed")
+            events.append((self.job.cid, name, "removed", {}))
+        self.db.add_events(events)
         self.send(attach.EXIT, str(code).encode())
 
     def stopped_by_user(self) -> bool:
@@ -439,8 +440,10 @@ class Monitor:
         return True
 
     def _name(self) -> str:
-        row = self.db.find(self.job.cid)
-        return row.name if row is not None else self.job.cid[:12]
+        """The container's name (read each time: ``bolt rename`` may change it)."""
+        row = self.db.conn.execute("SELECT name FROM containers WHERE id=?", (self.job.cid,))
+        found = row.fetchone()
+        return str(found[0]) if found else self.job.cid[:12]
 
     def cleanup(self) -> None:
         """Delete what the runtime left of the container (a foreground run leaves nothing)
@@ -453,11 +456,13 @@ class Monitor:
             import shutil
 
             from bolt import volumes
-            from bolt.runtime import netavark
 
             row = self.db.find(self.job.cid)
-            with contextlib.suppress(BoltError, OSError):
-                netavark.teardown_container(self.cdir)
+            if self.cdir.network_record.exists():  # netavark's module loads subprocess
+                from bolt.runtime import netavark
+
+                with contextlib.suppress(BoltError, OSError):
+                    netavark.teardown_container(self.cdir)
             shutil.rmtree(self.cdir.path, ignore_errors=True)
             for volume in (row.details_dict.get("anonymous_volumes") or ()) if row else ():
                 with contextlib.suppress(BoltError, OSError):

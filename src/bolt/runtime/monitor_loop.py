@@ -22,8 +22,6 @@ def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
     """The monitor's whole life, restarts included; returns its own exit status."""
     import time
 
-    from bolt.runtime.supervision import STEADY_AFTER, restart_delay
-
     linux.set_child_subreaper()
     # The same set the runtime's spawn resets to default, so the container never inherits
     # the monitor's dispositions.
@@ -37,6 +35,11 @@ def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
         if code is None:
             return 1
         policy, max_retries = job.restart[0], job.restart[1]
+        if policy == "no":  # the common case: nothing more to load or to ask
+            mon.finish(code)
+            return 0
+        from bolt.runtime.supervision import STEADY_AFTER, restart_delay
+
         delay = restart_delay(
             str(policy),
             max_retries,

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from bolt.runtime.layout import ContainerDir
 from bolt.runtime.monitor import MonitorJob
-from bolt.runtime.monitor_loop import serve
 
 
 def detach_stdio(log: Path) -> None:
@@ -43,6 +42,8 @@ def run_forked_child(job: MonitorJob, sock: socket.socket | None) -> None:
         keep = sock.fileno() if sock is not None else 2
         os.closerange(3, keep)
         os.closerange(max(keep + 1, 3), 1 << 20)
+        from bolt.runtime.monitor_loop import serve  # the caller never needs it
+
         code = serve(job, sock)
     except BaseException as exc:
         with contextlib.suppress(Exception):

@@ -38,10 +38,9 @@ def netns_name(cid: str) -> str:
 
 
 def create_netns(cid: str) -> str:
-    """A new, named network namespace with its loopback up; its path."""
+    """A new, named network namespace; its path (netavark brings its loopback up)."""
     name = netns_name(cid)
     _ip("netns", "add", name)
-    _ip("-n", name, "link", "set", "lo", "up")
     return str(NETNS_DIR / name)
 
 
@@ -96,7 +95,7 @@ def setup_container(
     cdir.path.mkdir(parents=True, exist_ok=True)
     tmp = cdir.path / "network.json.tmp"
     tmp.write_text(json.dumps(record))
-    tmp.replace(cdir.path / "network.json")
+    tmp.replace(cdir.network_record)
     os.makedirs(config_dir, exist_ok=True)
     create_netns(cid)
     return _call("setup", netns, config, config_dir)
@@ -104,7 +103,7 @@ def setup_container(
 
 def teardown_container(cdir: ContainerDir) -> None:
     """Undo ``setup_container`` (nothing when the container had no bridge network)."""
-    path = cdir.path / "network.json"
+    path = cdir.network_record
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -60,6 +60,31 @@ def default_root() -> Path:
     return Path(os.environ.get("BOLT_ROOT") or "/var/lib/bolt")
 
 
+def _text_forms(options: dict[str, Any]) -> dict[str, Any]:
+    """Accept the flag-like forms too: ``memory="64m"``, ``env=["K=V"]``,
+    ``volumes=["data:/d"]``, ``tmpfs=["/t"]``, ``network="host"``, ``ports=["8080:80"]``."""
+    from bolt.runtime import flags
+
+    out = dict(options)
+    if isinstance(out.get("memory"), str):
+        out["memory"] = flags.parse_size(out["memory"], "memory")
+    if isinstance(out.get("env"), (list, tuple)):
+        out["env"], host = flags.split_env(list(out["env"]), "env")
+        out["env_host"] = tuple(host)
+    mounts = list(out.pop("mounts", ()))
+    mounts += [flags.parse_volume(v, "volumes") for v in out.pop("volumes", ())]
+    mounts += [flags.parse_tmpfs(t, "tmpfs") for t in out.pop("tmpfs", ())]
+    if mounts:
+        out["mounts"] = tuple(mounts)
+    if "network" in out:
+        out["network_mode"] = out.pop("network")
+    if out.get("ports"):
+        out["ports"] = tuple(
+            flags.parse_port(p, "ports") if isinstance(p, str) else p for p in out["ports"]
+        )
+    return out
+
+
 class Container:
     def __init__(self, name: str, *, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
@@ -91,7 +116,7 @@ class Container:
         """Create (not start) a container; ``options`` are ``ContainerIntent`` fields
         (env, mounts, devices, gpus, memory, network_mode, labels, ...)."""
         base = Path(root) if root is not None else default_root()
-        intent = ContainerIntent(image=image, command=list(command), **options)
+        intent = ContainerIntent(image=image, command=list(command), **_text_forms(options))
 
         def go() -> str:
             with Engine(base) as eng:

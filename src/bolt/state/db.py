@@ -222,6 +222,17 @@ class StateDB:
             (time.time(), cid, name, kind, json.dumps(attributes)),
         )
 
+    def add_events(self, events: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+        """Several (container, name, type, attributes) events in one write."""
+        stamp = time.time()
+        values: list[Any] = []
+        for cid, name, kind, attrs in events:
+            values += [stamp, cid, name, kind, json.dumps(attrs)]
+        marks = ",".join(["(?,?,?,?,?)"] * len(events))
+        self.conn.execute(
+            f"INSERT INTO events (time, container, name, type, attributes) VALUES {marks}", values
+        )
+
     def events_after(self, seq: int, limit: int = 1000) -> list[tuple[Any, ...]]:
         """(seq, time, container, name, type, attributes) rows after ``seq``."""
         return self.conn.execute(

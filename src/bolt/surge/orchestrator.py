@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from basis.errors import ExecError, NotFound, Unsupported, UserError
 from bolt.config import Boltfile
 from bolt.engine import ContainerInfo, Engine, ExecResult
-from bolt.surge import images, intents
+from bolt.surge import images, intents, resources
 from bolt.surge.plan import (
     COMPLETED,
     HEALTHY,
@@ -33,49 +33,13 @@ from bolt.surge.plan import (
     plan_down,
     plan_up,
 )
+from bolt.surge.results import ServiceState, UpResult
 
 Report = Callable[[str, str], None]  # (subject, what happened)
 
 
 def _silent(_subject: str, _text: str) -> None:
     return None
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    service: str
-    name: str
-    number: int
-    status: str
-    health: str | None
-    exit_code: int | None
-    restart_count: int
-    image: str
-    ports: list[dict[str, Any]]
-    networks: dict[str, str]
-    id: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "service": self.service,
-            "name": self.name,
-            "number": self.number,
-            "status": self.status,
-            "health": self.health,
-            "exit_code": self.exit_code,
-            "restart_count": self.restart_count,
-            "image": self.image,
-            "ports": self.ports,
-            "networks": self.networks,
-            "id": self.id,
-        }
-
-
-@dataclass
-class UpResult:
-    plan: Plan
-    built: list[str] = field(default_factory=list)
-    pulled: list[str] = field(default_factory=list)
 
 
 class Orchestrator:
@@ -94,7 +58,7 @@ class Orchestrator:
         self.profiles = set(profiles)
         self.report = report or _silent
         self.build_progress = build_progress
-        self._network_lock = asyncio.Lock()
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._warm_networks: frozenset[str] = frozenset()
 
     def close(self) -> None:
@@ -164,7 +128,9 @@ class Orchestrator:
             if need.action == "build":
                 self.report(need.service, f"building {need.ref}")
                 progress = (
-                    self.build_progress(need.service) if self.build_progress else _NoBuildProgress()
+                    self.build_progress(need.service)
+                    if self.build_progress
+                    else images.SilentBuild()
                 )
                 await self._call(
                     images.build_service, self.root, self.boltfile, need.service, progress
@@ -175,52 +141,6 @@ class Orchestrator:
                 await self._call(images.pull_service, self.root, self.boltfile, need.service)
                 result.pulled.append(need.service)
         return result
-
-    # ------------------------------------------------------------------ networks, volumes
-
-    def _ensure_networks(self, services: Iterable[str]) -> None:
-        if intents.network_mode(self.boltfile) != "bridge":
-            return
-        wanted = {net for s in services for net in intents.service_networks(self.boltfile, s)}
-        existing = {n.name for n in self.engine.network_list()}
-        for net in sorted(wanted):
-            name = intents.network_name(self.project, net)
-            if name in existing:
-                continue
-            conf = self.boltfile.networks.get(net)
-            top = self.boltfile.network
-            labels = {intents.PROJECT: self.project, f"{intents.LABEL}.network": net}
-            driver = conf.driver if conf else top.driver
-            encryption = conf.encryption if conf else top.encryption
-            if driver == "quic":
-                labels[f"{intents.LABEL}.driver"] = "quic"
-                labels[f"{intents.LABEL}.encryption"] = "true" if encryption else "false"
-            self.engine.network_create(
-                name,
-                subnet=conf.subnet if conf else top.subnet,
-                internal=conf.internal if conf else top.internal,
-                labels=labels,
-            )
-            self.report(name, "network created")
-
-    def _ensure_volumes(self, services: Iterable[str]) -> None:
-        wanted = {
-            v.source
-            for s in services
-            for v in self.boltfile.services[s].volumes
-            if v.type == "volume" and v.source
-        }
-        existing = {v["name"] for v in self.engine.volume_list()}
-        for vol in sorted(wanted):
-            name = intents.volume_name(self.boltfile, vol)
-            if name in existing:
-                continue
-            if self.boltfile.volumes[vol].external:
-                raise NotFound(
-                    f"external volume {name} does not exist", hint=f"bolt volume create {name}"
-                )
-            self.engine.volume_create(name, labels={intents.PROJECT: self.project})
-            self.report(name, "volume created")
 
     # ------------------------------------------------------------------ up
 
@@ -266,8 +186,8 @@ class Orchestrator:
         if selected and not no_deps:
             names = self._with_dependencies(selected)
         result = await self.ensure_images(names, rebuild=build)
-        await self._call(self._ensure_networks, names)
-        await self._call(self._ensure_volumes, names)
+        await self._call(resources.ensure_networks, self.engine, self.boltfile, names, self.report)
+        await self._call(resources.ensure_volumes, self.engine, self.boltfile, names, self.report)
         desired, intent_of = await self._call(self._desired, names, scale or {})
         observed = [self._observed(c) for c in await self._call(self._containers)]
         options = UpOptions(
@@ -372,6 +292,15 @@ class Orchestrator:
             info = await step(action.service, self.engine.start, ref)
             self.report(info.name, "started")
 
+    @property
+    def _network_lock(self) -> asyncio.Lock:
+        """One lock per event loop (a library user may call ``asyncio.run`` more than once)."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._locks:
+            self._locks = {loop: asyncio.Lock()}
+            self._warm_networks = frozenset()
+        return self._locks[loop]
+
     async def _network_step(self, service: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a container-starting call; the first one on each network runs alone.
 
@@ -379,13 +308,16 @@ class Orchestrator:
         firewall chains, and one fails ("iptables: Chain already exists").  Once a network
         has a container, starts on it run in parallel.
         """
+        lock = self._network_lock
         nets = frozenset(intents.service_networks(self.boltfile, service))
         if intents.network_mode(self.boltfile) != "bridge" or nets <= self._warm_networks:
             return await self._call(fn, *args)
-        async with self._network_lock:
-            result = await self._call(fn, *args)
-            self._warm_networks |= nets
-            return result
+        async with lock:
+            if not nets <= self._warm_networks:
+                result = await self._call(fn, *args)
+                self._warm_networks |= nets
+                return result
+        return await self._call(fn, *args)  # another start warmed them while this one waited
 
     async def _remove(self, action: RemoveContainer, timeout: float | None = None) -> None:
         try:
@@ -522,8 +454,12 @@ class Orchestrator:
             await self.surge_up(list(svc.depends_on))
         else:
             await self.ensure_images([name])
-            await self._call(self._ensure_networks, [name])
-            await self._call(self._ensure_volumes, [name])
+            await self._call(
+                resources.ensure_networks, self.engine, self.boltfile, [name], self.report
+            )
+            await self._call(
+                resources.ensure_volumes, self.engine, self.boltfile, [name], self.report
+            )
         base = intents.service_intent(
             self.boltfile, name, command=command, extra_env=dict(env or {}), oneoff=True
         )
@@ -557,14 +493,6 @@ def _merge_create_start(actions: Iterable[Any]) -> list[Any]:
         else:
             out.append(a)
     return out
-
-
-class _NoBuildProgress:
-    def step(self, number: int, total: int, text: str) -> None: ...
-    def cached(self) -> None: ...
-    def output(self, line: str) -> None: ...
-    def layer(self, layer: object, seconds: float) -> None: ...
-    def warn(self, text: str) -> None: ...
 
 
 __all__ = ["Orchestrator", "ServiceState", "UpResult"]

@@ -1,0 +1,107 @@
+"""Engine operations beside the lifecycle: prune, rename, and exec (environment and
+user resolved as the container has them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+from bolt.engine.containers import discard, is_live, reconcile, runtime_of
+from bolt.errors import InvalidInput
+from bolt.runtime import rootfs
+from bolt.runtime.cgroups import kill_cgroups
+from bolt.runtime.layout import ContainerDir
+from bolt.state.db import ContainerRow, StateDB
+
+
+def prune(root: Path, db: StateDB) -> list[str]:
+    """Remove every stopped container; also unmount stale rootfs mounts of unknown ids."""
+    removed = []
+    for row in db.all():
+        row = reconcile(root, db, row)
+        if not is_live(row) and row.status not in ("creating", "removed"):
+            discard(root, db, row, volumes=False)
+            removed.append(row.name)
+    import shutil
+
+    known = {r.id for r in db.all()}
+    base = root / "containers"
+    if base.is_dir():
+        for d in base.iterdir():
+            if d.name not in known:
+                rootfs.unmount(d / "bundle" / "rootfs")
+                kill_cgroups(d.name)
+                shutil.rmtree(d, ignore_errors=True)
+    return removed
+
+
+def rename(root: Path, db: StateDB, row: ContainerRow, new_name: str) -> None:
+    """A new name (unique); DNS on user networks learns it at the next start."""
+    from bolt.runtime.spec import NAME_RE
+
+    if not NAME_RE.match(new_name):
+        raise InvalidInput(f"rename: {new_name!r} is not a valid container name",
+                           hint="use [a-zA-Z0-9][a-zA-Z0-9_.-]*")  # fmt: skip
+    if db.find(new_name) is not None:
+        raise InvalidInput(f"rename: the name {new_name!r} is already in use")
+    try:
+        db.update(row.id, name=new_name)
+    except sqlite3.IntegrityError:
+        raise InvalidInput(f"rename: the name {new_name!r} is already in use") from None
+    db.add_event(row.id, new_name, "renamed", old_name=row.name)
+
+
+def exec_env(root: Path, row: ContainerRow, extra: list[str] | tuple[str, ...]) -> list[str]:
+    """The container's environment with ``extra`` on top (crun replaces, runc appends: be explicit)."""
+    from bolt.runtime.request import merge_env
+
+    if not extra:
+        return []
+    try:
+        base = json.loads(ContainerDir.of(root, row.id).config.read_text())["process"]["env"]
+    except (OSError, ValueError, KeyError):
+        base = []
+    return merge_env(base, list(extra), os.environ)
+
+
+def exec_user(root: Path, row: ContainerRow, user: str | None) -> str | None:
+    """``name[:group]`` -> ``uid:gid`` from the running container's own /etc files."""
+    if not user:
+        return None
+    from bolt.runtime.request import resolve_user
+
+    uid, gid = resolve_user(user, [ContainerDir.of(root, row.id).rootfs])
+    return f"{uid}:{gid}"
+
+
+def exec_replace(
+    root: Path,
+    db: StateDB,
+    row: ContainerRow,
+    cmd: list[str],
+    *,
+    env: list[str],
+    cwd: str | None,
+    user: str | None,
+    tty: bool,
+    interactive: bool,
+) -> None:
+    """Become ``<runtime> exec``: its exit code is ours and it forwards signals itself."""
+    row = reconcile(root, db, row)
+    if row.status != "running":
+        raise InvalidInput(
+            f"container {row.name} is not running",
+            hint=f"start one with 'bolt run ... {row.image}'",
+        )
+    rt = runtime_of(root, row)
+    argv = rt.exec_argv(
+        row.id, cmd, env=exec_env(root, row, env), cwd=cwd, tty=tty, user=exec_user(root, row, user)
+    )
+    db.close()
+    if not interactive:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+    os.execv(argv[0], argv)
