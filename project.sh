@@ -15,7 +15,7 @@ APT_PACKAGES=(
   busybox-static debootstrap golang-github-opencontainers-specs-dev podman-compose
   iproute2 procps util-linux kmod tar gzip ca-certificates valgrind btrfs-progs
   netavark aardvark-dns nftables iptables
-  chromium prometheus openssh-server openssh-client
+  chromium prometheus openssh-server openssh-client systemd
 )
 
 log() { if [ -t 2 ]; then printf '\033[1m==> %s\033[0m\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi; }

@@ -137,3 +137,34 @@ def test_garbage_datagrams_and_frames_never_crash_the_agent(agent: Agent) -> Non
     asyncio.run(main())
     assert agent.proc is not None and agent.proc.poll() is None
     assert os.path.exists(f"/proc/{agent.proc.pid}")
+
+
+def test_https_api_takes_bearer_tokens_with_their_role(agent: Agent) -> None:
+    import json
+    import urllib.error
+
+    def post(path: str, body: dict, token: str | None) -> tuple[int, dict]:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        req = urllib.request.Request(
+            f"https://127.0.0.1:{agent.http_port}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": f"Bearer {token}"} if token else {}),
+        )
+        try:
+            with urllib.request.urlopen(req, context=ctx) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    viewer = agent.admin("token", "create", "v", "--role", "viewer").stdout.splitlines()[-1]
+    status, doc = post("/api/call/gpu_list", {"selector": None}, viewer)
+    assert status == 200 and len(doc["result"]["gpus"]) == 2
+    status, doc = post("/api/call/reset_power", {"selector": None}, viewer)
+    assert status == 403 and "role viewer may not" in doc["error"]["message"]
+    assert post("/api/call/gpu_list", {}, None)[0] == 401
+    assert post("/api/call/gpu_list", {}, "nvt_forged")[0] == 401
+    assert agent.admin("token", "revoke", "v").returncode == 0
+    assert post("/api/call/gpu_list", {"selector": None}, viewer)[0] == 401

@@ -62,6 +62,21 @@ def test_malformed_frames_are_refused(raw: bytes, why: str) -> None:
         framing.FrameDecoder(max_size=1 << 20).feed(raw)
 
 
+def test_large_frames_are_compressed_and_bombs_refused() -> None:
+    import zlib
+
+    big = {"t": "result", "value": ["GPU-0123456789"] * 500}
+    data = framing.encode(big)
+    assert len(data) < 1000 and framing.FrameDecoder().feed(data) == [big]
+    bomb = zlib.compress(b"{" + b" " * 5_000_000 + b"}")
+    frame = struct.pack(">I", len(bomb) | framing.COMPRESSED) + bomb
+    with pytest.raises(framing.FrameError, match="expands beyond"):
+        framing.FrameDecoder(max_size=1 << 20).feed(frame)
+    junk = struct.pack(">I", 4 | framing.COMPRESSED) + b"abcd"
+    with pytest.raises(framing.FrameError, match="corrupt"):
+        framing.FrameDecoder().feed(junk)
+
+
 def test_a_stream_that_ends_inside_a_frame_is_refused() -> None:
     data = framing.encode({"t": "call"})
     with pytest.raises(framing.FrameError, match="ended inside a frame"):

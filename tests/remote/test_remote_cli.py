@@ -62,6 +62,20 @@ def test_remote_errors_keep_their_exit_codes(agent: Agent) -> None:
         assert "Traceback" not in remote.stderr
 
 
+def test_host_local_commands_are_refused_over_remote(agent: Agent) -> None:
+    c = agent.client("admin")
+    for args in (
+        ["snapshot", "export", "x", str(agent.tmp / "x.toml")],
+        ["fan", "curve", "run"],
+        ["boot", "show"],
+        ["overclock", "test", "--duration", "1"],
+    ):
+        done = agent.remote(c, *args)
+        assert done.returncode == 3, (args, done.stderr)
+        assert "not available with --remote" in done.stderr
+    assert not (agent.tmp / "x.toml").exists()
+
+
 def test_an_unconfirmed_remote_change_rolls_back_with_exit_5(agent: Agent) -> None:
     c = agent.client("operator")
     before = settings_of(agent.gpus)

@@ -346,9 +346,11 @@ class QuicClient:
         quic = self._proto._quic
         sid = quic.get_next_available_stream_id()
         q = self._open(sid)
-        quic.send_stream_data(
-            sid, framing.encode({"t": "call", "method": name, "params": params or {}})
-        )
+        # A call that will send no answers ends its half of the stream at once: one packet,
+        # and no separate FIN in the critical path of the next call.
+        ended = answers is None
+        call = framing.encode({"t": "call", "method": name, "params": params or {}})
+        quic.send_stream_data(sid, call, end_stream=ended)
         self._proto.transmit()
         forward = asyncio.ensure_future(self._forward(sid, answers)) if answers else None
         dec = framing.FrameDecoder()
@@ -371,7 +373,7 @@ class QuicClient:
             self._proto.streams.pop(sid, None)
             if forward is not None:
                 forward.cancel()
-            if self._proto.terminated is None:
+            if self._proto.terminated is None and not ended:
                 # finish our half too, so the stream is freed and the peer may open more
                 with contextlib.suppress(Exception):
                     quic.send_stream_data(sid, b"", end_stream=True)

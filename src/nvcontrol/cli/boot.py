@@ -11,6 +11,9 @@ from nvcontrol.control.boot import BootStatus, clear_boot, set_boot, show_boot
 @click.group()
 def boot() -> None:
     """Settings that survive reboot and resume: a systemd unit that restores a snapshot."""
+    from nvcontrol.remote.target import local_only
+
+    local_only("boot")
 
 
 def _render(status: BootStatus, as_json: bool) -> None:

@@ -113,6 +113,9 @@ def curve_set_cmd(points: str, hysteresis: int, selector: str | None, as_json: b
 def curve_run_cmd(selector: str | None, interval: float, as_json: bool) -> None:
     """Follow the curves until stopped; the fans go back to automatic control when this
     stops, is killed or crashes (after SIGKILL: at the next nvctl command)."""
+    from nvcontrol.remote.target import local_only
+
+    local_only("fan curve run")
     from nvcontrol.control.fancontrol import run_curves
     from nvcontrol.control.fanstore import load_curves
     from nvcontrol.control.manager import GpuManager

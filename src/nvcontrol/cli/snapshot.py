@@ -8,6 +8,7 @@ import click
 
 from nvcontrol.cli.changes import TxFlags, query, run_change, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
+from nvcontrol.remote.target import local_only
 
 
 async def _sync(value: Any) -> Any:
@@ -114,6 +115,7 @@ def delete_cmd(name: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
 def export_cmd(name: str, file: str) -> None:
     """Write NAME to FILE (TOML)."""
+    local_only("snapshot export")
     from nvcontrol.control.manager import GpuManager
 
     GpuManager().snapshot_export(name, file)
@@ -127,6 +129,7 @@ def export_cmd(name: str, file: str) -> None:
 @json_option
 def import_cmd(file: str, name: str | None, force: bool, as_json: bool) -> None:
     """Import a snapshot file (validated before it is stored)."""
+    local_only("snapshot import")
     from nvcontrol.control.manager import GpuManager
 
     snap = GpuManager().snapshot_import(file, name, overwrite=force)

@@ -29,3 +29,15 @@ def set_target(target: RemoteTarget | None) -> None:
 
 def target() -> RemoteTarget | None:
     return getattr(_local, "target", None)
+
+
+def local_only(command: str) -> None:
+    """Refuse a command that works on this host's files or processes under ``--remote``."""
+    if target() is not None:
+        from basis.errors import Unsupported
+
+        raise Unsupported(
+            f"`nvctl {command}` is not available with --remote: it works on this host's "
+            "files or runs as a local process",
+            hint="run it on the agent's host",
+        )

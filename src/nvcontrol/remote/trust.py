@@ -11,7 +11,9 @@ pinned agent that presents another identity is refused, with both fingerprints s
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import threading
 from pathlib import Path
 
 from basis.errors import InvalidInput, PermissionDenied, UserError
@@ -51,30 +53,41 @@ def load_known() -> dict[str, str]:
     return out
 
 
-def pin(endpoint: str, cert_pem: str) -> None:
-    import base64
+_pin_lock = threading.Lock()  # fan-out pins from many threads at once
 
-    known = load_known()
-    known[canonical(endpoint)] = cert_pem
+
+def pin(endpoint: str, cert_pem: str) -> None:
+    """Add or replace one entry (read-modify-write under a lock: threads and processes)."""
     path = known_hosts_path()
     path.parent.mkdir(parents=True, exist_ok=True)
+    with _pin_lock, open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known = load_known()
+        known[canonical(endpoint)] = cert_pem
+        _write(path, known)
+
+
+def _write(path: Path, known: dict[str, str]) -> None:
+    import base64
+
     lines = ["# nvctl known agents: endpoint, identity fingerprint, certificate"]
     for ep, pem in sorted(known.items()):
         fp = identity.cert_fingerprint(identity.load_cert(pem))
         lines.append(f"{ep} {fp} {base64.b64encode(pem.encode()).decode()}")
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, path)
 
 
 def forget(endpoint: str) -> bool:
-    known = load_known()
-    if canonical(endpoint) not in known:
-        return False
-    del known[canonical(endpoint)]
-    known_hosts_path().unlink(missing_ok=True)
-    for ep, pem in known.items():
-        pin(ep, pem)
+    path = known_hosts_path()
+    with _pin_lock, open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        known = load_known()
+        if canonical(endpoint) not in known:
+            return False
+        del known[canonical(endpoint)]
+        _write(path, known)
     return True
 
 
