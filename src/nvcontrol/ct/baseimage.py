@@ -66,7 +66,7 @@ def ensure(
             f"no {DISTRIBUTION} wheel in {wheels}",
             hint="run ./project.sh setup (it builds the wheels), or set NVCTL_CT_WHEELS",
         )
-    versioned = f"nvcontrol-base:w{_digest(wheels, stack_dir)}"
+    versioned = versioned_base(wheels, stack_dir)
     if rebuild or not _present(root, versioned):
         say(f"building {BASE} from {len(list(wheels.glob('*.whl')))} local wheels")
         from bolt.build.executor import BuildRequest, build
@@ -81,6 +81,11 @@ def ensure(
             shutil.rmtree(scratch, ignore_errors=True)
         made.append(BASE)
     return made
+
+
+def versioned_base(wheels: Path, stack_dir: Path) -> str:
+    """``nvcontrol-base:wDIGEST``: the tag of the base these wheels and Dockerfile make."""
+    return f"nvcontrol-base:w{_digest(wheels, stack_dir)}"
 
 
 def _digest(wheels: Path, stack_dir: Path) -> str:
