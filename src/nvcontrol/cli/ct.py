@@ -195,7 +195,40 @@ def exec_cmd(c: CtContext, service: str, command: tuple[str, ...]) -> None:
         return int(result.exit_code)
 
     code = c.run(work, quiet=True)
-    raise click.exceptions.Exit(code)
+    sys.exit(code)
+
+
+@ct.command("monitor")
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=1.0, show_default=True,
+              metavar="S")  # fmt: skip
+@click.option("--count", type=click.IntRange(1), default=None, metavar="N",
+              help="Stop after N samples (default: until Ctrl-C).")  # fmt: skip
+@json_option
+@pass_ct
+def monitor_cmd(c: CtContext, interval: float, count: int | None, as_json: bool) -> None:
+    """Live GPU samples from the gpu-monitor service, as plain text lines (or JSON lines).
+    The full-screen view is not implemented yet; this is the text view."""
+    from bolt.surge.tools import resolve_endpoint
+    from nvcontrol.cli.common import emit_json_line
+    from nvcontrol.ct import monitor
+
+    orch = c.orchestrator(quiet=True)
+    try:
+        address, port = resolve_endpoint(orch, f"bolt://gpu-monitor:{monitor.MONITOR_PORT}")
+    finally:
+        orch.close()
+    n = 0
+    while count is None or n < count:
+        if n:
+            time.sleep(interval)
+        gpus = monitor.samples(monitor.fetch(address, port))
+        n += 1
+        if as_json:
+            emit_json_line({"time": time.time(), "gpus": gpus})
+            continue
+        click.echo(time.strftime("%H:%M:%S"))
+        for g in gpus:
+            click.echo("  " + monitor.line(g))
 
 
 # ---------------------------------------------------------------------------- snapshots
