@@ -104,4 +104,7 @@ class Project:
             if needle and needle in rules:
                 found.append(f"firewall rule mentioning {needle}")
         found += [f"process {pid}" for pid in processes_with_arg(self.marker)]
+        # the root's DNS server stops with its last network
+        dns = str(self.root / "run" / "netavark")
+        found += [f"aardvark-dns {pid}" for pid in processes_with_arg(dns)]
         return found

@@ -144,8 +144,13 @@ def test_interrupted_recreate_leaves_duplicates_that_are_cleaned():
     ]
 
 
-def test_dead_container_is_replaced():
-    plan = plan_up([DesiredService("db", "h")], [running("db", "h", status="stopping")])
+def test_restarting_container_is_left_to_its_monitor():
+    plan = plan_up([DesiredService("db", "h")], [running("db", "h", status="restarting")])
+    assert not plan.changes
+
+
+def test_failed_container_is_replaced():
+    plan = plan_up([DesiredService("db", "h")], [running("db", "h", status="failed")])
     assert [type(a).__name__ for a in plan.actions()] == [
         "RemoveContainer",
         "CreateContainer",

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 STARTED = "service_started"
 HEALTHY = "service_healthy"
 COMPLETED = "service_completed_successfully"
+# the engine's statuses of a container that needs nothing (its monitor restarts it itself)
+ALIVE = ("running", "paused", "restarting")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class ObservedContainer:
     name: str
     service: str
     number: int
-    status: str  # created | running | paused | exited | ...
+    status: str  # creating created running paused restarting exited failed removing
     spec_hash: str | None = None
     exit_code: int | None = None
     restart_count: int = 0
@@ -173,7 +175,7 @@ def _slot_actions(
     """What one replica slot needs: nothing, a start, or a (re)creation."""
     actions: list[Action] = []
     current = [c for c in found if c.spec_hash == want.spec_hash and not force]
-    keep = next((c for c in current if c.status in ("running", "paused")), None)
+    keep = next((c for c in current if c.status in ALIVE), None)
     keep = keep or (current[0] if current else None)
     for c in found:
         if c is not keep:
@@ -181,7 +183,7 @@ def _slot_actions(
             actions.append(RemoveContainer(want.name, number, c.id, c.name, reason))
     if keep is None:
         return [*actions, CreateContainer(want.name, number), StartContainer(want.name, number)]
-    if keep.status in ("running", "paused"):
+    if keep.status in ALIVE:
         return actions
     if keep.status == "created":
         return [*actions, StartContainer(want.name, number, keep.id)]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bolt.surge import images, intents
-from bolt.surge.plan import dependency_order
+from bolt.surge.plan import ALIVE, dependency_order
 
 if TYPE_CHECKING:
     from bolt.surge.orchestrator import Orchestrator, ServiceState
@@ -67,7 +67,7 @@ async def start_stop(
     rank = {n: i for i, n in enumerate(order)}
     if action in ("stop", "restart"):
         for s in sorted(states, key=lambda s: -rank.get(s.service, -1)):
-            if s.status in ("running", "paused"):
+            if s.status in ALIVE:
                 await asyncio.to_thread(o.engine.stop, s.id, timeout)
                 o.report(s.name, "stopped")
     if action in ("start", "restart"):
