@@ -149,3 +149,29 @@ def test_a_provider_that_fails_its_commit_rolls_the_whole_restore_back(
     assert capsules.read("cap-fail", "/data/state") == "two\n"
     assert capsules.power_limits() == changed
     assert capsules.bolt.inspect("cap-fail")["status"] == "running"
+
+
+def test_a_rollback_that_cannot_finish_is_retried_by_the_next_command(
+    capsules: Capsules, blocker: Path
+) -> None:
+    snap, _ = _setup(capsules, "cap-retry")
+    changed = capsules.power_limits()
+    capsules.env["CAPSULE_BLOCKER_FAIL"] = "1"
+    capsules.env["CAPSULE_BLOCKER_FAIL_ABORT"] = "1"
+    done = capsules("snapshot", "restore", snap)
+    assert done.returncode == 1, done.stderr
+    assert "could not be rolled back fully" in done.stderr
+    assert "test-blocker: could not roll back" in done.stderr
+    # The others were rolled back all the same.
+    assert capsules.read("cap-retry", "/data/state") == "two\n"
+    assert capsules.power_limits() == changed
+
+    del capsules.env["CAPSULE_BLOCKER_FAIL_ABORT"]
+    repaired = capsules("snapshot", "list")
+    assert repaired.returncode == 0, repaired.stderr
+    assert "rolled back the interrupted restore" in repaired.stderr
+    calls = (blocker / "calls").read_text().split()
+    assert calls[-2:] == ["abort-committed", "finish"]  # the undo ran again, and succeeded
+    assert capsules("snapshot", "list").stderr == ""  # nothing left to repair
+    assert capsules.read("cap-retry", "/data/state") == "two\n"
+    assert capsules.power_limits() == changed

@@ -92,9 +92,11 @@ class _Run:
         self.providers, self.ctx = providers, ctx
         self.problems: list[str] = []
 
-    def journal(self, cause: str | None = None, result: str | None = None) -> None:
+    def journal(
+        self, cause: str | None = None, result: str | None = None, phase: Phase | None = None
+    ) -> None:
         m = self.machine
-        self.store.record_restore(self.id, m.phase, m.steps, self.records, cause, result)
+        self.store.record_restore(self.id, phase or m.phase, m.steps, self.records, cause, result)
 
     async def drive(self, actions: list[Action]) -> Done:
         queue = list(actions)
@@ -120,7 +122,11 @@ class _Run:
             elif isinstance(action, Done):
                 if self.problems and not action.restored:
                     # keep the row live (aborting): the next command runs the undo again
-                    self.journal(action.cause, "not yet rolled back: " + "; ".join(self.problems))
+                    self.journal(
+                        action.cause,
+                        "not yet rolled back: " + "; ".join(self.problems),
+                        phase=Phase.ABORTING,
+                    )
                 else:
                     self.journal(action.cause, "restored" if action.restored else "rolled back")
                 if interrupted is not None:

@@ -51,6 +51,8 @@ class Blocker:
         self, doc: dict[str, Any], record: dict[str, Any], ctx: Any, committed: bool
     ) -> None:
         _step("abort-committed" if committed else "abort")
+        if os.environ.get("CAPSULE_BLOCKER_FAIL_ABORT"):
+            raise RuntimeError("the test asked this abort to fail")
 
     async def finish(self, doc: dict[str, Any], record: dict[str, Any], ctx: Any) -> None:
         _step("finish")
