@@ -98,6 +98,29 @@ install_venv() {
   fi
 }
 
+# The wheels the nvctl ct stack's base image installs offline: this project's own wheel and
+# every dependency's, for Debian bookworm's CPython 3.11 (downloaded here, never at start).
+build_wheels() {
+  local dir=$ROOT/build/wheels stamp=$ROOT/build/wheels/.made
+  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && [ -z "$(find src -newer "$stamp" -name '*.py' -print -quit)" ]; then
+    return
+  fi
+  log "wheels: the project and its dependencies for the nvctl ct images ($dir)"
+  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+    rm -f "$dir"/nvcontrol_bolt-*.whl   # only the project changed: keep its dependencies
+  else
+    rm -rf "$dir"
+  fi
+  mkdir -p "$dir"
+  "$VENV/bin/pip" wheel -q --no-deps -w "$dir" "$ROOT" 2>&1 | grep -v '^WARNING: Location' || true
+  "$VENV/bin/pip" download -q -d "$dir" --only-binary=:all: --python-version 3.11 \
+    --implementation cp --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform linux_x86_64 \
+    "$dir"/nvcontrol_bolt-*.whl 2>&1 | grep -v '^WARNING: Location' || true
+  ls "$dir"/nvcontrol_bolt-*.whl >/dev/null
+  touch "$stamp"
+}
+
 build_nvsim() {
   log "nvsim: building libnvidia-ml.so.1"
   "$VENV/bin/nvsim" build
@@ -108,22 +131,23 @@ setup() {
   install_apt
   install_venv
   build_nvsim
+  build_wheels
 }
 
 main_job() {
   export NVSIM_STATE=${NVSIM_STATE:-/run/nvsim}
   local nvsim=$VENV/bin/nvsim nvctl=$VENV/bin/nvctl
-  "$nvsim" down >/dev/null 2>&1 || true   # a fresh instance every time
+  "$nvctl" ct stop >/dev/null 2>&1 || true   # a previous run's stack uses the old instance
+  "$nvsim" down >/dev/null 2>&1 || true      # a fresh instance every time
   log "nvsim: starting two virtual RTX 4090s in $NVSIM_STATE"
   "$nvsim" up --gpus 2 --model rtx4090
   eval "$("$nvsim" env)"
-  "$nvsim" load 1 80
-  log "nvctl gpu list"
-  "$nvctl" gpu list
-  log "nvctl gpu watch --count 5 --interval 1   (GPU 1 under 80 % load)"
-  "$nvctl" gpu watch --count 5 --interval 1
-  "$nvsim" load 1 0
-  log "nvsim keeps running: eval \"\$($nvsim env)\" to use it, $nvsim down to stop it"
+  log "nvctl ct start   (the GPU management stack; the first run builds its images)"
+  "$nvctl" ct start
+  log "nvctl ct status"
+  "$nvctl" ct status
+  log "dashboard: http://127.0.0.1:8080/   (metrics: http://127.0.0.1:8080/metrics)"
+  log "both keep running: eval \"\$($nvsim env)\"; $nvctl ct stop; $nvsim down to stop them"
 }
 
 run_tests() {

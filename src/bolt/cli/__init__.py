@@ -47,18 +47,9 @@ COMMAND_MODULES = {
     "snapshot": "snapshot",
 }
 MODULE_ORDER = (
-    "run",
-    "containers",
-    "manage",
-    "network",
-    "image",
-    "registry",
-    "build",
-    "gpu",
-    "snapshot",
-    "system",
-    "surge",
-)
+    "run", "containers", "manage", "network", "image", "registry", "build", "gpu", "snapshot",
+    "system", "surge",
+)  # fmt: skip
 CORE_MODULES = (
     "run",
     "containers",

@@ -21,12 +21,39 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bolt.engine.api import Engine, ExecResult
-from bolt.errors import BoltError
+from bolt.errors import BoltError, NotFound
 from bolt.runtime.intent import ContainerIntent
 
 T = TypeVar("T")
 
 __all__ = ["Container", "ExecResult"]
+
+
+# Surge's labels (bolt.surge.intents), spelled here: the runtime does not import Surge.
+_SERVICE, _NUMBER, _ONEOFF, _PROJECT = (
+    "bolt.surge.service", "bolt.surge.number", "bolt.surge.oneoff", "bolt.surge.project",
+)  # fmt: skip
+
+
+def _service_container(eng: Engine, service: str) -> Any:
+    """The first replica of a project service named ``service`` (the seed's
+    ``Container::new("driver-updater")``); NotFound when none, or when several projects
+    have one."""
+    found = [
+        c
+        for c in eng.list(labels={_SERVICE: service, _ONEOFF: "false"})
+        if c.labels.get(_NUMBER) == "1"
+    ]
+    projects = sorted({c.labels.get(_PROJECT, "") for c in found})
+    if len(projects) > 1:
+        raise NotFound(
+            f"container {service!r}: several projects have a service of that name "
+            f"({', '.join(projects)})",
+            hint="give the container's full name",
+        )
+    if not found:
+        raise NotFound(f"no container or project service named {service!r}")
+    return found[0]
 
 
 def default_root() -> Path:
@@ -62,7 +89,10 @@ class Container:
     def __init__(self, name: str, *, root: Path | str | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
         with Engine(self.root) as eng:
-            info = eng.inspect(name)
+            try:
+                info = eng.inspect(name)
+            except NotFound:
+                info = _service_container(eng, name)
         self.id = info.id
         self.name = info.name
 

@@ -1,7 +1,7 @@
 """A Boltfile service → the engine's ``ContainerIntent``, its labels and its spec hash.
 
 Pure: given the validated project, a service and the ID of the image it runs, it returns
-values.  Names follow compose so that users find their way: containers are
+values (except that GPU driver paths missing on this host are resolved by ``hostpaths``).  Names follow compose so that users find their way: containers are
 ``PROJECT-SERVICE-N``, networks ``PROJECT_NET``, named volumes ``PROJECT_VOL``.  Every
 container is reachable on its networks by ``SERVICE`` and by ``SERVICE.PROJECT``.
 """
@@ -21,6 +21,7 @@ from bolt.runtime.intent import (
     PortMapping,
     RestartPolicy,
 )
+from bolt.surge import hostpaths
 
 LABEL = "bolt.surge"
 PROJECT = f"{LABEL}.project"
@@ -155,8 +156,8 @@ def service_intent(
         workdir=svc.working_dir,
         user=svc.user,
         hostname=svc.hostname,
-        mounts=tuple(_mounts(boltfile, svc)),
-        devices=tuple(svc.devices),
+        mounts=hostpaths.mounts(_mounts(boltfile, svc)),
+        devices=hostpaths.devices(svc.devices),
         gpus=gpus,
         privileged=svc.privileged,
         cap_add=tuple(svc.cap_add),

@@ -80,6 +80,7 @@ class Service:
         emit: Emit | None = None,
         messages: asyncio.Queue[dict[str, Any]] | None = None,
     ) -> Any:
+        name = api.ALIASES.get(name, name)
         method = api.METHODS.get(name)
         local = getattr(GpuManager, name, None) if name not in ("audit",) else None
         if method is None or (local is None and name != "audit"):

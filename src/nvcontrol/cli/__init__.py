@@ -30,6 +30,7 @@ _COMMANDS = {
     "boot": ("nvcontrol.cli.boot", "boot"),
     "agent": ("nvcontrol.cli.agent", "agent"),
     "remote": ("nvcontrol.cli.remote", "remote"),
+    "ct": ("nvcontrol.cli.ct", "ct"),
 }
 
 

@@ -119,6 +119,9 @@ def _snapshot(v: Any) -> GpuSnapshot:
 
 _outcomes = _list_of(outcome_from_json)
 
+# Names the seed uses for a method (``send_command("overclock", ...)``).
+ALIASES = {"overclock": "apply_offsets"}
+
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
