@@ -1,7 +1,9 @@
 """``bolt cp``: files between the host and a running container, as a tar stream through
 ``<runtime> exec ... tar`` (so paths resolve inside the container's own mount namespace
-and no symlink in it can point a host-side write outside), extracted on the host with
-tarfile's ``data`` filter (no absolute paths, no ``..``, no devices)."""
+and no symlink in it can point a host-side write outside), extracted on the host by the
+image store's layer unpacker, the one extractor that refuses ``..``, absolute names,
+hard links out of the archive and writes through symlinks (tarfile's ``data`` filter is
+missing from the Python 3.11 releases some distributions ship)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 
 from bolt.engine import containers as lifecycle
 from bolt.errors import BoltError, InvalidInput, NotFound
+from bolt.images.unpack import unpack_layer
 
 
 def split(text: str) -> tuple[str | None, str]:
@@ -50,8 +53,7 @@ def from_container(eng: Any, ref: str, path: str, dest: str) -> None:
         raise NotFound(f"cp: {parent} is not a directory")
     scratch = Path(tempfile.mkdtemp(prefix=".bolt-cp-", dir=parent))
     try:
-        with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
-            tar.extractall(scratch, filter="data")
+        unpack_layer(io.BytesIO(proc.stdout), scratch, mode="flatten")
         (item,) = list(scratch.iterdir())
         final = target / item.name if into_dir else target
         if final.is_dir() and item.is_dir():
