@@ -126,10 +126,17 @@ build_nvsim() {
   "$VENV/bin/nvsim" build
 }
 
+# Bytecode for every module, once: with PYTHONDONTWRITEBYTECODE set (as on these machines)
+# Python never caches it itself, and each CLI call would compile its modules again.
+compile_bytecode() {
+  "$VENV/bin/python" -m compileall -q -j 0 "$ROOT/src" >/dev/null
+}
+
 setup() {
   need_root
   install_apt
   install_venv
+  compile_bytecode
   build_nvsim
   build_wheels
 }
