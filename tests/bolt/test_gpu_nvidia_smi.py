@@ -104,3 +104,18 @@ def test_only_the_container_granted_write_access_can_set(
     )  # fmt: skip
     assert granted.strip() == "set 300000"
     assert nvsim_gpus.status()["gpus"][0]["power_limit_w"] == 300
+
+
+def test_a_privileged_gpu_container_may_set_without_the_explicit_grant(
+    smi_bolt: Bolt, nvsim_gpus, tmp_path: Path
+) -> None:
+    """As with a real driver, whose nodes let a privileged container make every setter
+    call as root: the seed's privileged gpu-manager needs no extra device."""
+    rootfs = add_python(make_busybox_rootfs(tmp_path / "pyroot"))
+    smi_bolt.ok("image", "import", str(rootfs), "-t", "nvml-py:1")
+    run = ["run", "--rm", "-v", STDLIB_VOLUME, "-e", f"PYTHONPATH={PYLIB}"]
+    out = smi_bolt.ok(
+        *run, "--privileged", "--gpus", "all", "nvml-py:1", INTERPRETER, "-c", SET_POWER
+    )
+    assert out.strip() == "set 300000"
+    assert nvsim_gpus.status()["gpus"][0]["power_limit_w"] == 300

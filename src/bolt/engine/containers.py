@@ -102,7 +102,9 @@ def prepare(
     if names:
         from bolt.runtime import cdi
 
-        spec = cdi.apply(spec, cdi.edits_for(names, cdi.load_registry()))
+        registry = cdi.load_registry()
+        names = cdi.with_grants(names, registry, privileged=intent.privileged)
+        spec = cdi.apply(spec, cdi.edits_for(names, registry))
     validate(spec)
     health = health_of(intent, image.config)
     row = ContainerRow(

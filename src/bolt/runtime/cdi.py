@@ -228,6 +228,29 @@ def resolve_edits(raw: dict[str, Any]) -> Edits:
     )
 
 
+# nvsim's device that mounts its state read-write (docs/nvsim.md: GPU containers).
+NVSIM_STATE_RW = "nvsim-state-rw"
+
+
+def with_grants(names: list[str], registry: dict[str, CdiSpec], *, privileged: bool) -> list[str]:
+    """``names`` plus what a privileged GPU container is owed: on nvsim, the state's
+    read-write grant.  A privileged container with a real driver's nodes can already make
+    every driver call as root, so its NVML setters work there; the grant makes nvsim agree.
+    Unprivileged GPU containers keep the read-only state."""
+    rw = f"nvidia.com/gpu={NVSIM_STATE_RW}"
+    gpu_spec = registry.get("nvidia.com/gpu")
+    wants_gpu = any(n.startswith("nvidia.com/gpu=") for n in names)
+    if (
+        privileged
+        and wants_gpu
+        and rw not in names
+        and gpu_spec
+        and NVSIM_STATE_RW in gpu_spec.devices
+    ):
+        return [*names, rw]
+    return names
+
+
 def edits_for(names: list[str], registry: dict[str, CdiSpec]) -> list[Edits]:
     """The edits of each requested device, each spec's global edits once, in request order."""
     out: list[Edits] = []

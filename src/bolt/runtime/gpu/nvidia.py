@@ -11,7 +11,8 @@ nodes come from ``<state>/dev``, the library is nvsim's ``libnvidia-ml.so.1``, i
 is bind-mounted read-only at ``/run/nvsim/state`` with ``NVSIM_STATE`` pointing there, so
 processes in the container see the host's virtual GPUs and cannot change or corrupt them.
 The extra device ``nvidia.com/gpu=nvsim-state-rw`` remounts the state read-write for the
-one container that is given it (a GPU management service whose NVML setters must work);
+one container that is given it, and for every privileged GPU container (a GPU management
+service such as the seed's privileged gpu-manager, whose NVML setters must work);
 docs/nvsim.md explains the trade-off.  nvsim is recognised by ``NVSIM_STATE`` or by a
 state file beside the loaded library (``<lib>/../state``).
 
@@ -28,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from bolt.errors import BoltError, Unsupported
+from bolt.runtime.cdi import NVSIM_STATE_RW  # the device that grants write access
 
 LIB = "libnvidia-ml.so.1"
 LIB_TARGETS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64")
 NVSIM_MAGIC = b"NVSIM\x00"
 NVSIM_CONTAINER_DIR = "/run/nvsim"
-NVSIM_STATE_RW = "nvsim-state-rw"  # the device that grants one container write access
 SMI = "/usr/bin/nvidia-smi"
 CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
 # User-space driver libraries mounted when they sit beside libnvidia-ml on a real driver.
