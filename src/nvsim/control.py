@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from basis.errors import InvalidInput
 from nvsim import layout, models
-from nvsim.model import XID_FALLEN_OFF_BUS
+from nvsim.model import XID_FALLEN_OFF_BUS, apply_control
 from nvsim.state import StateFile, append_event
 
 MIB = 1024 * 1024
@@ -122,10 +122,18 @@ def set_load(
         else:
             _set_process(gpu, index, owner, mem_bytes, percent)
         gpu.load_pct = percent
+        _apply_now(gpu)
     if percent == 0:
         return Change.of(gpu, index, "idle")
     holder = "no listed process" if owner == 0 else f"pid {owner}"
     return Change.of(gpu, index, f"load {percent}%, {mem} MiB held by {holder}")
+
+
+def _apply_now(gpu: layout.Gpu) -> None:
+    """Under the lock: the readings that follow a control change at once (P-state, clocks,
+    memory in use) change with it, so a reader right after the command sees them."""
+    for event in apply_control(gpu, time.time_ns() // 1000):
+        append_event(gpu, event.type, event.data, event.time_us)
 
 
 def _set_process(gpu: layout.Gpu, index: int, pid: int, used_bytes: int, util: int) -> None:
@@ -195,5 +203,6 @@ def reset(sf: StateFile, refs: Sequence[str] = ()) -> list[Change]:
             gpu.fault_thermal = 0
             gpu.instability = 0.0
             gpu.lost = layout.LOST_NONE
+            _apply_now(gpu)
             done.append(Change.of(gpu, index, "reset"))
     return done

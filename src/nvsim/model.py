@@ -215,7 +215,23 @@ def _clocks(gpu: layout.Gpu, load: float, pstate: int) -> tuple[int, int, int]:
     return round(gpc), round(mem), reasons
 
 
-def _substep(gpu: layout.Gpu, dt: float, now_us: int, events: list[SimEvent]) -> None:
+def apply_control(gpu: layout.Gpu, now_us: int) -> list[SimEvent]:
+    """Apply at once what a control change (load, processes, reset) changes at once on a
+    real board, and return the events that happened: the P-state, clocks and reasons
+    (the driver switches when work arrives or leaves), the memory in use (an allocation
+    shows in NVML as soon as it is made) and the PCIe link.  Power, temperature, fans and
+    utilization keep following in :func:`step`, as the averaged sensors lag.  Without this
+    a reader right after ``nvsim load`` returned saw the readings of before the load until
+    the daemon's next tick.  A lost board stays frozen."""
+    events: list[SimEvent] = []
+    if gpu.power_full_mw != 0 and gpu.lost == layout.LOST_NONE:
+        _instant(gpu, now_us, events)
+    return events
+
+
+def _instant(gpu: layout.Gpu, now_us: int, events: list[SimEvent]) -> tuple[int, int, int, int]:
+    """The part of a sub-step that takes no time; returns (load %, P-state, core MHz,
+    memory MHz)."""
     load_pct = min(100, gpu.load_pct)
     load = load_pct / 100.0
     pstate = highest_pstate(gpu) if load > 0 else lowest_pstate(gpu)
@@ -230,6 +246,17 @@ def _substep(gpu: layout.Gpu, dt: float, now_us: int, events: list[SimEvent]) ->
     gpu.gpc_mhz = gpu.sm_mhz = gpc
     gpu.mem_mhz = mem
     gpu.video_mhz = gpc * gpu.max_video_mhz // max(1, gpu.max_gpc_mhz)
+    gpu.mem_used = min(gpu.mem_total - gpu.mem_reserved, _memory_used(gpu))
+    gpu.pcie_gen = gpu.pcie_max_gen if load > 0 else 1
+    gpu.pcie_width = gpu.pcie_max_width
+    gpu.pcie_rx_kbs = round(PCIE_RX_KBS_AT_FULL * load)
+    gpu.pcie_tx_kbs = round(PCIE_TX_KBS_AT_FULL * load)
+    return load_pct, pstate, gpc, mem
+
+
+def _substep(gpu: layout.Gpu, dt: float, now_us: int, events: list[SimEvent]) -> None:
+    load_pct, pstate, gpc, mem = _instant(gpu, now_us, events)
+    load = load_pct / 100.0
 
     power_w = _power_w(gpu, load, gpc, mem)
     gpu.power_mw = _smooth(gpu.power_mw, power_w * 1000.0, dt, POWER_TAU_S)
@@ -251,11 +278,6 @@ def _substep(gpu: layout.Gpu, dt: float, now_us: int, events: list[SimEvent]) ->
 
     gpu.util_gpu = _smooth_int(gpu.util_gpu, load_pct, dt, UTIL_TAU_S)
     gpu.util_mem = _smooth_int(gpu.util_mem, round(load_pct * 0.6), dt, UTIL_TAU_S)
-    gpu.mem_used = min(gpu.mem_total - gpu.mem_reserved, _memory_used(gpu))
-    gpu.pcie_gen = gpu.pcie_max_gen if load > 0 else 1
-    gpu.pcie_width = gpu.pcie_max_width
-    gpu.pcie_rx_kbs = round(PCIE_RX_KBS_AT_FULL * load)
-    gpu.pcie_tx_kbs = round(PCIE_TX_KBS_AT_FULL * load)
 
     _stability(gpu, dt, now_us, load_pct, pstate, events)
     if gpu.temp_shutdown and gpu.temp_c >= gpu.temp_shutdown and not gpu.lost:

@@ -265,3 +265,20 @@ def test_readings_lag_a_load_step() -> None:
     assert gpu.temp_c - idle_temp < 2.0
     run(gpu, 5)
     assert gpu.power_mw > 0.8 * gpu.power_full_mw and gpu.temp_c > idle_temp + 10
+
+
+def test_a_control_change_moves_pstate_clocks_and_memory_at_once_but_not_the_sensors() -> None:
+    gpu = _loaded(0, 0)
+    gpu.load_pct = 0
+    run(gpu, 5)
+    idle = (gpu.power_mw, gpu.temp_c, gpu.util_gpu, gpu.mem_used)
+    assert gpu.pstate == model.lowest_pstate(gpu) != 0
+    gpu.load_pct, gpu.load_mem_bytes = 50, 1024 * 2**20
+    events = model.apply_control(gpu, now_us=7)
+    assert gpu.pstate == 0 and gpu.gpc_mhz > gpu.pstates[0].min_gpc_mhz
+    assert gpu.mem_used == idle[3] + 1024 * 2**20 and gpu.pcie_gen == gpu.pcie_max_gen
+    assert (layout.EVENT_PSTATE, 0, 7) in [(e.type, e.data, e.time_us) for e in events]
+    assert (gpu.power_mw, gpu.temp_c, gpu.util_gpu) == idle[:3]  # the lagging readings wait
+    gpu.lost = layout.LOST_YES
+    gpu.load_pct = 0
+    assert model.apply_control(gpu, now_us=8) == [] and gpu.pstate == 0  # a lost board freezes

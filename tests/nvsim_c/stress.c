@@ -15,6 +15,7 @@
  * usage: stress STATE_FILE SECONDS
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -57,7 +58,10 @@ static void writer(const char *path, double until)
     struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     struct flock unlock = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
     for (uint32_t k = 1; now() < until; k++) {
-        fcntl(fd, F_SETLKW, &lock);
+        /* a writer without the lock would tear readings itself: say so instead */
+        while (fcntl(fd, F_SETLKW, &lock) != 0)
+            if (errno != EINTR)
+                _exit(4);
         /* seqlock write side: odd, then a fence so no data store moves above it */
         __atomic_add_fetch(&st->header.seq, 1, __ATOMIC_RELAXED);
         __atomic_thread_fence(__ATOMIC_RELEASE);

@@ -160,8 +160,32 @@ def test_a_client_attached_when_the_instance_goes_down_gets_errors(
 def test_a_corrupt_gpu_count_is_clamped_at_every_read(
     boards: tuple[FakeState, pynvml.c_nvmlDevice_t, pynvml.c_nvmlDevice_t],
 ) -> None:
-    st, _, _ = boards
-    st.header.gpu_count = 4_000_000_000  # after init: every read must clamp again
+    """No read ever uses an unclamped or stale index, whatever gpu_count says and when.
+
+    Enumeration is fixed at init, as the real driver's is (it also decides there which
+    GPUs this process sees, by their device nodes).  So a gpu_count corrupted upwards
+    after init adds no GPU: the count stays what init found, and lookups by index, UUID or
+    bus id walk only that list.  A gpu_count corrupted upwards before init is clamped to
+    the handle table there.  One that shrinks after init is honoured at once (it is what
+    every getter checks a handle against): the GPUs past it leave the count, their index,
+    UUID and bus id no longer find them, and their handles are refused rather than read.
+    """
+    st, geforce, h100 = boards
+    h100_uuid = pynvml.nvmlDeviceGetUUID(h100)
+    h100_bus = pynvml.nvmlDeviceGetPciInfo(h100).busId
+
+    st.header.gpu_count = 4_000_000_000  # grown after init: enumeration stays as init found it
+    assert pynvml.nvmlDeviceGetCount() == 2
+    assert pynvml.nvmlDeviceGetIndex(pynvml.nvmlDeviceGetHandleByIndex(1)) == 1
+    for index in (2, layout.MAX_GPUS - 1, layout.MAX_GPUS, 2**32 - 1):
+        with pytest.raises(pynvml.NVMLError_InvalidArgument):
+            pynvml.nvmlDeviceGetHandleByIndex(index)
+    with pytest.raises(pynvml.NVMLError_NotFound):
+        pynvml.nvmlDeviceGetHandleByUUID("GPU-none")
+    assert pynvml.nvmlDeviceGetName(h100) == pynvml.nvmlDeviceGetName(h100)  # still readable
+
+    pynvml.nvmlShutdown()  # corrupt before init: the enumeration itself is clamped
+    pynvml.nvmlInit()
     assert pynvml.nvmlDeviceGetCount() == layout.MAX_GPUS
     last = pynvml.nvmlDeviceGetHandleByIndex(layout.MAX_GPUS - 1)
     assert pynvml.nvmlDeviceGetIndex(last) == layout.MAX_GPUS - 1
@@ -169,6 +193,28 @@ def test_a_corrupt_gpu_count_is_clamped_at_every_read(
         pynvml.nvmlDeviceGetHandleByIndex(layout.MAX_GPUS)
     with pytest.raises(pynvml.NVMLError_NotFound):
         pynvml.nvmlDeviceGetHandleByUUID("GPU-none")
+
+    st.header.gpu_count = 1  # shrunk after init: GPU 1 and beyond are gone at once
+    assert pynvml.nvmlDeviceGetCount() == 1
+    assert pynvml.nvmlDeviceGetIndex(pynvml.nvmlDeviceGetHandleByIndex(0)) == 0
+    assert pynvml.nvmlDeviceGetTemperature(geforce, 0) == 42
+    for index in (1, layout.MAX_GPUS - 1):
+        with pytest.raises(pynvml.NVMLError_InvalidArgument):
+            pynvml.nvmlDeviceGetHandleByIndex(index)
+    for handle in (h100, last):
+        with pytest.raises(pynvml.NVMLError_InvalidArgument):
+            pynvml.nvmlDeviceGetIndex(handle)
+        with pytest.raises(pynvml.NVMLError_InvalidArgument):
+            pynvml.nvmlDeviceGetTemperature(handle, 0)
+    with pytest.raises(pynvml.NVMLError_NotFound):
+        pynvml.nvmlDeviceGetHandleByUUID(h100_uuid)
+    with pytest.raises(pynvml.NVMLError_NotFound):
+        pynvml.nvmlDeviceGetHandleByPciBusId(h100_bus)
+
+    st.header.gpu_count = 0
+    assert pynvml.nvmlDeviceGetCount() == 0
+    with pytest.raises(pynvml.NVMLError_InvalidArgument):
+        pynvml.nvmlDeviceGetHandleByIndex(0)
     st.header.gpu_count = 2
 
 

@@ -41,11 +41,25 @@ nvmlReturn_t nvmlSystemGetCudaDriverVersion_v2(int *cudaDriverVersion)
 
 /* ---- enumeration -------------------------------------------------------------------- */
 
+/*
+ * Enumeration is fixed at init, as the real driver's is: the visible list (find_visible in
+ * core.c) holds state indexes in rising order.  A gpu_count that grows afterwards adds no
+ * GPU; one that shrinks cuts the list, so the GPUs counted are the visible ones still below
+ * the (clamped) gpu_count, and every index handed out is one a getter may read.
+ */
+static unsigned int visible_live(void)
+{
+    unsigned int count = nvsim_gpu_count(nvsim_st()), n = nvsim_visible_n(), live = 0;
+    while (live < n && nvsim_visible_at(live) < count)
+        live++;
+    return live;
+}
+
 nvmlReturn_t nvmlDeviceGetCount(unsigned int *deviceCount) /* _v2 */
 {
     NVSIM_ENTER_SYSTEM();
     NVSIM_NONNULL(deviceCount);
-    *deviceCount = nvsim_visible_n();
+    *deviceCount = visible_live();
     return NVML_SUCCESS;
 }
 
@@ -53,9 +67,12 @@ nvmlReturn_t nvmlDeviceGetHandleByIndex(unsigned int index, nvmlDevice_t *device
 {
     NVSIM_ENTER_SYSTEM();
     NVSIM_NONNULL(device);
-    if (index >= nvsim_visible_n() || nvsim_visible_at(index) >= nvsim_gpu_count(nvsim_st()))
+    if (index >= nvsim_visible_n())
         return NVML_ERROR_INVALID_ARGUMENT;
-    *device = &nvsim_devices[nvsim_visible_at(index)];
+    unsigned int gpu = nvsim_visible_at(index); /* read once: a re-init may rewrite it */
+    if (gpu >= nvsim_gpu_count(nvsim_st()))
+        return NVML_ERROR_INVALID_ARGUMENT;
+    *device = &nvsim_devices[gpu];
     return NVML_SUCCESS;
 }
 
