@@ -109,10 +109,15 @@ def test_dashboard_login_charts_confirm_revert_and_csrf(agent: Agent, browser: o
     page.wait_for_selector("#countdown.hidden", state="attached")
     _shot(page, "4-reverted")
 
-    # snapshots and the tables
+    # snapshots and the tables (a file that is not a snapshot is named, never hides the rest)
+    snaps = Path(agent.env["NVCTL_STATE_DIR"]) / "snapshots"
+    snaps.mkdir(parents=True, exist_ok=True)
+    (snaps / "junk.toml").write_text("this is = = not toml\n")
     page.fill("#snap-form input[name=name]", "web-snap")
     page.click("#snap-form button")
     page.wait_for_selector("#snapshots td:has-text('web-snap')")
+    page.wait_for_selector("#snapshots td.hint:has-text('junk')")
+    assert "created" in page.inner_text("#message")
     page.click("#snapshots button[data-snapshot='web-snap']:has-text('Diff')")
     page.wait_for_selector("#diff:has-text('match snapshot web-snap')")
     page.wait_for_selector("#journal td:has-text('power limit 300 W')")

@@ -125,9 +125,15 @@ function cell(row, text) { const td = document.createElement("td"); td.textConte
 
 async function refreshTables() {
   try {
-    const snaps = await call("snapshot_list", {});
+    // { snapshots: [summary], warnings: [a sentence per file that is not a snapshot] }
+    const { snapshots: snaps, warnings } = await call("snapshot_list", {});
     const body = $("#snapshots tbody");
     body.textContent = "";
+    for (const w of warnings) {
+      const tr = document.createElement("tr");
+      const td = cell(tr, w); td.colSpan = 4; td.className = "hint";
+      body.appendChild(tr);
+    }
     for (const s of snaps) {
       const tr = document.createElement("tr");
       cell(tr, s.name); cell(tr, s.created); cell(tr, String(s.gpus.length));
@@ -193,7 +199,9 @@ async function runChange(method, params, what) {
 async function diffSnap(name) {
   try {
     const d = await call("snapshot_diff", { name, selector: null });
-    $("#diff").textContent = d.length ? d.map((x) => `GPU ${x.index} ${x.field}: snapshot ${JSON.stringify(x.snapshot)}, live ${JSON.stringify(x.live)}`).join("\n") : `the GPUs match snapshot ${name}`;
+    const notes = await call("snapshot_notes", { name, selector: null });
+    const lines = d.length ? d.map((x) => `GPU ${x.index} ${x.field}: snapshot ${JSON.stringify(x.snapshot)}, live ${JSON.stringify(x.live)}`) : [`the GPUs match snapshot ${name}`];
+    $("#diff").textContent = [...lines, ...notes].join("\n");
   } catch (e) { say(e.message, false); }
 }
 
@@ -209,7 +217,9 @@ function wire() {
   $("#logout").addEventListener("click", async () => { await api("/api/logout", {}).catch(() => {}); location.reload(); });
   $("#confirm-btn").addEventListener("click", async () => {
     const id = Number($("#countdown").dataset.tx);
-    try { await call("confirm", { tx_id: id }); say(`transaction ${id} kept`, true); } catch (e) { say(e.message, false); }
+    // The change's own call reports how it ended; its answer often arrives before the
+    // confirm's, and a late "kept" must not cover "committed".
+    try { await call("confirm", { tx_id: id }); if (pending) say(`transaction ${id} kept`, true); } catch (e) { say(e.message, false); }
     refreshLive();
   });
   $("#power-form").addEventListener("submit", (ev) => {
