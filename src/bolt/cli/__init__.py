@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bolt.errors import BoltError, ExitCode, PermissionDenied, render
 
 if TYPE_CHECKING:
     import argparse
+
+T = TypeVar("T")
 
 
 def default_root() -> str:
@@ -58,6 +60,26 @@ CORE_MODULES = (
     "gpu",
     "system",
 )  # the rest ship separately
+
+
+def for_each(items: Iterable[T], action: Callable[[T], str | None]) -> int:
+    """Run ``action`` on every item, as ``rm a b c`` does: a failure does not stop the
+    others.  Each returned line is printed.  Every failure but the last is reported on
+    stderr as it happens; the last is raised, so the exit code is its own."""
+    failure: BoltError | None = None
+    for item in items:
+        try:
+            out = action(item)
+        except BoltError as err:
+            if failure is not None:
+                print(render(failure), file=sys.stderr)
+            failure = err
+            continue
+        if out is not None:
+            print(out)
+    if failure is not None:
+        raise failure
+    return 0
 
 
 def _command_of(argv: Sequence[str]) -> str | None:

@@ -162,20 +162,10 @@ def exec_(args: argparse.Namespace) -> int:
 
 
 def _each(args: argparse.Namespace, action: Any) -> int:
-    from bolt.errors import BoltError, render
+    from bolt.cli import for_each
 
     db = _db(args)
-    failed = 0
-    for name in args.names:
-        try:
-            out = action(db, db.get(name))
-        except BoltError as err:
-            print(render(err), file=sys.stderr)
-            failed = failed or int(err.exit_code)
-            continue
-        if out is not None:
-            print(out)
-    return failed
+    return for_each(args.names, lambda name: action(db, db.get(name)))
 
 
 def start(args: argparse.Namespace) -> int:

@@ -13,12 +13,11 @@ import argparse
 import contextlib
 import json
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bolt.errors import BoltError, InvalidInput, fs_errors, render
+from bolt.errors import InvalidInput, fs_errors
 
 if TYPE_CHECKING:
     from bolt.images.store import ImageRecord, ImageStore
@@ -141,20 +140,16 @@ def list_images(args: argparse.Namespace) -> int:
 
 
 def remove_images(args: argparse.Namespace) -> int:
-    errors: list[BoltError] = []
+    from bolt.cli import for_each
+
     with _store(args) as store:
         in_use = _in_use_provider(store.root) if _in_use_provider is not None else None
-        for ref in args.refs:
-            try:
-                for removed in store.remove(ref, force=args.force, in_use=in_use):
-                    print(f"Untagged: {removed}")
-            except BoltError as err:
-                errors.append(err)
-    for earlier in errors[:-1]:
-        print(render(earlier), file=sys.stderr)
-    if errors:
-        raise errors[-1]
-    return 0
+
+        def remove(ref: str) -> str:
+            removed = store.remove(ref, force=args.force, in_use=in_use)
+            return "\n".join(f"Untagged: {r}" for r in removed)
+
+        return for_each(args.refs, remove)
 
 
 def inspect_image(args: argparse.Namespace) -> int:

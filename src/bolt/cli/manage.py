@@ -55,19 +55,14 @@ def _engine(args: argparse.Namespace) -> Any:
 
 
 def _each(args: argparse.Namespace, method: str) -> int:
-    from bolt.errors import BoltError, render
+    from bolt.cli import for_each
 
-    failed = 0
+    def act(name: str) -> str:
+        getattr(eng, method)(name)
+        return name
+
     with _engine(args) as eng:
-        for name in args.names:
-            try:
-                getattr(eng, method)(name)
-            except BoltError as err:
-                print(render(err), file=sys.stderr)
-                failed = failed or int(err.exit_code)
-                continue
-            print(name)
-    return failed
+        return for_each(args.names, act)
 
 
 def pause(args: argparse.Namespace) -> int:

@@ -136,21 +136,15 @@ def restore(args: argparse.Namespace) -> int:
 
 def delete(args: argparse.Namespace) -> int:
     from bolt.capsules.snapshots import Snapshot
-    from bolt.errors import BoltError, render
+    from bolt.cli import for_each
 
     _repair(args)
-    errors: list[BoltError] = []
-    for name in args.names:
-        try:
-            Snapshot.delete(name, root=args.root)
-            print(f"deleted snapshot {name}")
-        except BoltError as err:
-            errors.append(err)
-    for earlier in errors[:-1]:
-        print(render(earlier), file=sys.stderr)
-    if errors:
-        raise errors[-1]
-    return 0
+
+    def remove(name: str) -> str:
+        Snapshot.delete(name, root=args.root)
+        return f"deleted snapshot {name}"
+
+    return for_each(args.names, remove)
 
 
 def prune(args: argparse.Namespace) -> int:
