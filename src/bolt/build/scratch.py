@@ -7,12 +7,12 @@ whose lock is free cleans it (the next build, ``bolt system prune``)."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from basis import workdirs
 from bolt.build import container
 from bolt.runtime import rootfs as overlay
 
@@ -26,22 +26,12 @@ def reap_killed_builds(root: Path) -> list[str]:
     if not base.is_dir():
         return []
     removed = []
-    for entry in sorted(base.iterdir()):
-        try:
-            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue  # a build running now
+    for entry in workdirs.abandoned(base):  # a running build holds its directory's lock
         for scratch in entry.glob("step-*/scratch"):
             container.reap(scratch, root)
         for rootfs in entry.glob("step-*/rootfs"):
             overlay.unmount(rootfs)
         shutil.rmtree(entry, ignore_errors=True)
-        os.close(fd)
         removed.append(entry.name)
     return removed
 
@@ -53,8 +43,7 @@ def work_dir(root: Path, stack: contextlib.ExitStack) -> Path:
     base = root / "build"
     base.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=base))
-    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    fd = workdirs.hold(work)
 
     def cleanup() -> None:
         for rootfs in work.glob("step-*/rootfs"):

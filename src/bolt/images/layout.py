@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from basis import workdirs
 from bolt.images.digests import copy_hashed, digest_hex
 from bolt.images.errors import CorruptBlob
 
@@ -191,8 +192,7 @@ class Staging:
         self.path = path
         self.layout = layout
         self.blobs: dict[str, Path] = {}
-        self._lock = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._lock = workdirs.hold(path)
         self._n = 0
 
     def scratch(self) -> Path:
@@ -245,19 +245,9 @@ def _clean_stale(area: Path) -> list[tuple[str, int]]:
     """Remove staging dirs left by crashed imports (their flock is free); call with the
     layout lock held.  Returns each one's name and the bytes it held."""
     removed = []
-    for entry in sorted(area.iterdir()):
-        try:
-            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
+    for entry in workdirs.abandoned(area):
         size = _bytes_under(entry)
         shutil.rmtree(entry, ignore_errors=True)
-        os.close(fd)
         removed.append((entry.name, size))
     return removed
 
