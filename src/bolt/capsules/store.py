@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from basis import process
+from basis.sqlite import immediate
 from bolt.capsules.twophase import Phase, Step
 from bolt.errors import InvalidInput, NotFound, UserError
 
@@ -235,13 +236,8 @@ class SnapshotStore:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE transaction: one writer at a time, durable on exit."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with immediate(self.db) as db:
+            yield db
 
     # ------------------------------------------------------------ snapshots
 

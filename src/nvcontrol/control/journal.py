@@ -28,6 +28,7 @@ from typing import Any
 
 from basis import process
 from basis.errors import PermissionDenied, UserError
+from basis.sqlite import immediate
 from nvcontrol.control import paths
 
 OPEN = "open"  # being applied, watched, or waiting for confirmation
@@ -235,21 +236,8 @@ class Journal:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE transaction: one writer at a time, committed durably on exit."""
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as err:
-            raise _problem(self.path, err) from None
-        try:
-            yield self.db
-        except BaseException as exc:
-            self.db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise _problem(self.path, exc) from None
-            raise
-        try:
-            self.db.execute("COMMIT")
-        except sqlite3.Error as err:
-            raise _problem(self.path, err) from None
+        with immediate(self.db, lambda err: _problem(self.path, err)) as db:
+            yield db
 
     # ------------------------------------------------------------ transactions
 
