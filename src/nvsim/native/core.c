@@ -323,13 +323,18 @@ void nvsim_read_gpu(const nvsim_state_t *st, unsigned int index, nvsim_gpu_t *ou
     uint64_t *dst = (uint64_t *)out;
     const size_t words = sizeof(nvsim_gpu_t) / sizeof(uint64_t);
     long long since = 0;
+    uint64_t waited_on = 0; /* the odd seq `since` times: patience is per write */
     for (int spin = 0;; spin++) {
         uint64_t before = __atomic_load_n(&st->header.seq, __ATOMIC_ACQUIRE);
         if (before & 1) {
             if (spin < SEQLOCK_SPINS)
                 continue;
-            if (since == 0)
+            /* A busy writer makes seq odd again and again; only one write that stays
+             * inside the whole patience counts as stalled, never the sum of many. */
+            if (since == 0 || before != waited_on) {
                 since = monotonic_ns();
+                waited_on = before;
+            }
             if (writer_inside(st) && monotonic_ns() - since < SEQLOCK_PATIENCE_NS) {
                 sched_yield(); /* the writer may be waiting for this CPU */
                 continue;
