@@ -104,20 +104,22 @@ def test_published_ports_serve_the_host_and_leave_nothing_after_rm(
 ) -> None:
     nets.append("pub")
     bolt.ok("network", "create", "pub")
-    local, anywhere = _free_port(), _free_port()
+    local, anywhere, spelled = _free_port(), _free_port(), _free_port()
     bolt.ok("run", "-d", "--name", "pubweb", "--network", "pub",
             "-p", f"127.0.0.1:{local}:80", "-p", f"{anywhere}:80",
+            "-p", f"0.0.0.0:{spelled}:80",  # every address, spelled out as docker users do
             "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
     assert _http("127.0.0.1", local) == "pubweb"
-    assert _http("127.0.0.1", anywhere) == "pubweb"
-    assert _http(_host_address(), anywhere) == "pubweb"
+    for port in (anywhere, spelled):
+        assert _http("127.0.0.1", port) == "pubweb"
+        assert _http(_host_address(), port) == "pubweb"
     net = json.loads(bolt.ok("network", "inspect", "pub"))[0]
     assert _kernel_traces(bolt, net) != []  # while it runs there is a veth, rules, DNS
     ports = bolt.inspect("pubweb")["ports"]
-    assert sorted(p["host_port"] for p in ports) == sorted([local, anywhere])
+    assert sorted(p["host_port"] for p in ports) == sorted([local, anywhere, spelled])
     bolt.ok("rm", "-f", "pubweb")
     assert _kernel_traces(bolt, net) == []
-    for port in (local, anywhere):
+    for port in (local, anywhere, spelled):
         with socket.socket() as s:
             s.bind(("0.0.0.0", port))  # free again
     assert not Path(f"/sys/class/net/{net['bridge']}").exists()

@@ -245,6 +245,15 @@ def prune(root: Path, db: StateDB) -> list[str]:
     return removed
 
 
+def _netavark_host_ip(host_ip: str) -> str:
+    """netavark matches a published port's host address literally: every address is the
+    empty string, so ``0.0.0.0:H:C`` (docker's spelling of it) and ``[::]:H:C`` become that,
+    or their forwarding rule would match no packet."""
+    if host_ip and ipaddress.ip_address(host_ip).is_unspecified:
+        return ""
+    return host_ip
+
+
 def _free_port(protocol: str, host_ip: str) -> int:
     kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as s:
@@ -322,7 +331,7 @@ def attach(root: Path, db: StateDB, row: ContainerRow, intent: ContainerIntent) 
         for p in intent.ports:
             host_port = p.host_port or _free_port(p.protocol, p.host_ip)
             ports.append(
-                {"host_ip": p.host_ip, "container_port": p.container_port,
+                {"host_ip": _netavark_host_ip(p.host_ip), "container_port": p.container_port,
                  "host_port": host_port, "range": 1, "protocol": p.protocol}
             )  # fmt: skip
         options["port_mappings"] = ports
