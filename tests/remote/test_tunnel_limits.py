@@ -107,3 +107,5 @@ def test_a_revoked_key_opens_no_more_tunnels_on_its_open_connection(
     assert error["code"] == 4 and "no longer authorized (the key was revoked)" in str(
         error["message"]
     )
+    denied = [e for e in a.audit() if e["action"] == "tunnel" and e["result"] == "denied"]
+    assert len(denied) == 1 and "revoked" in denied[0]["message"]

@@ -131,11 +131,13 @@ class Tunnels:
         self.open: dict[int, int] = {}  # connection id -> tunnels open on it
 
     async def serve(self, ctx: quic.CallContext, params: dict[str, Any]) -> None:
+        shown = {"target": params.get("target")}
         role, why = keys.role_of(self.db, ctx.key_fp)  # read again: a revoked key stops here
         if role is None:
-            raise PermissionDenied(f"key {ctx.key_fp} is no longer authorized ({why})")
+            gone = PermissionDenied(f"key {ctx.key_fp} is no longer authorized ({why})")
+            self._audit(ctx, ctx.principal, shown, "denied", gone)
+            raise gone
         decision = decide(self.rules, role, params, self.open.get(ctx.connection, 0))
-        shown = {"target": params.get("target")} if isinstance(params, dict) else {}
         if isinstance(decision, Refuse):
             self._audit(ctx, role, shown, _result(decision.error), decision.error)
             raise decision.error
