@@ -226,6 +226,9 @@ def test_a_bolt_endpoint_is_reachable_from_another_host_through_the_agent(stack:
     # the agent's identity is the project's, made by Surge and kept under its root
     made = (stack.root / "quic" / "nvcontrol" / "listener" / "cert.pem").read_text()
     assert agent["fingerprint"] == identity.cert_fingerprint(identity.load_cert(made))
+    assert stack.first_start is not None  # `ct start` told where the listener is
+    assert "quic listener: 0.0.0.0:" in stack.first_start.stdout
+    assert f"identity {agent['fingerprint']} (gpu-manager)" in stack.first_start.stdout
     operator_env, operator_key = _client(stack, "operator")
     stranger_env, _ = _client(stack, "stranger")
     stack.ct("exec", "gpu-manager", "--", "nvctl", "agent", "authorize", operator_key,
