@@ -13,7 +13,7 @@ APT_PACKAGES=(
   gcc libc6-dev make python3 python3-venv python3-dev
   runc crun umoci skopeo podman buildah docker-registry
   busybox-static debootstrap golang-github-opencontainers-specs-dev podman-compose
-  iproute2 procps util-linux kmod tar gzip ca-certificates valgrind btrfs-progs
+  iproute2 curl procps util-linux kmod tar gzip ca-certificates valgrind btrfs-progs
   netavark aardvark-dns nftables iptables
   chromium prometheus openssh-server openssh-client systemd
 )

@@ -49,8 +49,10 @@ def row(name: str, lat_s: list[float], wall_s: float) -> dict[str, float]:
     return r
 
 
-def start_agent(env: dict[str, str], http: bool) -> tuple[subprocess.Popen[str], int, int]:
-    args = [NVCTL, "agent", "serve", "--listen", "127.0.0.1:0"]
+def start_agent(
+    env: dict[str, str], http: bool, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[str], int, int]:
+    args = [NVCTL, "agent", "serve", "--listen", "127.0.0.1:0", *extra]
     if http:
         args += ["--http", "127.0.0.1:0"]
     proc = subprocess.Popen(

@@ -121,13 +121,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     directory = base / "stack"
     shutil.copytree(SHIPPED.parent, directory)
     port = free_port()
-    # The seed publishes 8080 on every address; tests share the host, so they publish a
-    # free port on the loopback instead (the only change to the seed's file).
+    # The seed publishes 8080 on every address, and the quic network's listener at its own
+    # port (UDP 3000); tests share the host, so they publish the dashboard on a free
+    # loopback port and the listener on a free port (the only changes to the seed's file).
     text = (directory / "Boltfile.toml").read_text()
-    assert 'ports = ["8080:8080"]' in text
-    (directory / "Boltfile.toml").write_text(
-        text.replace('ports = ["8080:8080"]', f'ports = ["127.0.0.1:{port}:8080"]')
-    )
+    assert 'ports = ["8080:8080"]' in text and text.rstrip().endswith("encryption = true")
+    text = text.replace('ports = ["8080:8080"]', f'ports = ["127.0.0.1:{port}:8080"]')
+    (directory / "Boltfile.toml").write_text(text.rstrip() + '\npublish = "0.0.0.0:0"\n')
     env = dict(nv.env)
     env["BOLT_ROOT"] = str(base / "root")
     env["BOLT_CDI_SPEC_DIRS"] = str(base / "cdi")

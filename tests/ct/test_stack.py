@@ -13,7 +13,9 @@ import urllib.request
 
 import pytest
 
+from tests.conftest import tool
 from tests.ct.conftest import REPO, Stack
+from tests.netns import remote_host
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime, pytest.mark.nvsim, pytest.mark.slow,
               pytest.mark.timeout(1800)]  # fmt: skip
@@ -200,6 +202,65 @@ def test_monitor_streams_samples_from_gpu_monitor(stack: Stack) -> None:
         assert all(g["temperature_c"] > 0 and g["power_w"] > 0 for g in doc["gpus"])
     text = stack.ct("monitor", "--count", "1", check=True).stdout
     assert "GPU 0" in text and "GPU 1" in text
+
+
+def _client(stack: Stack, name: str) -> tuple[dict[str, str], str]:
+    """A client's environment (its own key and config dir) and its public-key line."""
+    env = {**stack.env, "NVCTL_CONFIG_DIR": str(stack.root.parent / f"client-{name}"),
+           "NVCTL_STATE_DIR": str(stack.root.parent / f"client-state-{name}")}  # fmt: skip
+    done = subprocess.run([tool("nvctl"), "remote", "keygen"], env=env, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    return env, done.stdout.strip().splitlines()[-1]
+
+
+def test_a_bolt_endpoint_is_reachable_from_another_host_through_the_agent(stack: Stack) -> None:
+    from bolt.network import identity
+
+    stack.wait_healthy()
+    manager = json.loads(stack.bolt("surge", "-f", str(stack.file), "status", "--json",
+                                    check=True).stdout)[0]  # fmt: skip
+    udp = [p for p in manager["ports"] if p["protocol"] == "udp"]
+    assert [p["container_port"] for p in udp] == [3000]  # the quic listener, published
+    agent = json.loads(stack.ct("exec", "gpu-manager", "--", "nvctl", "agent", "identity",
+                                "--json", check=True).stdout)  # fmt: skip
+    # the agent's identity is the project's, made by Surge and kept under its root
+    made = (stack.root / "quic" / "nvcontrol" / "listener" / "cert.pem").read_text()
+    assert agent["fingerprint"] == identity.cert_fingerprint(identity.load_cert(made))
+    assert stack.first_start is not None  # `ct start` told where the listener is
+    assert "quic listener: 0.0.0.0:" in stack.first_start.stdout
+    assert f"identity {agent['fingerprint']} (gpu-manager)" in stack.first_start.stdout
+    operator_env, operator_key = _client(stack, "operator")
+    stranger_env, _ = _client(stack, "stranger")
+    stack.ct("exec", "gpu-manager", "--", "nvctl", "agent", "authorize", operator_key,
+             "--role", "operator", check=True)  # fmt: skip
+    with remote_host() as remote:
+        via = f"{remote.host_ip}:{udp[0]['host_port']}"
+        argv = [tool("nvctl"), "remote", "forward", "0", "bolt://web-interface:8080",
+                "--remote", via, "--host-fingerprint", agent["fingerprint"]]  # fmt: skip
+        refused = remote.run(*argv, env=stranger_env)
+        assert refused.returncode == 4 and "not authorized" in refused.stderr, refused.stderr
+        proc = remote.popen(*argv, env=operator_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            m = re.search(r"forwarding 127\.0\.0\.1:(\d+) -> bolt://web-interface:8080", line)
+            assert m is not None, (line, proc.stderr)
+            got = remote.run("curl", "-sS", "-m", "30", f"http://127.0.0.1:{m[1]}/metrics")
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=30)
+    assert got.returncode == 0, got.stderr
+    # web-interface, reached by its service name inside the project, answered with the
+    # GPU data it got from gpu-manager over the verified hop
+    assert (
+        "DCGM_FI_DEV_GPU_TEMP" in got.stdout and 'Hostname="nvcontrol-gpu-manager-1"' in got.stdout
+    )
+    audit = json.loads(stack.ct("exec", "gpu-manager", "--", "nvctl", "agent", "audit", "--json",
+                                check=True).stdout)["audit"]  # fmt: skip
+    opened = [e for e in audit if e["action"] == "tunnel"]
+    assert opened and opened[0]["result"] == "ok"
+    assert opened[0]["params"]["target"] == "bolt://web-interface:8080"
 
 
 def test_stop_leaves_nothing_and_start_again_reuses_cached_images(stack: Stack) -> None:

@@ -398,11 +398,21 @@ class Service(Strict):
 # --------------------------------------------------------------------------- top level
 
 
+def _publish(value: Any) -> Any:
+    if value is None:
+        return None
+    parsed = _parsed(values.parse_publish, value)
+    return parsed if parsed is False else f"{parsed[0]}:{parsed[1]}"
+
+
 class DefaultNetwork(Strict):
     driver: Literal["bridge", "host", "none", "quic"] = "bridge"
     subnet: Subnet | None = None
     encryption: bool = False
     internal: bool = False
+    # quic: where this host publishes the listener's UDP port ([HOST_IP:]PORT, or false);
+    # by default on every address, at the listener's own port (bolt.surge.quicnet)
+    publish: Annotated[str | bool | None, BeforeValidator(_publish)] = None
 
 
 class NetworkDef(Strict):

@@ -183,3 +183,23 @@ def parse_restart(spec: str) -> dict[str, Any]:
     if sep and not count.isdigit():
         raise ValueError(f"invalid retry count {count!r} in {spec!r}")
     return {"policy": name, "max_retries": int(count) if sep else None}
+
+
+def parse_publish(spec: object) -> tuple[str, int] | bool:
+    """``[network] publish``: ``[HOST_IP:]PORT`` (port 0: a free one chosen at start) as
+    (host address, port), or ``false`` (the quic listener is not published)."""
+    if spec is False:
+        return False
+    if isinstance(spec, int) and not isinstance(spec, bool):
+        spec = str(spec)
+    if not isinstance(spec, str):
+        raise ValueError("expected '[HOST_IP:]PORT' or false")
+    host_ip, sep, port = spec.strip().rpartition(":")
+    host_ip = host_ip.strip("[]") if sep else "0.0.0.0"
+    try:
+        ipaddress.ip_address(host_ip)
+    except ValueError:
+        raise ValueError(f"invalid host address {host_ip!r} in {spec!r}") from None
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"invalid port in {spec!r} (0 to 65535; 0 picks a free one)")
+    return host_ip, int(port)

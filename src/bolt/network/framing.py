@@ -100,3 +100,27 @@ class FrameDecoder:
         if end and self._buf:
             raise FrameError(f"stream ended inside a frame ({len(self._buf)} bytes left over)")
         return out
+
+    def feed_one(self, data: bytes) -> tuple[dict[str, Any] | None, bytes]:
+        """At most one frame, and the bytes after it (for a stream that turns raw after its
+        first frame); (None, b"") until the frame is whole."""
+        self._buf += data
+        if len(self._buf) < HEADER.size:
+            return None, b""
+        (word,) = HEADER.unpack_from(self._buf)
+        size = word & ~COMPRESSED
+        if size > self.max_size:
+            raise FrameError(f"frame of {size} bytes exceeds the {self.max_size}-byte limit")
+        if len(self._buf) < HEADER.size + size:
+            return None, b""
+        body = bytes(self._buf[HEADER.size : HEADER.size + size])
+        rest = self.take_rest()[HEADER.size + size :]
+        if word & COMPRESSED:
+            body = _inflate(body, self.max_size)
+        return decode_body(body), rest
+
+    def take_rest(self) -> bytes:
+        """The bytes not yet consumed (the decoder is empty afterwards)."""
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return rest

@@ -25,7 +25,7 @@ from aioquic.asyncio import connect as quic_connect
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamDataReceived, StreamReset
 
-from bolt.network import framing, identity, session
+from bolt.network import framing, identity, session, streams
 
 ALPN = "bolt-quic/1"
 DEFAULT_PORT = 4433
@@ -87,6 +87,10 @@ class CallContext:
     key_fp: str
     emit: Callable[[dict[str, Any]], None]
     messages: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    # Turn this call's stream into a raw byte stream (the handler then owns it, and its
+    # return value is not sent); ``message`` goes out in the ``open`` frame.
+    upgrade: Callable[[dict[str, Any]], streams.RawStream] | None = None
+    connection: int = 0  # names the connection the call came on (for per-connection limits)
 
 
 Handler = Callable[[CallContext, str, dict[str, Any]], Awaitable[Any]]
@@ -97,7 +101,7 @@ def _default_error(exc: BaseException) -> dict[str, Any]:
     return {"message": str(exc), "code": 1}
 
 
-class _ServerProtocol(QuicConnectionProtocol):
+class _ServerProtocol(streams.RawStreamsMixin, QuicConnectionProtocol):
     server: QuicServer
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -113,6 +117,7 @@ class _ServerProtocol(QuicConnectionProtocol):
         )
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.contexts: dict[int, CallContext] = {}
+        self.raw: dict[int, streams.RawStream] = {}
         self.counted = False
         if len(srv.connections) >= srv.limits.max_connections:
             self._quic.close(error_code=session.LIMIT, reason_phrase="too many connections")
@@ -124,6 +129,10 @@ class _ServerProtocol(QuicConnectionProtocol):
         if isinstance(event, StreamDataReceived):
             self._run(self.session.stream_data(event.stream_id, event.data, event.end_stream))
         elif isinstance(event, StreamReset):
+            if event.stream_id in self.raw:
+                self.session.raw_gone(event.stream_id)
+                self.raw.pop(event.stream_id).aborted("the peer reset the stream")
+                return
             task = self.tasks.get(event.stream_id)
             if task is not None:
                 task.cancel()
@@ -140,6 +149,8 @@ class _ServerProtocol(QuicConnectionProtocol):
             self.counted = False
         for task in self.tasks.values():
             task.cancel()  # the dead-man's switch: a call loses its client, it is cancelled
+        for raw in self.raw.values():
+            raw.aborted("the connection closed")
 
     def _run(self, actions: list[session.Action]) -> None:
         for a in actions:
@@ -154,6 +165,10 @@ class _ServerProtocol(QuicConnectionProtocol):
                 ctx = self.contexts.get(a.stream_id)
                 if ctx is not None and ctx.messages.qsize() < 64:
                     ctx.messages.put_nowait(a.message)
+            elif isinstance(a, session.Data):
+                raw = self.raw.get(a.stream_id)
+                if raw is not None:
+                    raw.feed(a.data, a.end)
         self.transmit()
 
     def _start(self, call: session.Call) -> None:
@@ -164,8 +179,25 @@ class _ServerProtocol(QuicConnectionProtocol):
             self._run(self.session.reply(sid, {"t": "event", **event}))
 
         ctx = CallContext(self.session.principal, self.session.key_fp, emit)
+        ctx.upgrade = lambda message: self._upgrade(sid, message)
+        ctx.connection = id(self)
         self.contexts[sid] = ctx
         self.tasks[sid] = asyncio.ensure_future(self._serve_call(ctx, call))
+
+    def _upgrade(self, sid: int, message: dict[str, Any]) -> streams.RawStream:
+        def send(data: bytes, end: bool) -> None:
+            self._run(self.session.send_raw(sid, data, end))
+
+        def reset(code: int) -> None:
+            self.session.raw_gone(sid)
+            self.raw.pop(sid, None)
+            self._quic.reset_stream(sid, code)
+            self.transmit()
+
+        raw = streams.RawStream(sid, send, reset, lambda: streams.unacked_bytes(self._quic, sid))
+        self.raw[sid] = raw
+        self._run(self.session.upgrade(sid, message))
+        return raw
 
     async def _serve_call(self, ctx: CallContext, call: session.Call) -> None:
         sid = call.stream_id
@@ -179,6 +211,12 @@ class _ServerProtocol(QuicConnectionProtocol):
         finally:
             self.tasks.pop(sid, None)
             self.contexts.pop(sid, None)
+            raw = self.raw.pop(sid, None)
+        if raw is not None:  # an upgraded call ends with its stream, not with a reply
+            if raw.error is None and not raw.at_eof:
+                raw.abort("the handler finished")
+            self.session.raw_gone(sid)
+            return
         self._run(self.session.reply(sid, reply, end=True))
 
 
@@ -228,21 +266,32 @@ class QuicServer:
 # --------------------------------------------------------------------------- client
 
 
-class _ClientProtocol(QuicConnectionProtocol):
+class _ClientProtocol(streams.RawStreamsMixin, QuicConnectionProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.streams: dict[int, asyncio.Queue[tuple[bytes, bool]]] = {}
+        self.raw: dict[int, streams.RawStream] = {}
         self.terminated: str | None = None
 
     def quic_event_received(self, event: QuicEvent) -> None:
         if isinstance(event, StreamDataReceived):
+            raw = self.raw.get(event.stream_id)
+            if raw is not None:
+                raw.feed(event.data, event.end_stream)
+                return
             q = self.streams.get(event.stream_id)
             if q is not None:
                 q.put_nowait((event.data, event.end_stream))
+        elif isinstance(event, StreamReset):
+            raw = self.raw.pop(event.stream_id, None)
+            if raw is not None:
+                raw.aborted("the agent reset the stream")
         elif isinstance(event, ConnectionTerminated):
             self.terminated = event.reason_phrase or f"closed (code {event.error_code})"
             for q in self.streams.values():
                 q.put_nowait((b"", True))
+            for raw in self.raw.values():
+                raw.aborted(f"the connection closed: {self.terminated}")
 
 
 class QuicClient:
@@ -378,6 +427,22 @@ class QuicClient:
                 with contextlib.suppress(Exception):
                     quic.send_stream_data(sid, b"", end_stream=True)
                     self._proto.transmit()
+
+    async def open_stream(
+        self, method: str, params: dict[str, Any] | None = None, *, timeout_s: float = 10.0
+    ) -> streams.RawStream:
+        """A call the server upgrades to a raw byte stream (e.g. a tunnel); raises
+        :class:`RemoteError` when the server refuses it."""
+        return await streams.open_stream(self._proto, method, params or {}, timeout_s)
+
+    async def open_tunnel(self, target: str, *, timeout_s: float = 10.0) -> streams.RawStream:
+        """A byte stream to ``bolt://SERVICE:PORT`` in the server's project network."""
+        return await self.open_stream("tunnel", {"target": target}, timeout_s=timeout_s)
+
+    @property
+    def closed(self) -> str | None:
+        """Why the connection closed, or None while it is open."""
+        return self._proto.terminated
 
     async def _forward(self, sid: int, answers: asyncio.Queue[dict[str, Any]]) -> None:
         while True:

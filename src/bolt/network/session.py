@@ -13,6 +13,11 @@ socket, a clock or a file.  The wire protocol:
 * Every later stream carries one call: ``call`` {method, params} from the client, then
   ``event`` frames and a final ``result`` or ``error`` from the server, which then ends
   the stream.  While the call runs the client may send ``answer`` frames on it.
+* A call may instead be *upgraded* (:meth:`ServerSession.upgrade`): the server answers
+  with one ``open`` frame, and from then on the stream carries raw bytes both ways, as a
+  TCP connection after HTTP's CONNECT does (each FIN is a half-close).  The client sends
+  nothing after its ``call`` frame until it has read ``open`` (or the ``error`` that
+  refuses the call).
 
 Any malformed frame, a call before authentication, or a second hello closes the
 connection it came on (and only that one).
@@ -86,7 +91,16 @@ class Message:
     message: dict[str, Any]
 
 
-Action = Send | Close | Authenticated | Call | Message
+@dataclass(frozen=True)
+class Data:
+    """Raw bytes from the client on an upgraded stream (``end``: its half is finished)."""
+
+    stream_id: int
+    data: bytes
+    end: bool = False
+
+
+Action = Send | Close | Authenticated | Call | Message | Data
 
 PROTOCOL_ERROR = 0x1  # application error codes in CONNECTION_CLOSE
 AUTH_FAILED = 0x2
@@ -114,10 +128,16 @@ class ServerSession:
     _decoders: dict[int, framing.FrameDecoder] = field(default_factory=dict)
     _calls: set[int] = field(default_factory=set)
     _said_hello: bool = False
+    _raw_in: set[int] = field(default_factory=set)  # upgraded streams the client may send on
+    _raw_out: set[int] = field(default_factory=set)  # ... and that the server may send on
 
     def stream_data(self, stream_id: int, data: bytes, end: bool) -> list[Action]:
         if self.closed:
             return []
+        if stream_id in self._raw_in:
+            if end:
+                self._raw_in.discard(stream_id)
+            return [Data(stream_id, data, end)]
         dec = self._decoders.setdefault(stream_id, framing.FrameDecoder(self.max_frame))
         try:
             messages = dec.feed(data, end)
@@ -145,6 +165,34 @@ class ServerSession:
             end = True
             self._calls.discard(stream_id)
         return [Send(stream_id, data, end)]
+
+    def upgrade(self, stream_id: int, message: dict[str, Any]) -> list[Action]:
+        """Turn a running call's stream into a raw byte stream: ``message`` (the ``open``
+        frame) is its last frame; any bytes the client sent early are handed on as data."""
+        if self.closed or stream_id not in self._calls:
+            return []
+        self._calls.discard(stream_id)
+        self._raw_in.add(stream_id)
+        self._raw_out.add(stream_id)
+        actions: list[Action] = [Send(stream_id, framing.encode({**message, "t": "open"}))]
+        dec = self._decoders.pop(stream_id, None)
+        early = dec.take_rest() if dec is not None else b""
+        if early:
+            actions.append(Data(stream_id, early))
+        return actions
+
+    def send_raw(self, stream_id: int, data: bytes, end: bool = False) -> list[Action]:
+        """Bytes the server sends on an upgraded stream (``end``: its half is finished)."""
+        if self.closed or stream_id not in self._raw_out:
+            return []
+        if end:
+            self._raw_out.discard(stream_id)
+        return [Send(stream_id, data, end)]
+
+    def raw_gone(self, stream_id: int) -> None:
+        """An upgraded stream was reset or abandoned: forget it."""
+        self._raw_in.discard(stream_id)
+        self._raw_out.discard(stream_id)
 
     @property
     def active_calls(self) -> int:
@@ -201,6 +249,8 @@ class ServerSession:
     def _close(self, reason: str, code: int = PROTOCOL_ERROR) -> list[Action]:
         self.closed = True
         self._calls.clear()
+        self._raw_in.clear()
+        self._raw_out.clear()
         return [Close(reason, code)]
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from basis.errors import ExecError, NotFound, Unsupported, UserError
 from bolt.config import Boltfile
 from bolt.engine import ContainerInfo, Engine, ExecResult
-from bolt.surge import images, intents, resources
+from bolt.runtime.intent import ContainerIntent
+from bolt.surge import images, intents, quicnet, resources
 from bolt.surge.plan import (
     COMPLETED,
     HEALTHY,
@@ -149,9 +150,10 @@ class Orchestrator:
     ) -> tuple[list[DesiredService], dict[str, Any]]:
         desired: list[DesiredService] = []
         intent_of: dict[str, Any] = {}
+        quicnet.ensure_identity(self.root, self.boltfile)
         for name in services:
             svc = self.boltfile.services[name]
-            intent = intents.service_intent(self.boltfile, name).validate()
+            intent = self._quic(intents.service_intent(self.boltfile, name)).validate()
             image = images.image_id(self.root, intent.image) or ""
             spec_hash = intents.desired_hash(intent, image)
             intent_of[name] = (intent, spec_hash)
@@ -166,6 +168,14 @@ class Orchestrator:
                 )
             )
         return desired, intent_of
+
+    def _quic(self, intent: ContainerIntent) -> ContainerIntent:
+        """What the ``quic`` network driver adds to a service (nothing for other networks)."""
+        if not quicnet.active(self.boltfile):
+            return intent
+        return quicnet.extend(
+            intent, self.boltfile, self.root, quicnet.image_config(self.root, intent.image)
+        )
 
     async def surge_up(
         self,
@@ -460,8 +470,11 @@ class Orchestrator:
             await self._call(
                 resources.ensure_volumes, self.engine, self.boltfile, [name], self.report
             )
-        base = intents.service_intent(
-            self.boltfile, name, command=command, extra_env=dict(env or {}), oneoff=True
+        await self._call(quicnet.ensure_identity, self.root, self.boltfile)
+        base = self._quic(
+            intents.service_intent(
+                self.boltfile, name, command=command, extra_env=dict(env or {}), oneoff=True
+            )
         )
         oneoff = intents.labelled(base, self.boltfile, name, 0, "", oneoff=True)
         import secrets

@@ -14,6 +14,7 @@ from typing import Any
 from bolt.network import quic
 from nvcontrol.agent import db, identity, keys
 from nvcontrol.agent.service import Caller, Service
+from nvcontrol.agent.tunnel import TunnelRules, Tunnels
 from nvcontrol.agent.worker import NvmlWorker
 from nvcontrol.remote import api
 
@@ -24,6 +25,7 @@ class ServeOptions:
     http: tuple[str, int] | None = None
     limits: quic.Limits = field(default_factory=quic.Limits)
     sample_interval_s: float = 1.0
+    tunnels: TunnelRules = field(default_factory=TunnelRules)
 
 
 async def serve(opts: ServeOptions, say: Callable[[str], None]) -> None:
@@ -34,8 +36,11 @@ async def serve(opts: ServeOptions, say: Callable[[str], None]) -> None:
     try:
         await worker.run(_repair(say))
         service = Service(worker, conn)
+        tunnels = Tunnels(opts.tunnels, conn)
 
         async def handler(ctx: quic.CallContext, method: str, params: dict[str, Any]) -> Any:
+            if method == "tunnel":  # a byte stream to bolt://SERVICE:PORT (agent/tunnel.py)
+                return await tunnels.serve(ctx, params)
             caller = Caller(ctx.key_fp, ctx.principal, "quic")
             return await service.call(caller, method, params, ctx.emit, ctx.messages)
 

@@ -41,6 +41,16 @@ def _addr(text: str, what: str, default_port: int) -> tuple[str, int]:
 @click.option("--idle-timeout", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True,
               help="Seconds of silence before a connection is dropped (and its live "
               "transaction reverted).")  # fmt: skip
+@click.option("--no-tunnels", is_flag=True, help="Refuse tunnels to bolt://SERVICE:PORT.")
+@click.option("--tunnel-map", "tunnel_map", multiple=True, metavar="NAME=HOST",
+              help="Reach bolt://NAME:PORT at HOST (an agent outside a project network); "
+              "repeatable.")  # fmt: skip
+@click.option("--tunnel-role", type=click.Choice(["operator", "admin"]), default="operator",
+              show_default=True, help="The least role that may open tunnels.")  # fmt: skip
+@click.option("--max-tunnels", type=click.IntRange(1, 1000), default=16, show_default=True,
+              help="Tunnels open at once per connection.")  # fmt: skip
+@click.option("--tunnel-idle-timeout", type=click.FloatRange(1, 86400), default=300.0,
+              show_default=True, help="Seconds without bytes before a tunnel is closed.")  # fmt: skip
 def serve_cmd(
     listen: str,
     http: str | None,
@@ -48,17 +58,48 @@ def serve_cmd(
     max_streams: int,
     max_request: int,
     idle_timeout: float,
+    no_tunnels: bool,
+    tunnel_map: tuple[str, ...],
+    tunnel_role: str,
+    max_tunnels: int,
+    tunnel_idle_timeout: float,
 ) -> None:
     """Run the agent in the foreground (systemd: packaging/nvcontrol-agent.service)."""
     from bolt.network.quic import Limits
     from nvcontrol.agent.server import ServeOptions, run
+    from nvcontrol.agent.tunnel import TunnelRules
 
     opts = ServeOptions(
         listen=_addr(listen, "--listen", 4433),
         http=_addr(http, "--http", 8443) if http else None,
         limits=Limits(max_connections, max_streams, max_request, idle_timeout),
+        tunnels=TunnelRules(
+            enabled=not no_tunnels,
+            min_role=tunnel_role,
+            names=_tunnel_map(tunnel_map),
+            max_per_connection=max_tunnels,
+            idle_timeout_s=tunnel_idle_timeout,
+        ),
     )
     run(opts)
+
+
+def _tunnel_map(entries: tuple[str, ...]) -> dict[str, str]:
+    from bolt.network.relay import parse_endpoint
+
+    out: dict[str, str] = {}
+    for entry in entries:
+        name, sep, host = entry.partition("=")
+        try:
+            if not sep or not host.strip():
+                raise ValueError("give NAME=HOST")
+            parse_endpoint(f"bolt://{name}:1")
+        except ValueError as err:
+            raise InvalidInput(
+                f"--tunnel-map {entry!r}: {err}", hint="e.g. web=127.0.0.1"
+            ) from None
+        out[name] = host.strip()
+    return out
 
 
 @agent.command("identity")

@@ -84,15 +84,18 @@ def start_cmd(c: CtContext, rebuild: bool) -> None:
     def say(text: str) -> None:
         click.echo(f"[+] {text}", err=True)
 
-    async def work(o: Orchestrator) -> tuple[control.StartReport, dict[str, Any]]:
+    async def work(o: Orchestrator) -> tuple[control.StartReport, dict[str, Any], list[str]]:
         report = await control.start(o, say, Lines(sys.stderr), rebuild=rebuild)
-        return report, await control.status(o)
+        doc = await control.status(o)
+        return report, doc, control.quic_listeners(doc, o.root)
 
-    report, doc = c.run(work)
+    report, doc, listeners = c.run(work)
     made = ", ".join(report.images + report.built) or "none (all cached)"
     click.echo(f"✅ GPU management services started in {report.seconds:.1f} s (built: {made})")
     for url in control.dashboard_urls(doc):
         click.echo(f"dashboard: {url}")
+    for listener in listeners:
+        click.echo(f"quic listener: {listener}")
 
 
 @ct.command("stop")

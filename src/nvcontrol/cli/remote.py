@@ -1,4 +1,5 @@
-"""``nvctl remote keygen|hosts|forget`` — this client's key and the agents it trusts."""
+"""``nvctl remote keygen|hosts|forget|forward`` — this client's key, the agents it trusts,
+and tunnels through them."""
 
 from __future__ import annotations
 
@@ -55,3 +56,51 @@ def forget_cmd(endpoint: str) -> None:
         click.echo(f"forgot {trust.canonical(endpoint)}")
     else:
         click.echo(f"{trust.canonical(endpoint)} was not a known host")
+
+
+@remote.command("forward")
+@click.argument("local", metavar="[LOCAL_ADDR:]LOCAL_PORT")
+@click.argument("target_text", metavar="bolt://SERVICE:PORT")
+@click.option("--remote", "remote_host", metavar="HOST[:PORT]",
+              help="The agent to tunnel through (or give nvctl's global --remote).")  # fmt: skip
+@click.option("--accept-new-host", is_flag=True, help="Trust an unknown agent on first use.")
+@click.option("--host-fingerprint", metavar="FP", help="The agent identity to expect.")
+@click.option("--ca-file", metavar="FILE", help="Verify the agent against this CA instead.")
+def forward_cmd(
+    local: str,
+    target_text: str,
+    remote_host: str | None,
+    accept_new_host: bool,
+    host_fingerprint: str | None,
+    ca_file: str | None,
+) -> None:
+    """Forward LOCAL_PORT to bolt://SERVICE:PORT in the agent's project network, like
+    `ssh -L`: every TCP connection to the local port is a tunnel through the agent's QUIC
+    listener (operator role or above).  Runs until interrupted."""
+    import asyncio
+
+    from basis.errors import InvalidInput
+    from nvcontrol.remote import forward, keys
+    from nvcontrol.remote.target import TrustOptions, target
+
+    listen = forward.local_address(local)
+    service = forward.target(target_text)
+    chosen = target()
+    if remote_host is not None:
+        trust = TrustOptions(accept_new_host, host_fingerprint, ca_file)
+        endpoint = remote_host
+    elif chosen is not None:
+        trust, endpoint = chosen.trust, chosen.endpoint
+    else:
+        raise InvalidInput("no agent given", hint="add --remote HOST[:PORT]")
+    fwd = forward.Forward(endpoint, trust, listen, service)
+
+    def say(text: str) -> None:
+        click.echo(text, err=True)
+
+    def ready(host: str, port: int) -> None:
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        click.echo(f"forwarding {shown} -> {service} through {endpoint}")
+
+    runner = forward.Forwarder(fwd, keys.load(), say)
+    asyncio.run(runner.run(ready))

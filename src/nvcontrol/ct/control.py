@@ -190,5 +190,25 @@ def dashboard_urls(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def quic_listeners(doc: dict[str, Any], root: Path) -> list[str]:
+    """``HOST:PORT/udp, identity FP`` of each published QUIC listener of the stack (the
+    quic network's way in from other hosts)."""
+    from bolt.network import identity
+    from bolt.surge import quicnet
+
+    cert = quicnet.identity_dir(root, str(doc["project"])) / "listener" / "cert.pem"
+    try:
+        fp = identity.cert_fingerprint(identity.load_cert(cert.read_text()))
+    except (OSError, identity.KeyError_):
+        fp = "unknown"
+    out = []
+    for s in doc["services"]:
+        for p in s["ports"] if s["state"] == "running" else []:
+            if p.get("protocol") == "udp" and p.get("host_port"):
+                host = p.get("host_ip") or "0.0.0.0"
+                out.append(f"{host}:{p['host_port']}/udp, identity {fp} ({s['service']})")
+    return out
+
+
 def default_root() -> Path:
     return Path(os.environ.get("BOLT_ROOT", "/var/lib/bolt"))

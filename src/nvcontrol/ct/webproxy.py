@@ -5,7 +5,10 @@ The agent serves the dashboard, its JSON API and ``/metrics`` over HTTPS; this s
 forwards method, path, query, body and the headers that carry a login (cookie,
 ``Authorization``, ``X-CSRF-Token``) and returns the agent's answer unchanged, so roles,
 CSRF and audit stay the agent's.  Inside the project network the agent is reached by its
-service name; its self-signed certificate is not verified on that hop (see docs/ct.md).
+service name, and its certificate is verified against the project's listener certificate
+that Surge mounts into every service of a ``quic`` network (``$BOLT_QUIC_TRUST``; or
+``$API_CERT``, a PEM file, elsewhere): a peer without the listener's key is refused with a
+502 and nothing is forwarded to it.  Without either file the proxy does not start.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import ssl
 import sys
 from urllib.parse import urlsplit
 
-from aiohttp import ClientSession, ClientTimeout, TCPConnector, web
+from aiohttp import ClientConnectorCertificateError, ClientSession, ClientTimeout, TCPConnector, web
+
+from bolt.network.identity import PINNED_NAME
 
 FORWARDED_REQUEST = ("Authorization", "Cookie", "X-CSRF-Token", "Content-Type", "Accept")
 DROPPED_RESPONSE = {"content-length", "transfer-encoding", "connection", "content-encoding"}
@@ -33,10 +38,33 @@ def upstream_url(endpoint: str) -> str:
     return f"https://{parts.hostname}:{parts.port}"
 
 
-def make_app(upstream: str) -> web.Application:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+TRUST_ENVS = ("BOLT_QUIC_TRUST", "API_CERT")
+
+
+def trust_anchor(environ: dict[str, str]) -> str:
+    """The PEM of the agent's certificate, from the first of :data:`TRUST_ENVS` set;
+    ValueError when there is none (the proxy will not forward to an unverified peer)."""
+    for name in TRUST_ENVS:
+        path = environ.get(name)
+        if path:
+            try:
+                with open(path) as f:
+                    pem = f.read()
+            except OSError as err:
+                raise ValueError(f"{name}={path}: {err.strerror}") from None
+            if "BEGIN CERTIFICATE" not in pem:
+                raise ValueError(f"{name}={path} is not a PEM certificate")
+            return pem
+    raise ValueError(
+        "no certificate to verify gpu-manager with: Surge's quic network mounts it "
+        "($BOLT_QUIC_TRUST); elsewhere set API_CERT to the agent's cert.pem"
+    )
+
+
+def make_app(upstream: str, agent_cert: str) -> web.Application:
+    # The agent's certificate is the only trust anchor, and every agent certificate names
+    # PINNED_NAME, so a pinned peer verifies whatever address reached it.
+    context = ssl.create_default_context(cadata=agent_cert)
     app = web.Application(client_max_size=MAX_BODY)
 
     async def on_startup(app: web.Application) -> None:
@@ -58,6 +86,7 @@ def make_app(upstream: str) -> web.Application:
                 headers=headers,
                 data=body or None,
                 allow_redirects=False,
+                server_hostname=PINNED_NAME,
             ) as resp:
                 payload = await resp.read()
                 out = web.Response(status=resp.status, body=payload)
@@ -65,6 +94,13 @@ def make_app(upstream: str) -> web.Application:
                     if key.lower() not in DROPPED_RESPONSE:
                         out.headers.add(key, value)
                 return out
+        except ClientConnectorCertificateError as err:
+            return web.json_response(
+                {"error": f"gpu-manager at {upstream} is not the project's agent (its "
+                          f"certificate does not verify: {err.certificate_error}); nothing "
+                          "was forwarded"},
+                status=502,
+            )  # fmt: skip
         except (TimeoutError, OSError) as err:
             return web.json_response(
                 {"error": f"gpu-manager at {upstream} is unreachable: {err}"}, status=502
@@ -83,12 +119,13 @@ def main(argv: list[str]) -> int:
     host, _, port = args.listen.rpartition(":")
     try:
         upstream = upstream_url(os.environ.get("API_ENDPOINT", "bolt://gpu-manager:3000"))
+        agent_cert = trust_anchor(dict(os.environ))
         port_number = int(port)
     except ValueError as err:
         print(f"web-interface: {err}", file=sys.stderr)
         return 2
     print(f"web-interface: http://{host}:{port_number} -> {upstream}", flush=True)
-    web.run_app(make_app(upstream), host=host, port=port_number, print=None)
+    web.run_app(make_app(upstream, agent_cert), host=host, port=port_number, print=None)
     return 0
 
 
