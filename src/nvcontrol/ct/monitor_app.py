@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import Footer, Sparkline, Static
 
 from nvcontrol.ct.monitor import GRAPHS, History, readings, show
@@ -113,8 +114,11 @@ class MonitorApp(App[None]):
         self.run_worker(self._consume(), exclusive=True, name="feed")
 
     async def _consume(self) -> None:
-        async for event in self.events():
-            await self.apply(event)
+        try:
+            async for event in self.events():
+                await self.apply(event)
+        except NoMatches:
+            return  # the app is closing and its screen is gone
 
     async def apply(self, event: dict[str, Any]) -> None:
         kind = event.get("t")
@@ -134,9 +138,9 @@ class MonitorApp(App[None]):
                 self.down += f" — retrying every {event.get('retry_s', 2):g} s"
         elif kind == "error":
             self.down = str(event.get("message"))
+        self._show_status()
         if not self.paused:
             await self._redraw()
-        self._show_status()
 
     def _record(self, sample: dict[str, Any]) -> None:
         gpus = readings(sample, self.names)
