@@ -50,3 +50,18 @@ def test_text_line_shows_values_units_and_missing_ones() -> None:
     assert text.startswith("GPU 0") and " - " in text and "100.5 W" in text
     assert "fan" not in text  # this GPU has no fan
     assert "lost" in monitor.line({**g, "lost": True})
+
+
+def test_nvctl_does_not_import_textual_unless_it_shows_the_full_screen_view() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nsys.argv = ['nvctl', 'ct', 'monitor', '--help']\n"
+        "from nvcontrol.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import nvcontrol.ct.monitor, nvcontrol.ct.monitor_feed\n"
+        "print('textual' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
