@@ -101,6 +101,7 @@ def test_full_screen_graphs_follow_the_load_nvsim_puts_on_a_gpu(live: Live) -> N
             await asyncio.to_thread(nv.run, "load", "1", "80")
             await _until(lambda: _spark(app, 1, "utilization_pct")[-1:] == [80.0], "80 % on GPU 1")
             assert _text(app, "#gpu-1-utilization_pct-now") == "80 %"
+            assert _text(app, "#gpu-1-utilization_pct-range") == "0..80"
             assert _spark(app, 0, "utilization_pct")[-1] == 0.0
             # the load heats GPU 1 and draws power: its graphs climb, GPU 0's stay flat
             await _until(lambda: _spark(app, 1, "temperature_c")[-1] > _spark(app, 0, "temperature_c")[-1] + 3, "GPU 1 warming")  # fmt: skip

@@ -34,6 +34,7 @@ class GpuPanel(Vertical):
     GpuPanel .label { width: 10; color: $text-muted; }
     GpuPanel .now { width: 11; text-align: right; margin-right: 1; }
     GpuPanel Sparkline { width: 1fr; height: 1; }
+    GpuPanel .range { width: 14; margin-left: 1; color: $text-muted; }
     GpuPanel .summary { color: $text-muted; }
     """
 
@@ -51,6 +52,7 @@ class GpuPanel(Vertical):
                 yield Static(m.label, classes="label")
                 yield Static("-", classes="now", id=f"{self.prefix}-{m.key}-now")
                 yield Sparkline([], id=f"{self.prefix}-{m.key}", summary_function=max)
+                yield Static("", classes="range", id=f"{self.prefix}-{m.key}-range")
         yield Static("", classes="summary", id=f"{self.prefix}-summary")
 
     def update_from(self, g: dict[str, Any], history: History) -> None:
@@ -61,6 +63,9 @@ class GpuPanel(Vertical):
             if m.key == "fan_pct":
                 row.display = bool(points)  # a GPU without a fan has no fan graph
             self.query_one(f"#{self.prefix}-{m.key}", Sparkline).data = points
+            # a sparkline spans its own minimum to maximum: say what that is
+            span = f"{min(points):.4g}..{max(points):.4g}" if points else ""
+            self.query_one(f"#{self.prefix}-{m.key}-range", Static).update(span)
             now = "lost" if g.get("lost") else show(g.get(m.key), f" {m.unit}")
             self.query_one(f"#{self.prefix}-{m.key}-now", Static).update(now)
         mem = g.get("memory_used_mib"), g.get("memory_total_mib")
@@ -125,6 +130,7 @@ class MonitorApp(App[None]):
         if kind == "hello":
             self.down = None
             self.names = event.get("names") or {}
+            self.where = str(event.get("url") or self.where)
             self.history = History()
             for sample in event.get("history") or []:
                 self._record(sample)

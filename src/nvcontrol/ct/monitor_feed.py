@@ -43,6 +43,8 @@ class Source:
     token: str | None = None
     verify: ssl.SSLContext | bool = False
     renew: Callable[[], Awaitable[str]] | None = None  # a fresh token after a refusal
+    # finds the service again after a lost connection (a recreated container moves)
+    relocate: Callable[[Source], Awaitable[None]] | None = None
 
 
 def pinned(cert_path: str) -> ssl.SSLContext:
@@ -56,8 +58,20 @@ async def events(
     source: Source, *, history: int = 120, retry_s: float = 2.0
 ) -> AsyncIterator[dict[str, Any]]:
     """Stream events, forever (the caller stops iterating); see the module docstring."""
-    renewed = False
+    renewed, lost = False, False
     while True:
+        if lost and source.relocate is not None:
+            try:  # never retry an old address: another container may hold it now
+                await source.relocate(source)
+            except (UserError, OSError) as exc:
+                yield {
+                    "t": "down",
+                    "message": f"{SERVICE} is not reachable: {exc}",
+                    "retry_s": retry_s,
+                }
+                await asyncio.sleep(retry_s)
+                continue
+        lost = True
         headers = {"Accept": "application/x-ndjson"}
         if source.token:
             headers["Authorization"] = f"Bearer {source.token}"
@@ -83,7 +97,10 @@ async def events(
                 renewed = False
                 async for text in resp.aiter_lines():
                     if text.strip():
-                        yield decode(text)
+                        event = decode(text)
+                        if event["t"] == "hello":
+                            event["url"] = source.url  # where this connection went
+                        yield event
                 raise _Refused("the stream ended")
         except (httpx.HTTPError, OSError, StreamError, _Refused) as exc:
             message = f"gpu-monitor at {source.url} is unreachable: {_describe(exc)}"
@@ -165,19 +182,29 @@ def _cached(path: Path, container: str, any_container: bool = False) -> tuple[st
 
 
 async def stack_source(orch: Orchestrator) -> Source:
-    from bolt.surge.tools import resolve_endpoint
-
-    address, port = resolve_endpoint(orch, f"bolt://{SERVICE}:{MONITOR_PORT}")
-    container = _container(orch)
+    """The stack's gpu-monitor, with a viewer token; after a lost connection it is looked
+    up again, so a recreated container (new address, new agent state) is found."""
     path = _token_file(orch.project)
-    cached = _cached(path, container)
-    token = cached[0] if cached else await _create_token(orch, container, path)
-    host = f"[{address}]" if ":" in address else address
+    found: dict[str, str] = {}
+
+    async def locate(source: Source) -> None:
+        from bolt.surge.tools import resolve_endpoint
+
+        address, port = resolve_endpoint(orch, f"bolt://{SERVICE}:{MONITOR_PORT}")
+        container = _container(orch)
+        if container != found.get("container"):
+            cached = _cached(path, container)
+            source.token = cached[0] if cached else await _create_token(orch, container, path)
+            found["container"] = container
+        host = f"[{address}]" if ":" in address else address
+        source.url = f"https://{host}:{port}"
 
     async def renew() -> str:
-        return await _create_token(orch, container, path)
+        return await _create_token(orch, found["container"], path)
 
-    return Source(f"https://{host}:{port}", token, False, renew)
+    source = Source("", None, False, renew, locate)
+    await locate(source)
+    return source
 
 
 async def services_by_gpu(orch: Orchestrator) -> dict[str, list[str]]:
