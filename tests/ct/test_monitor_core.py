@@ -44,6 +44,13 @@ def test_history_is_bounded_and_keeps_gaps_out_of_the_graph() -> None:
     assert h.points("GPU-a", "fan_pct") == []
 
 
+def test_bars_draw_one_column_per_sample_newest_right_scaled_min_to_max() -> None:
+    assert monitor.bars([0, 50, 100], 5) == "  ▁▅█"
+    assert monitor.bars([float(v) for v in range(20)], 4) == "▁▃▆█"  # the last 4 only
+    assert monitor.bars([7, 7], 3) == " ▁▁"  # flat: the lowest bar
+    assert monitor.bars([], 3) == "   " and monitor.bars([1], 0) == ""
+
+
 def test_text_line_shows_values_units_and_missing_ones() -> None:
     g = monitor.readings(_sample(1, None), NAMES)[0]
     text = monitor.line(g)

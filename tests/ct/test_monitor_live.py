@@ -73,10 +73,14 @@ async def _until(check: Callable[[], bool], what: str, timeout: float = 20.0) ->
         await asyncio.sleep(0.1)
 
 
-def _spark(app: Any, gpu: int, key: str) -> list[float]:
-    from textual.widgets import Sparkline
+def _row(app: Any, gpu: int, key: str) -> Any:
+    from nvcontrol.ct.monitor_app import GpuPanel
 
-    return list(app.query_one(f"#gpu-{gpu}-{key}", Sparkline).data or [])
+    return app.query_one(f"#gpu-{gpu}", GpuPanel).rows[key]
+
+
+def _spark(app: Any, gpu: int, key: str) -> list[float]:
+    return list(_row(app, gpu, key).points)
 
 
 def _text(app: Any, selector: str) -> str:
@@ -100,8 +104,11 @@ def test_full_screen_graphs_follow_the_load_nvsim_puts_on_a_gpu(live: Live) -> N
             await _until(lambda: "2 GPU(s)" in _text(app, "#status"), "the status line")
             await asyncio.to_thread(nv.run, "load", "1", "80")
             await _until(lambda: _spark(app, 1, "utilization_pct")[-1:] == [80.0], "80 % on GPU 1")
-            assert _text(app, "#gpu-1-utilization_pct-now") == "80 %"
-            assert _text(app, "#gpu-1-utilization_pct-range") == "0..80"
+            assert _row(app, 1, "utilization_pct").now == "80 %"
+            assert _row(app, 1, "utilization_pct").span == "0..80"
+            drawn = app.query_one("#gpu-1", GpuPanel).line_text(3)  # temp, power, SM, util
+            assert drawn.startswith("util") and "80 %" in drawn and drawn.rstrip().endswith("0..80")
+            assert "█" in drawn and "▁" in drawn  # the graph rose from 0 to 80
             assert _spark(app, 0, "utilization_pct")[-1] == 0.0
             # the load heats GPU 1 and draws power: its graphs climb, GPU 0's stay flat
             await _until(lambda: _spark(app, 1, "temperature_c")[-1] > _spark(app, 0, "temperature_c")[-1] + 3, "GPU 1 warming")  # fmt: skip

@@ -120,6 +120,23 @@ class History:
         return [v for v in self.values(uuid, key) if v is not None]
 
 
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def bars(points: list[float], width: int) -> str:
+    """A one-line graph of the last ``width`` points, one column per sample, newest on
+    the right, scaled from their minimum (lowest bar) to their maximum (full bar)."""
+    if width <= 0:
+        return ""
+    shown = points[-width:]
+    if not shown:
+        return " " * width
+    lo, hi = min(shown), max(shown)
+    top = len(BARS) - 1
+    cols = [BARS[0] if hi == lo else BARS[round((v - lo) / (hi - lo) * top)] for v in shown]
+    return " " * (width - len(cols)) + "".join(cols)
+
+
 def show(v: Any, unit: str = "") -> str:
     if v is None:
         return "-"

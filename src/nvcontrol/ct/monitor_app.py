@@ -1,5 +1,5 @@
 """``nvctl ct monitor``'s full-screen view (Textual): one panel per GPU, each with history
-graphs (temperature, power, SM clock, utilization, fan where there is one), the current
+graphs (temperature, power, SM clock, utilization, fan where there is one; one column per sample), the current
 values and the services that use the GPU.
 
 It only draws: events come from :func:`nvcontrol.ct.monitor_feed.events` (or any async
@@ -11,70 +11,117 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rich.segment import Segment
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
-from textual.widgets import Footer, Sparkline, Static
+from textual.geometry import Size
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Footer, Static
 
-from nvcontrol.ct.monitor import GRAPHS, History, readings, show
+from nvcontrol.ct.monitor import GRAPHS, History, bars, readings, show
 
 Events = Callable[[], AsyncIterator[dict[str, Any]]]
 
 
-class GpuPanel(Vertical):
-    """One GPU: a row per graphed metric (label, current value, history) and a summary."""
+@dataclass
+class Row:
+    """What one graphed metric's line shows."""
 
+    label: str
+    now: str = "-"
+    points: list[float] = field(default_factory=list)
+    span: str = ""  # the graph's scale: its points' minimum..maximum
+
+
+class GpuPanel(Widget):
+    """One GPU: a line per graphed metric (label, current value, history graph, the
+    graph's range) and a summary line.
+
+    The panel draws its lines itself, each as a few runs of text, with the graph one
+    column per sample (:func:`~nvcontrol.ct.monitor.bars`).  A panel made of Textual's
+    Sparkline and Static widgets cost about four times nvitop's CPU per second here (its
+    Sparkline blends a colour per bar, and two dozen widgets a GPU each re-render); see
+    bench/ct_monitor.py.
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"gpu-panel--muted", "gpu-panel--graph"}
     DEFAULT_CSS = """
     GpuPanel { border: round $accent; height: auto; padding: 0 1; margin: 0 0 1 0; }
     GpuPanel.lost { border: round $error; }
-    GpuPanel .row { height: 1; }
-    GpuPanel .label { width: 10; color: $text-muted; }
-    GpuPanel .now { width: 11; text-align: right; margin-right: 1; }
-    GpuPanel Sparkline { width: 1fr; height: 1; }
-    GpuPanel .range { width: 14; margin-left: 1; color: $text-muted; }
-    GpuPanel .summary { color: $text-muted; }
+    GpuPanel > .gpu-panel--muted { color: $text-muted; }
+    GpuPanel > .gpu-panel--graph { color: $accent; }
     """
+    LABEL, NOW, SPAN = 10, 11, 14
 
     def __init__(self, g: dict[str, Any], services: list[str] | None) -> None:
         super().__init__(id=f"gpu-{g['index']}")
         self.uuid = g["uuid"]
-        self.prefix = f"gpu-{g['index']}"
         self.border_title = f"GPU {g['index']} · {g.get('model') or g['uuid']}"
         if services is not None:  # None: not known (a gpu-monitor outside the stack)
             self.border_subtitle = f"used by: {', '.join(services) or 'no stack service'}"
+        self.rows = {m.key: Row(m.label) for m in GRAPHS}
+        self.summary = ""
 
-    def compose(self) -> ComposeResult:
-        for m in GRAPHS:
-            with Horizontal(classes="row", id=f"{self.prefix}-{m.key}-row"):
-                yield Static(m.label, classes="label")
-                yield Static("-", classes="now", id=f"{self.prefix}-{m.key}-now")
-                yield Sparkline([], id=f"{self.prefix}-{m.key}", summary_function=max)
-                yield Static("", classes="range", id=f"{self.prefix}-{m.key}-range")
-        yield Static("", classes="summary", id=f"{self.prefix}-summary")
+    def shown(self) -> list[Row]:
+        """The rows drawn: a GPU without a fan has no fan graph."""
+        return [r for k, r in self.rows.items() if k != "fan_pct" or r.points]
 
     def update_from(self, g: dict[str, Any], history: History) -> None:
+        before = len(self.shown())
         self.set_class(bool(g.get("lost")), "lost")
         for m in GRAPHS:
-            points = history.points(self.uuid, m.key)
-            row = self.query_one(f"#{self.prefix}-{m.key}-row")
-            if m.key == "fan_pct":
-                row.display = bool(points)  # a GPU without a fan has no fan graph
-            self.query_one(f"#{self.prefix}-{m.key}", Sparkline).data = points
-            # a sparkline spans its own minimum to maximum: say what that is
-            span = f"{min(points):.4g}..{max(points):.4g}" if points else ""
-            self.query_one(f"#{self.prefix}-{m.key}-range", Static).update(span)
-            now = "lost" if g.get("lost") else show(g.get(m.key), f" {m.unit}")
-            self.query_one(f"#{self.prefix}-{m.key}-now", Static).update(now)
+            row = self.rows[m.key]
+            row.points = history.points(self.uuid, m.key)
+            row.now = "lost" if g.get("lost") else show(g.get(m.key), f" {m.unit}")
+            row.span = f"{min(row.points):.4g}..{max(row.points):.4g}" if row.points else ""
         mem = g.get("memory_used_mib"), g.get("memory_total_mib")
-        limit = show(g.get("power_limit_w"), " W")
-        self.query_one(f"#{self.prefix}-summary", Static).update(
+        self.summary = (
             f"mem clock {show(g.get('memory_clock_mhz'), ' MHz')} · "
-            f"memory {show(mem[0])}/{show(mem[1], ' MiB')} · power limit {limit} · "
-            f"{g.get('pstate') or '-'}"
+            f"memory {show(mem[0])}/{show(mem[1], ' MiB')} · "
+            f"power limit {show(g.get('power_limit_w'), ' W')} · {g.get('pstate') or '-'}"
         )
+        self.refresh(layout=len(self.shown()) != before)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return len(self.shown()) + 1
+
+    def line_text(self, y: int) -> str:
+        """Line ``y`` as plain text (what :meth:`render_line` draws, without colours)."""
+        return "".join(text for text, _ in self._runs(y))
+
+    def render_line(self, y: int) -> Strip:
+        muted = self.get_component_rich_style("gpu-panel--muted")
+        graph = self.get_component_rich_style("gpu-panel--graph")
+        style = {"muted": muted, "graph": graph, "": self.rich_style}
+        width = self.content_size.width
+        return Strip([Segment(t, style[k]) for t, k in self._runs(y)]).crop(0, width)
+
+    def _runs(self, y: int) -> list[tuple[str, str]]:
+        rows = self.shown()
+        width = self.content_size.width
+        if y == len(rows):
+            return [(self.summary, "muted")]
+        if y > len(rows):
+            return []
+        row = rows[y]
+        graph_w = max(0, width - self.LABEL - self.NOW - self.SPAN - 2)
+        return [
+            (f"{row.label:<{self.LABEL}}", "muted"),
+            (f"{row.now:>{self.NOW}} ", ""),
+            (bars(row.points, graph_w), "graph"),
+            (f" {row.span:<{self.SPAN}}", "muted"),
+        ]
+
+
+def _set(widget: Static, text: str) -> None:
+    if str(widget.content) != text:
+        widget.update(text, layout=False)
 
 
 class MonitorApp(App[None]):
@@ -173,7 +220,7 @@ class MonitorApp(App[None]):
         status.set_class(self.down is not None, "down")
         status.set_class(self.paused and self.down is None, "paused")
         if self.down is not None:
-            status.update(self.down)
+            _set(status, self.down)
             return
         when = time.strftime("%H:%M:%S", time.localtime(self.last_time)) if self.last_time else "-"
         text = f"gpu-monitor {self.where} · {len(self.latest)} GPU(s) · last sample {when}"
@@ -181,7 +228,7 @@ class MonitorApp(App[None]):
             text += f" · {self.skipped} skipped (slow terminal)"
         if self.paused:
             text = f"paused (p resumes; samples are still recorded) · {text}"
-        status.update(text)
+        _set(status, text)
 
     async def action_pause(self) -> None:
         self.paused = not self.paused
