@@ -241,3 +241,38 @@ def test_a_viewer_that_does_not_read_skips_samples_instead_of_piling_them_up() -
     assert slow.queue.qsize() == QUEUE
     assert slow.skipped == QUEUE * 4
     assert slow.queue.get_nowait()["time"] == float(QUEUE * 4)  # the newest ones are kept
+
+
+def test_a_lost_gpu_monitor_is_looked_up_again_and_its_old_address_never_retried(
+    live: Live,
+) -> None:
+    from basis.errors import NotFound
+
+    dead = f"https://127.0.0.1:{_free_port()}"
+    lookups: list[str] = []
+
+    async def relocate(source: Source) -> None:
+        lookups.append(source.url)
+        if len(lookups) < 3:
+            raise NotFound("gpu-monitor is not running")
+        source.url = live.url  # the service is back, at another address
+
+    async def scenario() -> list[dict[str, Any]]:
+        source = Source(dead, live.token, pinned(live.cert), relocate=relocate)
+        seen: list[dict[str, Any]] = []
+        async for event in events(source, retry_s=0.1):
+            seen.append(event)
+            if event["t"] == "hello":
+                return seen
+        raise AssertionError("the stream ended")
+
+    seen = asyncio.run(scenario())
+    assert [e["t"] for e in seen] == ["down", "down", "down", "hello"]
+    assert "unreachable" in seen[0]["message"] and dead in seen[0]["message"]
+    assert (
+        seen[1]["message"]
+        == seen[2]["message"]
+        == ("gpu-monitor is not reachable: gpu-monitor is not running")
+    )
+    assert seen[3]["url"] == live.url and len(seen[3]["names"]) == 2
+    assert lookups == [dead, dead, dead]  # looked up before each retry, never dialled meanwhile
