@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -200,8 +201,18 @@ def test_monitor_streams_samples_from_gpu_monitor(stack: Stack) -> None:
     for doc in lines:
         assert [g["uuid"] for g in doc["gpus"]] == uuids
         assert all(g["temperature_c"] > 0 and g["power_w"] > 0 for g in doc["gpus"])
+    # the stream is a viewer-level read: the monitor made itself a viewer token inside
+    # gpu-monitor, kept it owner-only, and reuses it
+    kept = Path(stack.env["NVCTL_STATE_DIR"]) / "ct-monitor" / "nvcontrol.json"
+    assert kept.stat().st_mode & 0o777 == 0o600
+    first = kept.read_text()
     text = stack.ct("monitor", "--count", "1", check=True).stdout
     assert "GPU 0" in text and "GPU 1" in text
+    assert kept.read_text() == first
+    tokens = stack.ct("exec", "gpu-monitor", "--", "nvctl", "agent", "token", "list", "--json",
+                      check=True).stdout  # fmt: skip
+    roles = {t["name"]: t["role"] for t in json.loads(tokens)["tokens"] if t["active"]}
+    assert roles == {json.loads(first)["name"]: "viewer"}
 
 
 def _client(stack: Stack, name: str) -> tuple[dict[str, str], str]:

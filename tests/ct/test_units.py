@@ -138,21 +138,3 @@ def test_dashboard_url_from_the_published_port() -> None:
         ]
     }  # fmt: skip
     assert control.dashboard_urls(doc) == ["http://127.0.0.1:8080/"]
-
-
-def test_monitor_samples_read_dcgm_names_per_gpu() -> None:
-    from nvcontrol.ct import monitor
-
-    text = (
-        "# TYPE DCGM_FI_DEV_GPU_TEMP gauge\n"
-        'DCGM_FI_DEV_GPU_TEMP{UUID="GPU-b",gpu="1",modelName="M"} 41.0\n'
-        'DCGM_FI_DEV_GPU_TEMP{UUID="GPU-a",gpu="0",modelName="M"} 40.0\n'
-        "# TYPE DCGM_FI_DEV_POWER_USAGE gauge\n"
-        'DCGM_FI_DEV_POWER_USAGE{UUID="GPU-a",gpu="0",modelName="M"} 22.5\n'
-        "# TYPE nvctl_agent_up gauge\nnvctl_agent_up 1.0\n"
-    )
-    got = monitor.samples(text)
-    assert [g["uuid"] for g in got] == ["GPU-a", "GPU-b"]
-    assert got[0]["temperature_c"] == 40.0 and got[0]["power_w"] == 22.5
-    assert "power_w" not in got[1]
-    assert "40 °C" in monitor.line(got[0]) and " - " in monitor.line(got[1]) + " "

@@ -28,6 +28,7 @@ class Sampler:
         self.connections = connections
         self._task: asyncio.Task[None] | None = None
         self._monitor: Any = None
+        self.on_sample: list[Callable[[dict[str, Any]], None]] = []  # live streams
 
     @property
     def outcomes(self) -> dict[str, int]:
@@ -78,6 +79,8 @@ class Sampler:
         sample, xids, offsets = await self.service.worker.run(read)
         self.latest = sample
         self.history.append(sample)
+        for fn in list(self.on_sample):
+            fn(sample)
         self.last_xid.update(xids)
         if offsets is not None:
             self.offsets = _flat_offsets(offsets)

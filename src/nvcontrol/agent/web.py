@@ -28,6 +28,7 @@ from basis.errors import ExitCode, InvalidInput, PermissionDenied, UserError
 from nvcontrol.agent import metrics, tokens
 from nvcontrol.agent.sampler import Sampler
 from nvcontrol.agent.service import Caller, Service
+from nvcontrol.agent.stream import SampleStream, history_count
 from nvcontrol.remote import api
 
 COOKIE = "nvctl_session"
@@ -62,6 +63,8 @@ class WebApp:
         self.sessions: dict[str, Session] = {}
         self.sampler = Sampler(service, sample_interval_s, connections)
         self.registry = metrics.registry(self.sampler)
+        self.stream = SampleStream()
+        self.sampler.on_sample.append(self.stream.publish)
         self.ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ssl.load_cert_chain(cert_path, key_path)
         self.app = web.Application(client_max_size=MAX_BODY)
@@ -74,6 +77,7 @@ class WebApp:
         r.add_get("/api/session", self.session_info)
         r.add_get("/api/samples", self.samples)
         r.add_get("/api/live", self.live)
+        r.add_get("/api/stream", self.live_samples)
         r.add_post("/api/call/{method}", self.call)
         self.runner: web.AppRunner | None = None
         self.origin = ""
@@ -91,6 +95,7 @@ class WebApp:
         return sock[0], sock[1]
 
     async def stop(self) -> None:
+        self.stream.close()
         await self.sampler.stop()
         if self.runner is not None:
             await self.runner.cleanup()
@@ -171,6 +176,24 @@ class WebApp:
         self._session(req, csrf=False)
         names = {u: n for u, (n, _bus) in self.sampler.names.items()}
         return web.json_response({"names": names, "samples": list(self.sampler.history)[-120:]})
+
+    async def live_samples(self, req: web.Request) -> web.StreamResponse:
+        """The readings as they are taken (see :mod:`nvcontrol.agent.stream`)."""
+        s = self._session(req, csrf=False)
+        count = history_count(req.query.get("history"))
+        history = list(self.sampler.history)[-count:] if count else []
+        names = {u: {"model": n, "pci_bus_id": b} for u, (n, b) in self.sampler.names.items()}
+        hello = {"name": s.name, "role": s.role, "names": names, "history": history}
+        sid = req.cookies.get(COOKIE, "")
+        auth = req.headers.get("Authorization", "")
+
+        def still_allowed() -> bool:
+            if auth.startswith("Bearer "):
+                return tokens.lookup(self.service.db, auth[7:].strip()) is not None
+            live = self.sessions.get(sid)
+            return live is not None and live.expires > time.time()
+
+        return await self.stream.serve(req, hello, still_allowed)
 
     async def live(self, req: web.Request) -> web.Response:
         self._session(req, csrf=False)

@@ -8,6 +8,7 @@ Thin over :mod:`nvcontrol.ct.control`, :class:`bolt.surge.Orchestrator` and
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -202,36 +203,119 @@ def exec_cmd(c: CtContext, service: str, command: tuple[str, ...]) -> None:
 
 
 @ct.command("monitor")
-@click.option("--interval", type=click.FloatRange(0.2, 3600), default=1.0, show_default=True,
-              metavar="S")  # fmt: skip
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=None, metavar="S",
+              help="Text and JSON: show a sample at most every S seconds (default: each "
+              "sample gpu-monitor takes, once a second in the stack).")  # fmt: skip
 @click.option("--count", type=click.IntRange(1), default=None, metavar="N",
-              help="Stop after N samples (default: until Ctrl-C).")  # fmt: skip
+              help="Text and JSON: stop after N samples (default: until Ctrl-C).")  # fmt: skip
+@click.option("--plain", is_flag=True, help="Plain text lines even on a terminal.")
+@click.option("--url", metavar="URL", default=None,
+              help="Read another gpu-monitor (any nvctl agent's HTTPS listener, "
+              "https://HOST:PORT) instead of the stack's; its viewer token is read from "
+              "$NVCTL_TOKEN.")  # fmt: skip
+@click.option("--cert", "cert", metavar="PEM", default=None, type=click.Path(dir_okay=False),
+              help="With --url: trust exactly this agent certificate (default: not "
+              "verified).")  # fmt: skip
 @json_option
 @pass_ct
-def monitor_cmd(c: CtContext, interval: float, count: int | None, as_json: bool) -> None:
-    """Live GPU samples from the gpu-monitor service, as plain text lines (or JSON lines).
-    The full-screen view is not implemented yet; this is the text view."""
-    from bolt.surge.tools import resolve_endpoint
-    from nvcontrol.cli.common import emit_json_line
-    from nvcontrol.ct import monitor
+def monitor_cmd(
+    c: CtContext,
+    interval: float | None,
+    count: int | None,
+    plain: bool,
+    url: str | None,
+    cert: str | None,
+    as_json: bool,
+) -> None:
+    """Live GPU samples from the gpu-monitor service: a full-screen view with per-GPU
+    history graphs on a terminal (q quits, p pauses), plain text lines otherwise or with
+    --plain, JSON lines with --json."""
+    from nvcontrol.ct import monitor_feed
 
-    orch = c.orchestrator(quiet=True)
+    full_screen = not (as_json or plain) and sys.stdout.isatty() and sys.stdin.isatty()
+
+    async def work(o: Orchestrator | None) -> None:
+        if url is not None:
+            source = monitor_feed.Source(
+                _monitor_url(url), os.environ.get("NVCTL_TOKEN") or None,
+                monitor_feed.pinned(cert) if cert else False,
+            )  # fmt: skip
+            services: dict[str, list[str]] | None = None
+        else:
+            assert o is not None
+            source = await monitor_feed.stack_source(o)
+            services = await monitor_feed.services_by_gpu(o) if full_screen else {}
+        if full_screen:
+            from nvcontrol.ct.monitor_app import MonitorApp
+
+            await MonitorApp(lambda: monitor_feed.events(source), source.url, services).run_async()
+            return
+        await _monitor_lines(monitor_feed.events(source, history=1), interval, count, as_json)
+
     try:
-        address, port = resolve_endpoint(orch, f"bolt://gpu-monitor:{monitor.MONITOR_PORT}")
-    finally:
-        orch.close()
-    n = 0
-    while count is None or n < count:
-        if n:
-            time.sleep(interval)
-        gpus = monitor.samples(monitor.fetch(address, port))
-        n += 1
-        if as_json:
-            emit_json_line({"time": time.time(), "gpus": gpus})
+        if url is not None:
+            asyncio.run(work(None))
+        else:
+            c.run(work, quiet=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def _monitor_url(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    from basis.errors import InvalidInput
+
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        raise InvalidInput(f"--url {url!r}: expected https://HOST:PORT")
+    return url.rstrip("/")
+
+
+async def _monitor_lines(
+    events: Any, interval: float | None, count: int | None, as_json: bool
+) -> None:
+    """The plain-text (or JSON lines) view: one block per sample.  A gpu-monitor that
+    cannot be reached at first is an error; one lost later is reported and retried."""
+    from basis.errors import PermissionDenied, UserError
+    from nvcontrol.cli.common import emit_json_line
+    from nvcontrol.ct.monitor import frame, line
+
+    names: dict[str, Any] = {}
+    shown, last, connected = 0, 0.0, False
+    async for event in events:
+        kind = event.get("t")
+        if kind == "down" or kind == "error":
+            if event.get("fatal") or kind == "error":
+                raise PermissionDenied(str(event.get("message")))
+            if not connected:
+                raise UserError(str(event["message"]),
+                                hint="is the stack running? see `nvctl ct status`")  # fmt: skip
+            click.echo(f"{event['message']}; retrying", err=True)
             continue
-        click.echo(time.strftime("%H:%M:%S"))
-        for g in gpus:
-            click.echo("  " + monitor.line(g))
+        if kind == "hello":
+            connected = True
+            names = event.get("names") or {}
+            samples = event.get("history") or []
+        elif kind == "sample":
+            samples = [event]
+        else:
+            continue
+        for sample in samples:
+            now = time.monotonic()
+            if interval is not None and shown and now - last < interval:
+                continue
+            last = now
+            doc = frame(sample, names)
+            if as_json:
+                emit_json_line(doc)
+            else:
+                click.echo(time.strftime("%H:%M:%S", time.localtime(doc["time"] or time.time())))
+                for g in doc["gpus"]:
+                    click.echo("  " + line(g))
+            shown += 1
+            if count is not None and shown >= count:
+                return
 
 
 # ---------------------------------------------------------------------------- snapshots
