@@ -122,12 +122,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     shutil.copytree(SHIPPED.parent, directory)
     port = free_port()
     # The seed publishes 8080 on every address; tests share the host, so they publish a
-    # free port on the loopback instead (the only change to the seed's file).
+    # free port on the loopback instead.
     text = (directory / "Boltfile.toml").read_text()
     assert 'ports = ["8080:8080"]' in text
-    (directory / "Boltfile.toml").write_text(
-        text.replace('ports = ["8080:8080"]', f'ports = ["127.0.0.1:{port}:8080"]')
-    )
+    text = text.replace('ports = ["8080:8080"]', f'ports = ["127.0.0.1:{port}:8080"]')
+    # This host has no kernel headers; the driver-updater's read-only /lib/modules comes
+    # from a tree with this kernel's build directory, as on a machine with them installed.
+    modules = base / "kernel" / "modules"
+    (modules / os.uname().release / "build").mkdir(parents=True)
+    (modules / os.uname().release / "build" / "Makefile").write_text("# kernel headers\n")
+    assert '"/lib/modules:/lib/modules:ro"' in text
+    text = text.replace('"/lib/modules:/lib/modules:ro"', f'"{modules}:/lib/modules:ro"')
+    (directory / "Boltfile.toml").write_text(text)
     env = dict(nv.env)
     env["BOLT_ROOT"] = str(base / "root")
     env["BOLT_CDI_SPEC_DIRS"] = str(base / "cdi")

@@ -83,7 +83,7 @@ def inventory() -> list[core.Gpu]:
     with Nvml() as nvml:
         out = []
         for g in nvml.gpus:
-            arch = g.get(pynvml.nvmlDeviceGetArchitecture, g.handle)
+            arch = g.get(pynvml.nvmlDeviceGetArchitecture)
             name = ARCHITECTURES.get(arch) if arch is not None else None
             out.append(core.Gpu(g.index, g.uuid, g.name, core.arch_key(name)))
         return out
