@@ -4,6 +4,7 @@ temporary directories standing in for its volumes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ from nvcontrol.ct.update_core import (
     RollBack,
     TakeSnapshot,
 )
-from tests.conftest import tool
+from tests.conftest import NvsimInstance, tool
 
 ADA = [Gpu(0, "GPU-a", "NVIDIA GeForce RTX 4090", "ada"),
        Gpu(1, "GPU-b", "NVIDIA GeForce RTX 4090", "ada")]  # fmt: skip
@@ -181,3 +182,31 @@ def test_staging_copies_the_package_with_its_checksum(tmp_path: Path) -> None:
     (tmp_path / "x.deb").write_text("x")
     with pytest.raises(InvalidInput):
         update.stage(tmp_path / "x.deb", drivers)
+
+
+@pytest.mark.nvsim
+def test_an_install_killed_before_its_health_check_is_checked_and_rolled_back_next_time(
+    nvsim_gpus: NvsimInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal says the driver was installed but never checked (the process died): the
+    next ``nvctl ct update`` checks it first, finds a GPU missing, and rolls it back."""
+    nv = nvsim_gpus
+    before = json.loads(nv.run("driver", "status", "--json").stdout)["current"]["version"]
+    broken = tmp_path / "nvsim-driver-580.126.09.tar.gz"
+    nv.run("driver", "pack", "580.126.09", "--fault", "gpu-missing", "-o", str(broken))
+    run = InstallRun("580.126.09", before)
+    run.begin(), run.snapshot_taken("s")
+    journal = Path(nv.env["NVCTL_STATE_DIR"]) / update.JOURNAL
+    update._save(journal, {"run": run.to_json(), "gpus": 2})
+    nv.run("driver", "install", str(broken))  # ...and then the process was killed
+    for key, value in nv.env.items():
+        monkeypatch.setenv(key, value)
+
+    said: list[str] = []
+    done = asyncio.run(update.repair(said.append))
+    assert done is not None and done.rolled_back and done.exit_code == 5
+    assert "GPU 1" in str(done.cause) and "does not answer" in str(done.cause)
+    assert said[0] == "finishing the interrupted update to driver 580.126.09"
+    after = json.loads(nv.run("driver", "status", "--json").stdout)["current"]["version"]
+    assert after == before and not journal.exists()
+    assert asyncio.run(update.repair(said.append)) is None  # nothing left to finish
