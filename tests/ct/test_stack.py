@@ -292,6 +292,8 @@ def _update_snapshots(stack: Stack) -> list[dict[str, Any]]:
 
 def test_update_with_a_bad_package_changes_nothing(stack: Stack, tmp_path: Path) -> None:
     before = _driver(stack)
+    nothing = stack.ct("update", "--install")
+    assert nothing.returncode == 2 and "no driver package is staged" in nothing.stderr
     try:
         bad = _bundle(stack, tmp_path / "bad", "580.105.08")
         bad.with_name(bad.name + ".sha256").write_text("0" * 64 + f"  {bad.name}\n")

@@ -280,7 +280,10 @@ async def update(
     say(f"{UPDATER}: stage, verify, build and test")
     report = await check(orch, gpus, version, name)
     code = int(report["exit_code"])
-    if code or not install or report["package"] is None:
+    if install and not code and report["package"] is None:
+        raise InvalidInput("nothing to install: no driver package is staged",
+                           hint="stage one with --package PATH")  # fmt: skip
+    if code or not install:
         return report, code
     assert be is not None
     chosen = report["manifest"]["version"]
