@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from basis.errors import ExitCode, UserError, render
-from nvsim import build, control, instance, status
+from nvsim import build, bundle, control, driver, instance, status
 
 F = TypeVar("F", bound=Callable[..., Any])
 _debug = False
@@ -262,6 +262,89 @@ def build_cmd(force: bool) -> None:
         click.echo(str(build.build(force=force)))
     except build.BuildError as err:
         raise UserError(str(err)) from None
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+@cli.group("driver")
+def driver_group() -> None:
+    """Driver bundles: pack one, check one, install it (switching the virtual driver's
+    version), roll back to the previous driver."""
+
+
+def _show_driver(doc: dict[str, Any], as_json: bool, verb: str) -> None:
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    cur, prev = doc["current"], doc["previous"]
+    broken = f" (fault: {cur['fault']})" if cur.get("fault") else ""
+    click.echo(f"{verb}driver {cur['version']}{broken}")
+    if cur.get("unbound"):
+        click.echo(f"  not bound by this driver: {', '.join(cur['unbound'])}")
+    click.echo(f"  previous: {prev['version'] if prev else 'none'}")
+
+
+@driver_group.command("pack")
+@click.argument("version")
+@click.option("--arch", "archs", multiple=True, metavar="ARCH",
+              help="An architecture the bundle supports (repeat; default: every one the "
+              "branch supports: " + ", ".join(bundle.ARCH_SINCE) + ").")  # fmt: skip
+@click.option("--fault", type=click.Choice(bundle.FAULTS), default=None,
+              help="Make a broken driver whose post-install health check fails.")  # fmt: skip
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Bundle file (default: ./nvsim-driver-VERSION.tar.gz).")  # fmt: skip
+@_json_flag
+def driver_pack(
+    version: str, archs: tuple[str, ...], fault: str | None, output: Path | None, as_json: bool
+) -> None:
+    """Write the bundle of driver VERSION and its FILE.sha256 checksum."""
+    out = output or Path(bundle.default_name(version))
+    path, manifest = bundle.pack(version, out, architectures=archs, fault=fault)
+    if as_json:
+        click.echo(json.dumps({"bundle": str(path), "manifest": manifest.to_json()}))
+        return
+    click.echo(f"{path}: driver {manifest.version} for {', '.join(manifest.architectures)}"
+               + (f" (fault: {fault})" if fault else ""))  # fmt: skip
+
+
+@driver_group.command("verify")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@_json_flag
+def driver_verify(file: Path, as_json: bool) -> None:
+    """Check FILE against FILE.sha256 and its members against SHA256SUMS."""
+    digest = bundle.check_sidecar(file)
+    manifest, _ = bundle.read(file)
+    if as_json:
+        click.echo(json.dumps({"bundle": str(file), "sha256": digest,
+                               "manifest": manifest.to_json()}))  # fmt: skip
+        return
+    click.echo(f"{file}: intact, driver {manifest.version}")
+
+
+@driver_group.command("install")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@_json_flag
+@_with_state
+def driver_install(file: Path, as_json: bool, state_here: Path | None) -> None:
+    """Install the bundle FILE: the instance reports its driver version from now on."""
+    _show_driver(driver.install(_state_dir(state_here), file), as_json, "installed ")
+
+
+@driver_group.command("rollback")
+@_json_flag
+@_with_state
+def driver_rollback(as_json: bool, state_here: Path | None) -> None:
+    """Switch back to the driver installed before the current one."""
+    _show_driver(driver.rollback(_state_dir(state_here)), as_json, "rolled back to ")
+
+
+@driver_group.command("status")
+@_json_flag
+@_with_state
+def driver_status(as_json: bool, state_here: Path | None) -> None:
+    """The installed driver and the previous one."""
+    _show_driver(driver.status(_state_dir(state_here)), as_json, "")
 
 
 def main(argv: list[str] | None = None) -> None:

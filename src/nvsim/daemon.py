@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from nvsim import instance, model
+from nvsim import instance, layout, model
 from nvsim.state import StateFile, StateFileError, append_event
 
 TICK_HZ = 10
@@ -28,6 +28,22 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+XID_GSP_TIMEOUT = 119  # what a broken driver install looks like (see nvsim.driver)
+DRIVER_XID_PERIOD_US = 1_000_000
+
+
+def _driver_xid(gpu: layout.Gpu, time_us: int) -> bool:
+    """A driver installed with ``fault = "xid"`` reports Xid 119 on GPU 0 each second."""
+    if gpu.event_head:
+        last = gpu.events[(gpu.event_head - 1) % layout.EVENT_RING]
+        recent = time_us - last.time_us < DRIVER_XID_PERIOD_US
+        if last.type == layout.EVENT_XID_CRITICAL and last.data == XID_GSP_TIMEOUT and recent:
+            return False
+    append_event(gpu, layout.EVENT_XID_CRITICAL, XID_GSP_TIMEOUT, time_us)
+    gpu.xid_count += 1
+    return True
+
+
 def tick(sf: StateFile, dt: float, time_us: int) -> int:
     """One step of every GPU under the lock; returns how many events were appended."""
     appended = 0
@@ -36,6 +52,9 @@ def tick(sf: StateFile, dt: float, time_us: int) -> int:
             for event in model.step(gpu, dt, time_us):
                 append_event(gpu, event.type, event.data, event.time_us)
                 appended += 1
+        gpus = sf.gpus()
+        if sf.header.driver_fault & layout.DRIVER_FAULT_XID and gpus:
+            appended += _driver_xid(gpus[0], time_us)
         sf.header.tick_us = time_us
     return appended
 

@@ -242,6 +242,8 @@ def up(
     except OSError as err:
         raise UserError(f"cannot create {state_dir}: {err.strerror}") from None
     _refuse_if_running(state_dir)
+    (state_dir / "driver.json").unlink(missing_ok=True)  # a new instance, a new driver record
+    shutil.rmtree(state_dir / "drivers", ignore_errors=True)
     notes: list[str] = []
     library = _install_library(state_dir, driver, notes)
 
@@ -413,8 +415,10 @@ def down(state_dir: Path) -> list[str]:
         state_dir / "bin" / build.SMI_NAME,
         state_path,
         state_dir / LOG_FILE,
+        state_dir / "driver.json",
     ):
         path.unlink(missing_ok=True)
+    shutil.rmtree(state_dir / "drivers", ignore_errors=True)  # drivers kept by nvsim.driver
     for directory in (state_dir / "dev", state_dir / "lib", state_dir / "bin", state_dir):
         try:
             directory.rmdir()

@@ -97,6 +97,11 @@ PROC_GRAPHICS = 2
 LOST_NONE = 0
 LOST_YES = 1
 
+# How an installed driver bundle misbehaves (``Header.driver_fault``, set by ``nvsim driver
+# install`` from the bundle's manifest, cleared by a rollback).
+DRIVER_FAULT_NVML = 1 << 0  # nvmlInit answers DRIVER_NOT_LOADED (the module did not load)
+DRIVER_FAULT_XID = 1 << 1  # the daemon reports Xid 119 (GSP RPC timeout) on GPU 0 each second
+
 
 class Fan(ctypes.Structure):
     _fields_ = [
@@ -275,7 +280,7 @@ class Header(ctypes.Structure):
         ("time_scale", c_double),  # model speed-up factor (1.0 = real time)
         ("seq", c_uint64),  # seqlock: odd while a writer is inside (see state.py)
         ("down", c_uint32),  # set by `nvsim down`: clients get errors, not old values
-        ("_pad", c_uint32),
+        ("driver_fault", c_uint32),  # DRIVER_FAULT_* of the installed driver (nvsim driver)
         ("daemon_pidns", c_uint64),  # inode of the daemon's PID namespace (0 = unknown)
     ]
 

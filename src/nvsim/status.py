@@ -51,6 +51,7 @@ def snapshot(sf: StateFile) -> dict[str, Any]:
         "driver_version": h.driver_version.decode(),
         "nvml_version": h.nvml_version.decode(),
         "cuda_version": f"{h.cuda_version // 1000}.{h.cuda_version % 1000 // 10}",
+        "driver_fault": h.driver_fault,
         "time_scale": h.time_scale,
         "library": str(state_dir / "lib" / "libnvidia-ml.so.1"),
         "device_nodes": nodes,

@@ -123,10 +123,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     port = free_port()
     # The seed publishes 8080 on every address, and the quic network's listener at its own
     # port (UDP 3000); tests share the host, so they publish the dashboard on a free
-    # loopback port and the listener on a free port (the only changes to the seed's file).
+    # loopback port and the listener on a free port.
     text = (directory / "Boltfile.toml").read_text()
     assert 'ports = ["8080:8080"]' in text and text.rstrip().endswith("encryption = true")
     text = text.replace('ports = ["8080:8080"]', f'ports = ["127.0.0.1:{port}:8080"]')
+    # This host has no kernel headers; the driver-updater's read-only /lib/modules comes
+    # from a tree with this kernel's build directory, as on a machine with them installed.
+    modules = base / "kernel" / "modules"
+    (modules / os.uname().release / "build").mkdir(parents=True)
+    (modules / os.uname().release / "build" / "Makefile").write_text("# kernel headers\n")
+    assert '"/lib/modules:/lib/modules:ro"' in text
+    text = text.replace('"/lib/modules:/lib/modules:ro"', f'"{modules}:/lib/modules:ro"')
     (directory / "Boltfile.toml").write_text(text.rstrip() + '\npublish = "0.0.0.0:0"\n')
     env = dict(nv.env)
     env["BOLT_ROOT"] = str(base / "root")

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.bolt_capsules.conftest import PLUGIN as BLOCKER_PLUGIN
 from tests.conftest import tool
 from tests.ct.conftest import REPO, Stack
 from tests.netns import remote_host
@@ -272,6 +276,156 @@ def test_a_bolt_endpoint_is_reachable_from_another_host_through_the_agent(stack:
     opened = [e for e in audit if e["action"] == "tunnel"]
     assert opened and opened[0]["result"] == "ok"
     assert opened[0]["params"]["target"] == "bolt://web-interface:8080"
+
+
+# ------------------------------------------------------------------ snapshots: kill -9
+
+
+def test_kill_during_snapshot_restore_is_repaired_by_the_next_command(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The restore is killed after its commit decision (the containers and the GPUs are
+    restored, the test-blocker provider's commit is still waiting): the next ``ct snapshot``
+    command rolls it forward, and both the GPU settings and the container file are the
+    snapshot's."""
+    stack.wait_healthy()
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    env = {**stack.env, "PYTHONPATH": str(BLOCKER_PLUGIN), "CAPSULE_BLOCKER_DIR": str(blocker)}
+    argv = [tool("nvctl"), "ct", "-f", str(stack.file), "--root", str(stack.root), "snapshot"]
+    subprocess.run([*argv, "create", "kill-restore"], env=env, check=True, capture_output=True)
+    saved = stack.offsets()
+    stack.ct("exec", "gpu-manager", "--", "sh", "-c", "echo changed > /etc/kill-marker", check=True)
+    stack.ct("exec", "gpu-manager", "--", "nvidia-settings", "-a",
+             "[gpu:0]/GPUGraphicsClockOffset[3]=60", check=True)  # fmt: skip
+    assert stack.offsets() != saved
+
+    (blocker / "block-commit").touch()
+    proc = subprocess.Popen([*argv, "restore", "kill-restore"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not (blocker / "in-commit").exists():
+        assert proc.poll() is None, f"the restore ended early: {proc.communicate()}"
+        assert time.monotonic() < deadline, "the restore never reached the blocker's commit"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    (blocker / "block-commit").unlink()
+
+    repaired = subprocess.run([*argv, "list"], env=env, capture_output=True, text=True)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "rolled forward" in repaired.stderr
+    assert (blocker / "calls").read_text().split() == ["prepare", "commit", "commit", "finish"]
+    assert stack.offsets() == saved
+    stack.wait_healthy()
+    gone = stack.ct("exec", "gpu-manager", "--", "cat", "/etc/kill-marker")
+    assert gone.returncode == 1 and "No such file" in gone.stderr
+    again = subprocess.run([*argv, "list"], env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stderr == ""  # nothing left to repair
+    subprocess.run([*argv, "delete", "kill-restore"], env=env, check=True, capture_output=True)
+
+
+# ------------------------------------------------------------------ driver updates
+
+
+def _bundle(stack: Stack, directory: Path, version: str, *extra: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"nvsim-driver-{version}.tar.gz"
+    stack.nvsim.run("driver", "pack", version, "-o", str(out), *extra)
+    return out
+
+
+def _driver(stack: Stack) -> str:
+    """The driver version the host's nvidia-smi reports."""
+    smi = stack.nvsim.state / "bin" / "nvidia-smi"
+    out = subprocess.run([str(smi), "--query-gpu=driver_version", "--format=csv,noheader"],
+                         env=stack.env, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    versions = set(out.split())
+    assert len(versions) == 1, out
+    return versions.pop()
+
+
+def _update(stack: Stack, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    proc = stack.ct("update", *args, "--json")
+    return proc, (json.loads(proc.stdout) if proc.stdout.strip() else {})
+
+
+def _clean_drivers(stack: Stack) -> None:
+    for path in (stack.directory / "drivers").glob("nvsim-driver-*"):
+        path.unlink()
+
+
+def _update_snapshots(stack: Stack) -> list[dict[str, Any]]:
+    listed = json.loads(stack.ct("snapshot", "list", "--json", check=True).stdout)["snapshots"]
+    return [s for s in listed if s["trigger"] == "before_driver_update"]
+
+
+def test_update_with_a_bad_package_changes_nothing(stack: Stack, tmp_path: Path) -> None:
+    before = _driver(stack)
+    nothing = stack.ct("update", "--install")
+    assert nothing.returncode == 2 and "no driver package is staged" in nothing.stderr
+    try:
+        bad = _bundle(stack, tmp_path / "bad", "580.105.08")
+        bad.with_name(bad.name + ".sha256").write_text("0" * 64 + f"  {bad.name}\n")
+        proc, doc = _update(stack, "--package", str(bad), "--install")
+        assert proc.returncode == 2, proc.stderr
+        assert doc["problems"][0]["check"] == "checksum" and "install" not in doc
+
+        ampere = _bundle(stack, tmp_path / "ampere", "550.54.14", "--arch", "ampere")
+        proc, doc = _update(stack, "--package", str(ampere), "--install")
+        assert proc.returncode == 2, proc.stderr
+        assert [p["check"] for p in doc["problems"]] == ["architecture", "architecture"]
+        assert "GPU 0" in doc["problems"][0]["message"] and "ada" in doc["problems"][0]["message"]
+        assert _driver(stack) == before and _update_snapshots(stack) == []
+
+        text = stack.ct("update", "--package", str(ampere))
+        assert text.returncode == 2 and "error: architecture: GPU 1" in text.stderr
+    finally:
+        _clean_drivers(stack)
+
+
+def test_update_whose_health_check_fails_is_rolled_back(stack: Stack, tmp_path: Path) -> None:
+    before = _driver(stack)
+    try:
+        broken = _bundle(stack, tmp_path, "580.126.09", "--fault", "xid")
+        checked, doc = _update(stack, "--package", str(broken))  # without --install: checks only
+        assert checked.returncode == 0 and doc["result"] == "ready to install", checked.stderr
+        assert _driver(stack) == before
+
+        proc, doc = _update(stack, "--version", "580.126.09", "--install")
+        assert proc.returncode == 5, proc.stderr
+        assert doc["install"]["rolled_back"] and "Xid 119 on GPU 0" in doc["install"]["cause"]
+        assert doc["install"]["driver"] == before and _driver(stack) == before
+        snaps = _update_snapshots(stack)
+        assert [s["name"] for s in snaps] == [doc["install"]["snapshot"]]
+        host = json.loads(stack.nvsim.nvctl("gpu", "list", "--json", check=True).stdout)
+        assert host["driver"]["driver_version"] == before and len(host["gpus"]) == 2
+    finally:
+        _clean_drivers(stack)
+        for s in _update_snapshots(stack):
+            stack.ct("snapshot", "delete", s["name"], check=True)
+
+
+def test_update_installs_a_good_package_and_the_host_sees_the_new_version(
+    stack: Stack, tmp_path: Path
+) -> None:
+    before = _driver(stack)
+    try:
+        good = _bundle(stack, tmp_path, "580.105.08")
+        proc = stack.ct("update", "--package", str(good), "--install")
+        assert proc.returncode == 0, proc.stderr
+        assert f"driver 580.105.08 installed (was {before})" in proc.stdout
+        assert _driver(stack) == "580.105.08"
+        host = json.loads(stack.nvsim.nvctl("gpu", "list", "--json", check=True).stdout)
+        assert host["driver"]["driver_version"] == "580.105.08" and len(host["gpus"]) == 2
+        again, _ = _update(stack, "--version", "580.105.08", "--install")
+        assert again.returncode == 2 and "already installed" in again.stderr
+    finally:
+        _clean_drivers(stack)
+        for s in _update_snapshots(stack):
+            stack.ct("snapshot", "delete", s["name"], check=True)
+        stack.nvsim.run("driver", "rollback", check=False)
+    assert _driver(stack) == before
 
 
 def test_stop_leaves_nothing_and_start_again_reuses_cached_images(stack: Stack) -> None:

@@ -18,8 +18,14 @@ from tests.surge.conftest import seed_snippets
 STACK = SHIPPED.parent
 
 
-def test_shipped_boltfile_is_the_seeds_as_written() -> None:
-    assert SHIPPED.read_text().strip() == seed_snippets()["boltfile"].strip()
+def test_shipped_boltfile_is_the_seeds_plus_the_drivers_volume() -> None:
+    seed = seed_snippets()["boltfile"].strip()
+    # The one addition: the driver-updater's /drivers volume, where packages are staged.
+    with_drivers = seed.replace(
+        '"/usr/src:/usr/src:ro"\n]', '"/usr/src:/usr/src:ro",\n    "./drivers:/drivers"\n]'
+    )
+    assert with_drivers != seed
+    assert SHIPPED.read_text().strip() == with_drivers
     bf = Boltfile.from_path(SHIPPED)
     assert list(bf.services) == ["gpu-manager", "gpu-monitor", "driver-updater", "web-interface"]
     assert bf.network.driver == "quic" and bf.network.encryption is True

@@ -1,4 +1,4 @@
-"""``nvctl ct start|stop|status|logs|exec`` and ``nvctl ct snapshot create|restore|list|
+"""``nvctl ct start|stop|status|logs|exec|update`` and ``nvctl ct snapshot create|restore|list|
 delete``: the GPU management stack as a Bolt project (see docs/ct.md).
 
 Thin over :mod:`nvcontrol.ct.control`, :class:`bolt.surge.Orchestrator` and
@@ -318,13 +318,73 @@ async def _monitor_lines(
                 return
 
 
+# ---------------------------------------------------------------------------- update
+
+
+@ct.command("update")
+@click.option("--version", "version", metavar="V", default=None,
+              help="The staged package of driver V (default: the newest staged).")  # fmt: skip
+@click.option("--package", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              metavar="PATH", help="Stage this driver package (and PATH.sha256) first.")  # fmt: skip
+@click.option("--install", is_flag=True,
+              help="Install it: snapshot, install, health check, roll back on failure.")  # fmt: skip
+@json_option
+@pass_ct
+def update_cmd(
+    c: CtContext, version: str | None, package: Path | None, install: bool, as_json: bool
+) -> None:
+    """Stage a driver package in the driver-updater, verify it (checksum, GPU
+    architectures, kernel headers), build and test it in isolation, and with --install
+    install it (exit 5 when its health check failed and it was rolled back)."""
+    from nvcontrol.ct import update
+
+    def say(text: str) -> None:
+        if not as_json:
+            click.echo(f"[+] {text}", err=True)
+
+    doc, code = c.run(
+        lambda o: update.update(o, version=version, package=package, install=install, say=say),
+        quiet=True,
+    )
+    if as_json:
+        emit_json(doc)
+        sys.exit(code)
+    for p in doc["problems"]:
+        click.echo(f"error: {p['check']}: {p['message']}", err=True)
+    checks = doc.get("checks", {})
+    if "sha256" in checks:
+        click.echo(f"checksum: ok ({checks['sha256'][:16]}…)")
+    if "architectures" in checks:
+        click.echo(f"architectures: {checks['architectures']}")
+    if doc.get("build"):
+        click.echo(f"build and test: {doc['build']['library']}")
+    inst = doc.get("install")
+    if inst is None:
+        hint = " (run again with --install)" if doc["result"] == "ready to install" else ""
+        click.echo(f"{doc['package'] or 'no package'}: {doc['result']}{hint}")
+    elif inst["installed"]:
+        click.echo(f"✅ driver {inst['version']} installed (was {inst['previous']}); "
+                   f"snapshot {inst['snapshot']}")  # fmt: skip
+    elif inst["rolled_back"]:
+        click.echo(f"❌ driver {inst['version']} failed its health check ({inst['cause']}); "
+                   f"rolled back to {inst['driver']}; snapshot {inst['snapshot']} kept", err=True)  # fmt: skip
+    else:
+        click.echo(f"❌ the update failed: {inst['cause']}; driver is {inst['driver']}", err=True)
+    sys.exit(code)
+
+
 # ---------------------------------------------------------------------------- snapshots
 
 
 @ct.group("snapshot")
-def snapshot() -> None:
+@pass_ct
+def snapshot(c: CtContext) -> None:
     """Capsule snapshots of the stack: its containers' file systems (taken paused) and the
     GPU configuration, restored all or nothing."""
+    from bolt.capsules.snapshots import repair
+
+    # As every bolt snapshot command does: first finish what a killed restore left.
+    asyncio.run(repair(_root(c)))
 
 
 def _root(c: CtContext) -> Path:

@@ -176,8 +176,9 @@ static nvmlReturn_t map_state(void)
         m = slot;
     }
     m->generation = ++generations;
-    if (!state_valid(m->state) || nvsim_instance_down(m->state)) {
-        close(fd);
+    if (!state_valid(m->state) || nvsim_instance_down(m->state) ||
+        (m->state->header.driver_fault & NVSIM_DRIVER_FAULT_NVML)) {
+        close(fd); /* a driver bundle whose module "did not load": see nvsim/driver.py */
         return NVML_ERROR_DRIVER_NOT_LOADED;
     }
     pthread_mutex_lock(&write_lock);
