@@ -4,7 +4,8 @@
  *
  *   - a writer process (forked before any thread starts) plays the model: under the state
  *     file's lock it moves header.seq to odd, writes util_gpu and util_mem of every GPU to
- *     the same new value, and moves seq back to even, as fast as it can;
+ *     the same new value, and moves seq back to even, as fast as it can; the readers start
+ *     after its first write (the state file's own two utilizations differ);
  *   - 8 reader threads loop over nvmlInit / getters on every GPU / nvmlShutdown, so the
  *     refcount keeps dropping to zero and coming back while other threads read;
  *   - one setter thread changes locked clocks and the power limit.
@@ -49,7 +50,7 @@ static void fail(const char *what, nvmlReturn_t r)
     __atomic_add_fetch(&failures, 1, __ATOMIC_RELAXED);
 }
 
-static void writer(const char *path, double until)
+static void writer(const char *path, double until, int ready)
 {
     int fd = open(path, O_RDWR);
     nvsim_state_t *st = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -73,6 +74,10 @@ static void writer(const char *path, double until)
         }
         __atomic_add_fetch(&st->header.seq, 1, __ATOMIC_RELEASE);
         fcntl(fd, F_SETLK, &unlock);
+        if (ready >= 0) { /* the state's own two utilizations differ until this first write */
+            close(ready);
+            ready = -1;
+        }
     }
     _exit(0);
 }
@@ -147,9 +152,19 @@ int main(int argc, char **argv)
     if (argc != 3)
         return 2;
     seconds = atof(argv[2]);
+    int ready[2];
+    if (pipe(ready) != 0)
+        return 2;
     pid_t child = fork();
-    if (child == 0)
-        writer(argv[1], now() + seconds + 0.5);
+    if (child == 0) {
+        close(ready[0]);
+        writer(argv[1], now() + seconds + 0.5, ready[1]);
+    }
+    close(ready[1]);
+    char byte;
+    while (read(ready[0], &byte, 1) < 0 && errno == EINTR) {
+    } /* EOF: the writer has written once (or died, which its exit status shows) */
+    close(ready[0]);
     pthread_t threads[READERS + 1];
     for (int i = 0; i < READERS; i++)
         pthread_create(&threads[i], NULL, reader, NULL);
