@@ -85,6 +85,7 @@ class Monitor:
         self.pending_in = bytearray()  # client input the container has not read yet
         self.eof_after_pending = False
         self.prober: Prober | None = None
+        self.spent_watch: int | None = None  # an inotify descriptor whose close can wait
 
     @property
     def console_path(self) -> Path:
@@ -226,7 +227,10 @@ class Monitor:
                 select.select([watch, exited], [], [])
         finally:
             os.close(exited)
-            os.close(watch)
+            # Closing an inotify descriptor waits for an RCU grace period (milliseconds,
+            # measured up to 8 ms here): keep it until this monitor has said the container
+            # exited (a restart, or the process's exit, closes it).
+            self.spent_watch = watch
 
     def _receive_console(self, listener: socket.socket, err_r: int) -> int:
         listener.settimeout(0.05)
@@ -419,6 +423,9 @@ class Monitor:
         """The run ended and another follows: the bundle and root file system stay."""
         with contextlib.suppress(BoltError, OSError):
             self.rt.delete(self.job.cid, force=True)
+        if self.spent_watch is not None:  # off the start path now
+            os.close(self.spent_watch)
+            self.spent_watch = None
         self.logs.flush()
         self.db.update(
             self.job.cid, status="restarting", exit_code=code, restart_count=restarts,

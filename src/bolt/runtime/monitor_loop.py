@@ -85,10 +85,11 @@ def run_once(mon: Monitor) -> int | None:
     }
     if job.start:
         changes["started"] = now()
-    mon.db.update(job.cid, **changes)
+    with mon.db.batch():  # whoever learns it started finds the row and the event so
+        mon.db.update(job.cid, **changes)
+        if job.start:
+            mon.db.add_event(job.cid, mon._name(), "started", pid=mon.pid)
     mon.send(attach.STARTED, json.dumps({"pid": mon.pid, "status": status}).encode())
-    if job.start:
-        mon.db.add_event(job.cid, mon._name(), "started", pid=mon.pid)
     if job.healthcheck is not None:
         from bolt.runtime.prober import Prober
 
