@@ -6,13 +6,21 @@ A container's attachment is written to ``network.json`` in its directory before 
 is called, so whoever removes the container (the CLI, the engine, or its monitor with
 ``--rm``) can tear the same configuration down, even after a crash.  Network namespaces
 are named ``bolt-<id>``: unique per container whatever Bolt root made them.
+
+Every netavark call on the host runs under one host-wide lock (``HOST_LOCK``, the same
+file for every Bolt root): netavark serializes itself only per config directory, and
+two calls at once from different roots (or on a network without containers yet) race on
+the shared firewall chains ("Chain already exists").
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,7 @@ from bolt.errors import BoltError, Unsupported
 from bolt.runtime.layout import ContainerDir
 
 NETNS_DIR = Path("/run/netns")
+HOST_LOCK = Path("/run/bolt-netavark.lock")
 BINARY_DIRS = ("/usr/libexec/podman", "/usr/lib/podman", "/usr/local/libexec/podman")
 
 
@@ -55,7 +64,25 @@ def _ip(*args: str, check: bool = True) -> None:
         raise BoltError(f"ip {' '.join(args)} failed: {proc.stderr.strip()}")
 
 
+@contextlib.contextmanager
+def host_lock() -> Iterator[None]:
+    """Held around every netavark call, by every Bolt root on this host."""
+    fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _call(verb: str, netns: str, config: dict[str, Any], config_dir: str) -> dict[str, Any]:
+    with host_lock():
+        return _call_unlocked(verb, netns, config, config_dir)
+
+
+def _call_unlocked(
+    verb: str, netns: str, config: dict[str, Any], config_dir: str
+) -> dict[str, Any]:
     proc = subprocess.run(
         [
             binary("netavark"),
