@@ -194,3 +194,28 @@ def test_network_setups_from_two_roots_at_once_all_succeed(
         engines["par1"].network_remove("par1")
         for eng in engines.values():
             eng.close()
+
+
+def test_rename_moves_the_dns_name_at_once(bolt: Bolt, nets: list[str]) -> None:
+    nets.append("names")
+    bolt.ok("network", "create", "names")
+    bolt.ok("run", "-d", "--name", "oldname", "--network", "names", "--network-alias", "nick",
+            "busybox", "sleep", "60")  # fmt: skip
+    ip = bolt.inspect("oldname")["networks"]["names"]
+    lookup = " ".join(
+        f"nslookup {n} 2>/dev/null | grep -q 'Address.*{ip}' && echo {n}=yes || echo {n}=no;"
+        for n in ("oldname", "newname", "nick")
+    )
+
+    def resolved() -> list[str]:
+        out = bolt.ok("run", "--rm", "--network", "names", "busybox", "sh", "-c", lookup)
+        return [line.split("=")[0] for line in out.split() if not line.endswith("=no")]
+
+    assert resolved() == ["oldname", "nick"]
+    bolt.ok("rename", "oldname", "newname")
+    assert resolved() == ["newname", "nick"]
+    assert bolt.ok("exec", "newname", "hostname").strip() != ""  # still running, reachable
+    net = json.loads(bolt.ok("network", "inspect", "names"))[0]
+    assert net["containers"] == {"newname": ip}
+    bolt.ok("rm", "-f", "newname")
+    assert _kernel_traces(bolt, net) == []

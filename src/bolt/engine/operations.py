@@ -38,7 +38,8 @@ def prune(root: Path, db: StateDB) -> list[str]:
 
 
 def rename(root: Path, db: StateDB, row: ContainerRow, new_name: str) -> None:
-    """A new name (unique); DNS on user networks learns it at the next start."""
+    """A new name (unique); on user networks aardvark-dns answers for it, and no longer
+    for the old one, at once."""
     from bolt.runtime.spec import NAME_RE
 
     if not NAME_RE.match(new_name):
@@ -50,6 +51,11 @@ def rename(root: Path, db: StateDB, row: ContainerRow, new_name: str) -> None:
         db.update(row.id, name=new_name)
     except sqlite3.IntegrityError:
         raise InvalidInput(f"rename: the name {new_name!r} is already in use") from None
+    cdir = ContainerDir.of(root, row.id)
+    if cdir.network_record.exists():
+        from bolt.runtime import netavark
+
+        netavark.rename_container(cdir, new_name)
     db.add_event(row.id, new_name, "renamed", old_name=row.name)
 
 
