@@ -406,13 +406,16 @@ class Monitor:
             with contextlib.suppress(OSError):
                 self.cdir.exit_file.write_text(str(code))
         name = self._name()
-        self.cleanup()
-        if not self.job.auto_remove:
-            self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
-        events = [(self.job.cid, name, "exited", {"exit_code": code})]
-        if self.job.auto_remove:
-            events.append((self.job.cid, name, "removed", {}))
-        self.db.add_events(events)
+        events: list[tuple[str, str, str, dict[str, object]]] = [
+            (self.job.cid, name, "exited", {"exit_code": code})
+        ]
+        if self.job.auto_remove:  # the row goes with its events, in one commit
+            self.cleanup([*events, (self.job.cid, name, "removed", {})])
+        else:
+            self.cleanup()
+            with self.db.batch():
+                self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
+                self.db.add_events(events)
         self.send(attach.EXIT, str(code).encode())
 
     def stopped_by_user(self) -> bool:
@@ -452,9 +455,10 @@ class Monitor:
         found = row.fetchone()
         return str(found[0]) if found else self.job.cid[:12]
 
-    def cleanup(self) -> None:
+    def cleanup(self, events: list[tuple[str, str, str, dict[str, object]]] | None = None) -> None:
         """Delete what the runtime left of the container (a foreground run leaves nothing)
-        and unmount; with auto_remove, remove it all: network, anonymous volumes, row."""
+        and unmount; with auto_remove, remove it all: network, anonymous volumes, and the
+        row (with ``events`` recorded in the same commit)."""
         with contextlib.suppress(BoltError, OSError):
             self.rt.delete(self.job.cid, force=True)
         with contextlib.suppress(OSError):
@@ -474,7 +478,10 @@ class Monitor:
             for volume in (row.details_dict.get("anonymous_volumes") or ()) if row else ():
                 with contextlib.suppress(BoltError, OSError):
                     volumes.remove(self.root, volume)
-            self.db.delete(self.job.cid)
+            with self.db.batch():
+                self.db.delete(self.job.cid)
+                if events:
+                    self.db.add_events(events)
 
 
 def _read_available(fd: int) -> str:

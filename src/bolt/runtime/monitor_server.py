@@ -13,6 +13,7 @@ it later.  The server exits when the caller closes its end.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import select
@@ -113,6 +114,9 @@ def serve(control: socket.socket) -> None:
     from bolt.runtime.monitor_start import run_forked_child
 
     preload()
+    # What is loaded now stays out of every garbage collection, so a forked monitor's
+    # collections do not write to (and so copy) the pages it shares with this server.
+    gc.freeze()
     while True:
         ready, _, _ = select.select([control], [], [], 1.0)
         with contextlib.suppress(ChildProcessError):
