@@ -12,12 +12,13 @@ from bolt.engine.containers import discard, is_live, reconcile, runtime_of
 from bolt.errors import InvalidInput
 from bolt.runtime import rootfs
 from bolt.runtime.cgroups import kill_cgroups
-from bolt.runtime.layout import ContainerDir
+from bolt.runtime.layout import ContainerDir, removed_dir
 from bolt.state.db import ContainerRow, StateDB
 
 
 def prune(root: Path, db: StateDB) -> list[str]:
-    """Remove every stopped container; also unmount stale rootfs mounts of unknown ids."""
+    """Remove every stopped container; also unmount stale rootfs mounts of unknown ids,
+    and delete removed containers' files that a killed monitor left."""
     removed = []
     for row in db.all():
         row = reconcile(root, db, row)
@@ -34,6 +35,7 @@ def prune(root: Path, db: StateDB) -> list[str]:
                 rootfs.unmount(d / "bundle" / "rootfs")
                 kill_cgroups(d.name)
                 shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(removed_dir(root), ignore_errors=True)  # what a killed monitor left
     return removed
 
 

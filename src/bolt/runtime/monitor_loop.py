@@ -74,6 +74,7 @@ def run_once(mon: Monitor) -> int | None:
         mon.db.update(job.cid, status="failed", finished=now(), details=json.dumps(details), **me)
         mon.cleanup()
         mon.send(attach.ERROR, message.encode())
+        mon.sweep()
         return None
     pid_start = linux.proc_start_time(mon.pid)
     status = "running" if job.start else "created"
