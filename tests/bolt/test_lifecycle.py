@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from tests.bolt.conftest import Bolt, leftover_resources, processes_with_arg, unique_seconds
+from tests.bolt.conftest import (
+    Bolt,
+    container_ids_on_disk,
+    leftover_resources,
+    processes_with_arg,
+    unique_seconds,
+)
 from tests.conftest import tool
 from tests.nvsim.helpers import wait_for
 
@@ -169,3 +175,17 @@ def test_start_runs_an_exited_container_again(bolt: Bolt) -> None:
     bolt.ok("run", "-d", "--name", "busy2", "busybox", "sleep", "60")
     refused = bolt("start", "busy2")
     assert refused.returncode == 2 and "already running" in refused.stderr
+
+
+def test_run_rm_leaves_no_files_and_prune_sweeps_what_a_killed_monitor_left(bolt: Bolt) -> None:
+    from bolt.runtime.layout import removed_dir
+
+    assert bolt.ok("run", "--rm", "busybox", "sh", "-c", "echo hi > /f; echo done") == "done\n"
+    assert container_ids_on_disk(bolt.root) == []
+    removed = removed_dir(bolt.root)
+    assert wait_for(lambda: not removed.exists() or list(removed.iterdir()) == [], timeout=10)
+    left = removed / ("0" * 64) / "upper" / "etc"  # as a monitor killed mid-deletion leaves it
+    left.mkdir(parents=True)
+    (left / "hosts").write_text("x\n")
+    bolt.ok("system", "prune", "-f")
+    assert not removed.exists()

@@ -10,11 +10,15 @@ import socket
 import subprocess
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.bolt.conftest import Bolt
+from bolt.engine import ContainerIntent, Engine
+from bolt.images.store import ImageStore
+from bolt.runtime.intent import NetworkAttachment
+from tests.bolt.conftest import Bolt, make_busybox_rootfs
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime]
 
@@ -148,3 +152,72 @@ def test_network_rm_refuses_a_network_in_use(bolt: Bolt, nets: list[str]) -> Non
     assert refused.returncode == 2 and "in use by user1" in refused.stderr
     assert bolt("network", "create", "busy").returncode == 2  # already exists
     assert "busy" in bolt.ok("network", "ls", "-q").split()
+
+
+def test_network_setups_from_two_roots_at_once_all_succeed(
+    bolt: Bolt, nets: list[str], tmp_path: Path
+) -> None:
+    """netavark serializes itself only per config directory: without Bolt's host-wide
+    lock, setups on new networks from two roots at once race on the firewall chains
+    ("Chain already exists"), and so do the last teardowns on a network."""
+    other = tmp_path / "root2"
+    ImageStore(other).import_path(
+        make_busybox_rootfs(tmp_path / "rootfs"), "busybox:latest", config={"Cmd": ["/bin/sh"]}
+    )
+    engines = {"par0": Engine(bolt.root), "par1": Engine(other)}
+    nets.append("par0")
+    try:
+        for net, eng in engines.items():
+            eng.network_create(net)
+        jobs = [(eng, net) for net, eng in engines.items() for _ in range(3)]
+
+        def start(job: tuple[Engine, str]) -> str:
+            eng, net = job
+            intent = ContainerIntent(
+                image="busybox",
+                command=["sleep", "30"],
+                network_mode="bridge",
+                networks=(NetworkAttachment(net),),
+            )
+            return eng.run(intent).status
+
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            assert list(pool.map(start, jobs)) == ["running"] * len(jobs)
+        running = [(eng, c.id) for eng in engines.values() for c in eng.list()]
+        with ThreadPoolExecutor(len(running)) as pool:
+            list(pool.map(lambda job: job[0].remove(job[1], force=True), running))
+        for net, eng in engines.items():
+            assert eng.list() == []
+            info = eng.network_inspect(net).describe()
+            assert _kernel_traces(Bolt(eng.root, {}), info) == [], net
+    finally:
+        for c in engines["par1"].list():
+            engines["par1"].remove(c.id, force=True)
+        engines["par1"].network_remove("par1")
+        for eng in engines.values():
+            eng.close()
+
+
+def test_rename_moves_the_dns_name_at_once(bolt: Bolt, nets: list[str]) -> None:
+    nets.append("names")
+    bolt.ok("network", "create", "names")
+    bolt.ok("run", "-d", "--name", "oldname", "--network", "names", "--network-alias", "nick",
+            "busybox", "sleep", "60")  # fmt: skip
+    ip = bolt.inspect("oldname")["networks"]["names"]
+    lookup = " ".join(
+        f"nslookup {n} 2>/dev/null | grep -q 'Address.*{ip}' && echo {n}=yes || echo {n}=no;"
+        for n in ("oldname", "newname", "nick")
+    )
+
+    def resolved() -> list[str]:
+        out = bolt.ok("run", "--rm", "--network", "names", "busybox", "sh", "-c", lookup)
+        return [line.split("=")[0] for line in out.split() if not line.endswith("=no")]
+
+    assert resolved() == ["oldname", "nick"]
+    bolt.ok("rename", "oldname", "newname")
+    assert resolved() == ["newname", "nick"]
+    assert bolt.ok("exec", "newname", "hostname").strip() != ""  # still running, reachable
+    net = json.loads(bolt.ok("network", "inspect", "names"))[0]
+    assert net["containers"] == {"newname": ip}
+    bolt.ok("rm", "-f", "newname")
+    assert _kernel_traces(bolt, net) == []

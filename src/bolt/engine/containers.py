@@ -174,9 +174,16 @@ def launch(
     name: str | None = None,
     start: bool = True,
     fork: Any = True,
+    db: StateDB | None = None,
 ) -> Launched:
     """Prepare the container and start its monitor (forked from this single-threaded
-    process for speed, or a fresh interpreter for threaded callers)."""
+    process for speed, or a fresh interpreter for threaded callers).  ``db``: the
+    caller's own connection, kept open (only where this process does not fork)."""
+    if db is not None:
+        row, rt = prepare(root, intent, db, name)
+        return _spawn(
+            root, row, _job(root, row, rt, start=start, interactive=intent.interactive), fork
+        )
     db = StateDB(root)
     try:
         row, rt = prepare(root, intent, db, name)

@@ -12,12 +12,13 @@ from bolt.engine.containers import discard, is_live, reconcile, runtime_of
 from bolt.errors import InvalidInput
 from bolt.runtime import rootfs
 from bolt.runtime.cgroups import kill_cgroups
-from bolt.runtime.layout import ContainerDir
+from bolt.runtime.layout import ContainerDir, removed_dir
 from bolt.state.db import ContainerRow, StateDB
 
 
 def prune(root: Path, db: StateDB) -> list[str]:
-    """Remove every stopped container; also unmount stale rootfs mounts of unknown ids."""
+    """Remove every stopped container; also unmount stale rootfs mounts of unknown ids,
+    and delete removed containers' files that a killed monitor left."""
     removed = []
     for row in db.all():
         row = reconcile(root, db, row)
@@ -34,11 +35,13 @@ def prune(root: Path, db: StateDB) -> list[str]:
                 rootfs.unmount(d / "bundle" / "rootfs")
                 kill_cgroups(d.name)
                 shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(removed_dir(root), ignore_errors=True)  # what a killed monitor left
     return removed
 
 
 def rename(root: Path, db: StateDB, row: ContainerRow, new_name: str) -> None:
-    """A new name (unique); DNS on user networks learns it at the next start."""
+    """A new name (unique); on user networks aardvark-dns answers for it, and no longer
+    for the old one, at once."""
     from bolt.runtime.spec import NAME_RE
 
     if not NAME_RE.match(new_name):
@@ -50,6 +53,11 @@ def rename(root: Path, db: StateDB, row: ContainerRow, new_name: str) -> None:
         db.update(row.id, name=new_name)
     except sqlite3.IntegrityError:
         raise InvalidInput(f"rename: the name {new_name!r} is already in use") from None
+    cdir = ContainerDir.of(root, row.id)
+    if cdir.network_record.exists():
+        from bolt.runtime import netavark
+
+        netavark.rename_container(cdir, new_name)
     db.add_event(row.id, new_name, "renamed", old_name=row.name)
 
 

@@ -1,9 +1,16 @@
-"""Where one container's files live: ``$BOLT_ROOT/containers/<id>/``."""
+"""Where one container's files live: ``$BOLT_ROOT/containers/<id>/``; a removed one's
+wait in ``removed_dir`` until they are deleted."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import NamedTuple
+
+
+def removed_dir(root: Path) -> Path:
+    """Directories of removed containers, moved here (one rename) so that deleting their
+    files need not delay whoever waits for the removal; ``bolt prune`` sweeps leftovers."""
+    return root / "removed"
 
 
 class ContainerDir(NamedTuple):

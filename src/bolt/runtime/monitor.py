@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from bolt.errors import BoltError
 from bolt.runtime import attach, linux, rootfs
 from bolt.runtime.driver import OciRuntime, runtime_message
-from bolt.runtime.layout import ContainerDir
+from bolt.runtime.layout import ContainerDir, removed_dir
 from bolt.state.db import StateDB, now
 
 EVENT_READ = 1  # selectors.EVENT_READ, without importing selectors before the start
@@ -85,6 +85,8 @@ class Monitor:
         self.pending_in = bytearray()  # client input the container has not read yet
         self.eof_after_pending = False
         self.prober: Prober | None = None
+        self.spent_watch: int | None = None  # an inotify descriptor whose close can wait
+        self.removed: Path | None = None  # a removed container's directory, to delete
 
     @property
     def console_path(self) -> Path:
@@ -226,7 +228,10 @@ class Monitor:
                 select.select([watch, exited], [], [])
         finally:
             os.close(exited)
-            os.close(watch)
+            # Closing an inotify descriptor waits for an RCU grace period (milliseconds,
+            # measured up to 8 ms here): keep it until this monitor has said the container
+            # exited (a restart, or the process's exit, closes it).
+            self.spent_watch = watch
 
     def _receive_console(self, listener: socket.socket, err_r: int) -> int:
         listener.settimeout(0.05)
@@ -402,14 +407,18 @@ class Monitor:
             with contextlib.suppress(OSError):
                 self.cdir.exit_file.write_text(str(code))
         name = self._name()
-        self.cleanup()
-        if not self.job.auto_remove:
-            self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
-        events = [(self.job.cid, name, "exited", {"exit_code": code})]
-        if self.job.auto_remove:
-            events.append((self.job.cid, name, "removed", {}))
-        self.db.add_events(events)
+        events: list[tuple[str, str, str, dict[str, object]]] = [
+            (self.job.cid, name, "exited", {"exit_code": code})
+        ]
+        if self.job.auto_remove:  # the row goes with its events, in one commit
+            self.cleanup([*events, (self.job.cid, name, "removed", {})])
+        else:
+            self.cleanup()
+            with self.db.batch():
+                self.db.update(self.job.cid, status="exited", exit_code=code, finished=now())
+                self.db.add_events(events)
         self.send(attach.EXIT, str(code).encode())
+        self.sweep()
 
     def stopped_by_user(self) -> bool:
         row = self.db.find(self.job.cid)
@@ -419,6 +428,9 @@ class Monitor:
         """The run ended and another follows: the bundle and root file system stay."""
         with contextlib.suppress(BoltError, OSError):
             self.rt.delete(self.job.cid, force=True)
+        if self.spent_watch is not None:  # off the start path now
+            os.close(self.spent_watch)
+            self.spent_watch = None
         self.logs.flush()
         self.db.update(
             self.job.cid, status="restarting", exit_code=code, restart_count=restarts,
@@ -445,16 +457,38 @@ class Monitor:
         found = row.fetchone()
         return str(found[0]) if found else self.job.cid[:12]
 
-    def cleanup(self) -> None:
+    def _move_out(self) -> Path | None:
+        """Take the container's directory out of ``containers/`` at once; its files are
+        deleted by ``sweep`` after the exit is reported (measured: the deletion takes
+        7-16 ms of metadata writes on a loaded machine, one rename ~0.2 ms)."""
+        import shutil
+
+        target = removed_dir(self.root) / self.job.cid
+        try:
+            target.parent.mkdir(exist_ok=True)
+            os.rename(self.cdir.path, target)
+        except OSError:
+            shutil.rmtree(self.cdir.path, ignore_errors=True)
+            return None
+        return target
+
+    def sweep(self) -> None:
+        """Delete what ``cleanup`` moved out (after the client has heard the outcome)."""
+        if self.removed is not None:
+            import shutil
+
+            shutil.rmtree(self.removed, ignore_errors=True)
+            self.removed = None
+
+    def cleanup(self, events: list[tuple[str, str, str, dict[str, object]]] | None = None) -> None:
         """Delete what the runtime left of the container (a foreground run leaves nothing)
-        and unmount; with auto_remove, remove it all: network, anonymous volumes, row."""
+        and unmount; with auto_remove, remove it all: network, anonymous volumes, and the
+        row (with ``events`` recorded in the same commit)."""
         with contextlib.suppress(BoltError, OSError):
             self.rt.delete(self.job.cid, force=True)
         with contextlib.suppress(OSError):
             rootfs.unmount(self.cdir.rootfs)
         if self.job.auto_remove:
-            import shutil
-
             from bolt import volumes
 
             row = self.db.find(self.job.cid)
@@ -463,11 +497,14 @@ class Monitor:
 
                 with contextlib.suppress(BoltError, OSError):
                     netavark.teardown_container(self.cdir)
-            shutil.rmtree(self.cdir.path, ignore_errors=True)
+            self.removed = self._move_out()
             for volume in (row.details_dict.get("anonymous_volumes") or ()) if row else ():
                 with contextlib.suppress(BoltError, OSError):
                     volumes.remove(self.root, volume)
-            self.db.delete(self.job.cid)
+            with self.db.batch():
+                self.db.delete(self.job.cid)
+                if events:
+                    self.db.add_events(events)
 
 
 def _read_available(fd: int) -> str:

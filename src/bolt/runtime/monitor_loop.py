@@ -74,6 +74,7 @@ def run_once(mon: Monitor) -> int | None:
         mon.db.update(job.cid, status="failed", finished=now(), details=json.dumps(details), **me)
         mon.cleanup()
         mon.send(attach.ERROR, message.encode())
+        mon.sweep()
         return None
     pid_start = linux.proc_start_time(mon.pid)
     status = "running" if job.start else "created"
@@ -85,10 +86,11 @@ def run_once(mon: Monitor) -> int | None:
     }
     if job.start:
         changes["started"] = now()
-    mon.db.update(job.cid, **changes)
+    with mon.db.batch():  # whoever learns it started finds the row and the event so
+        mon.db.update(job.cid, **changes)
+        if job.start:
+            mon.db.add_event(job.cid, mon._name(), "started", pid=mon.pid)
     mon.send(attach.STARTED, json.dumps({"pid": mon.pid, "status": status}).encode())
-    if job.start:
-        mon.db.add_event(job.cid, mon._name(), "started", pid=mon.pid)
     if job.healthcheck is not None:
         from bolt.runtime.prober import Prober
 

@@ -6,13 +6,22 @@ A container's attachment is written to ``network.json`` in its directory before 
 is called, so whoever removes the container (the CLI, the engine, or its monitor with
 ``--rm``) can tear the same configuration down, even after a crash.  Network namespaces
 are named ``bolt-<id>``: unique per container whatever Bolt root made them.
+
+Every netavark call on the host runs under one host-wide lock (``HOST_LOCK``, the same
+file for every Bolt root): netavark serializes itself only per config directory, and
+two calls at once from different roots (or on a network without containers yet) race on
+the shared firewall chains ("Chain already exists").
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +29,7 @@ from bolt.errors import BoltError, Unsupported
 from bolt.runtime.layout import ContainerDir
 
 NETNS_DIR = Path("/run/netns")
+HOST_LOCK = Path("/run/bolt-netavark.lock")
 BINARY_DIRS = ("/usr/libexec/podman", "/usr/lib/podman", "/usr/local/libexec/podman")
 
 
@@ -55,7 +65,21 @@ def _ip(*args: str, check: bool = True) -> None:
         raise BoltError(f"ip {' '.join(args)} failed: {proc.stderr.strip()}")
 
 
+@contextlib.contextmanager
+def host_lock() -> Iterator[None]:
+    """Held around every netavark call, by every Bolt root on this host."""
+    with _flocked(HOST_LOCK):
+        yield
+
+
 def _call(verb: str, netns: str, config: dict[str, Any], config_dir: str) -> dict[str, Any]:
+    with host_lock():
+        return _call_unlocked(verb, netns, config, config_dir)
+
+
+def _call_unlocked(
+    verb: str, netns: str, config: dict[str, Any], config_dir: str
+) -> dict[str, Any]:
     proc = subprocess.run(
         [
             binary("netavark"),
@@ -116,3 +140,59 @@ def teardown_container(cdir: ContainerDir) -> None:
         cid = cdir.path.name
         delete_netns(cid)
         path.unlink(missing_ok=True)
+
+
+def rename_container(cdir: ContainerDir, new_name: str) -> None:
+    """Make aardvark-dns answer for ``new_name`` instead of the container's old name on
+    every network it is attached to (its aliases stay).  netavark has no call for this,
+    so its DNS entry is rewritten as netavark writes it (one line per container:
+    ``id ipv4s ipv6s name,aliases...``), under netavark's own lock on those files, and
+    aardvark-dns is told to reload (SIGHUP), as netavark does after each change."""
+    try:
+        record = json.loads(cdir.network_record.read_text())
+    except (OSError, ValueError):
+        return  # no bridge network: no DNS name
+    options = record["options"]
+    old, cid = options.get("container_name"), options["container_id"]
+    config_dir = Path(record["config_dir"])
+    dns_dir = config_dir / "aardvark-dns"
+    with host_lock(), _flocked(config_dir / "aardvark.lock"):
+        for network in options.get("networks", {}):
+            _rename_entry(dns_dir / network, cid, old, new_name)
+        _replace_text(cdir.network_record, json.dumps(
+            {**record, "options": {**options, "container_name": new_name}}
+        ))  # fmt: skip
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int((dns_dir / "aardvark.pid").read_text().strip()), signal.SIGHUP)
+
+
+def _rename_entry(path: Path, cid: str, old: str | None, new_name: str) -> None:
+    try:
+        lines = path.read_text().split("\n")
+    except FileNotFoundError:
+        return
+    for i, line in enumerate(lines[1:], start=1):  # the first line: the gateways
+        fields = line.split(" ")
+        if len(fields) == 4 and fields[0] == cid:
+            names = fields[3].split(",")
+            if names and names[0] == old:
+                names = names[1:]
+            fields[3] = ",".join([new_name, *names])
+            lines[i] = " ".join(fields)
+    _replace_text(path, "\n".join(lines))
+
+
+def _replace_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".bolt-tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+@contextlib.contextmanager
+def _flocked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -9,9 +9,11 @@ next command repairs.  Writes are single statements, so a kill never leaves half
 # No ``from __future__ import annotations`` here: typing.NamedTuple compiles every string
 # annotation when the class is made, which ``bolt run`` would pay at each start.
 
+import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -181,6 +183,17 @@ class StateDB:
 
     def close(self) -> None:
         self.conn.close()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """The statements inside as one transaction: one commit, seen all at once."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
 
     def insert(self, row: ContainerRow) -> None:
         values = [getattr(row, c) for c in _COLUMNS]

@@ -59,8 +59,6 @@ class Orchestrator:
         self.profiles = set(profiles)
         self.report = report or _silent
         self.build_progress = build_progress
-        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
-        self._warm_networks: frozenset[str] = frozenset()
 
     def close(self) -> None:
         self.engine.close()
@@ -302,32 +300,11 @@ class Orchestrator:
             info = await step(action.service, self.engine.start, ref)
             self.report(info.name, "started")
 
-    @property
-    def _network_lock(self) -> asyncio.Lock:
-        """One lock per event loop (a library user may call ``asyncio.run`` more than once)."""
-        loop = asyncio.get_running_loop()
-        if loop not in self._locks:
-            self._locks = {loop: asyncio.Lock()}
-            self._warm_networks = frozenset()
-        return self._locks[loop]
-
     async def _network_step(self, service: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a container-starting call; the first one on each network runs alone.
-
-        Two netavark setups at once on a network that has no container yet both create its
-        firewall chains, and one fails ("iptables: Chain already exists").  Once a network
-        has a container, starts on it run in parallel.
-        """
-        lock = self._network_lock
-        nets = frozenset(intents.service_networks(self.boltfile, service))
-        if intents.network_mode(self.boltfile) != "bridge" or nets <= self._warm_networks:
-            return await self._call(fn, *args)
-        async with lock:
-            if not nets <= self._warm_networks:
-                result = await self._call(fn, *args)
-                self._warm_networks |= nets
-                return result
-        return await self._call(fn, *args)  # another start warmed them while this one waited
+        """Run a container-starting call.  Starts on one network may run in parallel: the
+        engine holds a host-wide lock around each netavark call (its firewall set-up races
+        with itself otherwise)."""
+        return await self._call(fn, *args)
 
     async def _remove(self, action: RemoveContainer, timeout: float | None = None) -> None:
         try:
@@ -336,10 +313,7 @@ class Orchestrator:
             return
         except UserError:
             pass  # not running: removal below is what matters
-        # Removals (netavark teardowns) one at a time: the last two containers leaving a
-        # network at once race on deleting its chains and can leave a rule behind.
-        async with self._network_lock:
-            await self._call(self.engine.remove, action.id, True, True)
+        await self._call(self.engine.remove, action.id, True, True)
         self.report(action.name, f"removed ({action.reason})")
 
     async def wait_ready(self, services: Iterable[str], timeout: float = 120.0) -> None:
