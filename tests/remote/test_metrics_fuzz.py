@@ -8,7 +8,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import urllib.request
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,11 +19,7 @@ pytestmark = [pytest.mark.nvsim]
 
 
 def _get(agent: Agent, path: str) -> str:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with urllib.request.urlopen(f"https://127.0.0.1:{agent.http_port}{path}", context=ctx) as r:
-        return r.read().decode()
+    return agent.get(path)
 
 
 def test_metrics_parse_with_prometheus_and_pass_promtool(agent: Agent) -> None:

@@ -53,6 +53,8 @@ def test_frames_round_trip_in_pieces() -> None:
         (struct.pack(">I", 5) + b"hello", "not JSON"),
         (struct.pack(">I", 2) + b"[]", "not a JSON object"),
         (struct.pack(">I", 9) + b'{"a":NaN}', "NaN"),
+        (struct.pack(">I", 16) + b'{"a":[1, 1e999]}', "non-finite"),
+        (struct.pack(">I", 5007) + b'{"a":' + b"9" * 5001 + b"}", "not JSON"),
         (struct.pack(">I", 4) + b"\xff\xfe{}", "not JSON"),
         (struct.pack(">I", 2_000_000), "exceeds"),
     ],

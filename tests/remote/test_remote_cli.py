@@ -8,6 +8,7 @@ import signal
 import time
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.nvcontrol_control.helpers import settings_of
 from tests.remote.agent_fixture import Agent
@@ -46,6 +47,25 @@ def test_remote_commands_print_what_local_ones_print(agent: Agent) -> None:
             assert remote.stdout == local.stdout
     info = json.loads(agent.remote(c, "gpu", "info", "-i", "1", "--json").stdout)
     assert [g["index"] for g in info["gpus"]] == [1]
+
+
+def _connections(agent: Agent) -> float:
+    text = agent.get("/metrics")
+    return next(
+        s.value
+        for f in text_string_to_metric_families(text)
+        if f.name == "nvcontrol_agent_connections"
+        for s in f.samples
+    )
+
+
+def test_a_finished_cli_call_leaves_no_connection_on_the_agent(agent: Agent) -> None:
+    # The CLI closes without QUIC's ~100 ms drain; the close still reaches the agent (an
+    # unsent one would keep the connection until the agent's 2 s idle timeout here).
+    c = agent.client("viewer")
+    done = agent.remote(c, "gpu", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    assert _connections(agent) == 0
 
 
 def test_remote_errors_keep_their_exit_codes(agent: Agent) -> None:

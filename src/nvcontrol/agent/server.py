@@ -13,6 +13,7 @@ from typing import Any
 
 from bolt.network import quic
 from nvcontrol.agent import db, identity, keys
+from nvcontrol.agent.readcache import DEFAULT_MAX_AGE_S, ReadCache
 from nvcontrol.agent.service import Caller, Service
 from nvcontrol.agent.worker import NvmlWorker
 from nvcontrol.remote import api
@@ -24,6 +25,7 @@ class ServeOptions:
     http: tuple[str, int] | None = None
     limits: quic.Limits = field(default_factory=quic.Limits)
     sample_interval_s: float = 1.0
+    read_max_age_s: float = DEFAULT_MAX_AGE_S
 
 
 async def serve(opts: ServeOptions, say: Callable[[str], None]) -> None:
@@ -33,7 +35,7 @@ async def serve(opts: ServeOptions, say: Callable[[str], None]) -> None:
     worker.start()
     try:
         await worker.run(_repair(say))
-        service = Service(worker, conn)
+        service = Service(worker, conn, ReadCache(opts.read_max_age_s))
 
         async def handler(ctx: quic.CallContext, method: str, params: dict[str, Any]) -> Any:
             caller = Caller(ctx.key_fp, ctx.principal, "quic")

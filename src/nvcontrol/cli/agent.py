@@ -41,6 +41,9 @@ def _addr(text: str, what: str, default_port: int) -> tuple[str, int]:
 @click.option("--idle-timeout", type=click.FloatRange(0.5, 3600), default=10.0, show_default=True,
               help="Seconds of silence before a connection is dropped (and its live "
               "transaction reverted).")  # fmt: skip
+@click.option("--read-cache-ms", type=click.IntRange(0, 10000), default=250, show_default=True,
+              help="Serve GPU readings up to this old from memory (0: call NVML for every "
+              "read). A change through the agent is always seen at once.")  # fmt: skip
 def serve_cmd(
     listen: str,
     http: str | None,
@@ -48,6 +51,7 @@ def serve_cmd(
     max_streams: int,
     max_request: int,
     idle_timeout: float,
+    read_cache_ms: int,
 ) -> None:
     """Run the agent in the foreground (systemd: packaging/nvcontrol-agent.service)."""
     from bolt.network.quic import Limits
@@ -57,6 +61,7 @@ def serve_cmd(
         listen=_addr(listen, "--listen", 4433),
         http=_addr(http, "--http", 8443) if http else None,
         limits=Limits(max_connections, max_streams, max_request, idle_timeout),
+        read_max_age_s=read_cache_ms / 1000,
     )
     run(opts)
 

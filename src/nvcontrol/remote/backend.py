@@ -99,4 +99,4 @@ async def open_backend() -> AsyncIterator[Any]:
     try:
         yield RemoteManager(client, tgt.endpoint)
     finally:
-        await client.close()
+        await client.close(drain=False)  # the CLI exits next: do not wait out the drain
