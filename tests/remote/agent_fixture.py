@@ -110,6 +110,10 @@ class Agent:
         with urllib.request.urlopen(url, context=ctx) as r:
             return str(r.read().decode())
 
+    def host(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``nvctl ...`` run locally on the agent's host (its state and config dirs)."""
+        return subprocess.run([tool("nvctl"), *args], env=self.env, capture_output=True, text=True)
+
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``nvctl agent ...`` run on the agent's host (its state dir)."""
         return subprocess.run(

@@ -82,18 +82,17 @@ def test_remote_errors_keep_their_exit_codes(agent: Agent) -> None:
         assert "Traceback" not in remote.stderr
 
 
-def test_host_local_commands_are_refused_over_remote(agent: Agent) -> None:
+def test_commands_about_the_client_or_the_agent_process_are_refused_over_remote(
+    agent: Agent,
+) -> None:
     c = agent.client("admin")
-    for args in (
-        ["snapshot", "export", "x", str(agent.tmp / "x.toml")],
-        ["fan", "curve", "run"],
-        ["boot", "show"],
-        ["overclock", "test", "--duration", "1"],
+    for args, why in (
+        (["agent", "serve"], "runs the agent"),
+        (["remote", "hosts"], "this client's own"),
     ):
         done = agent.remote(c, *args)
         assert done.returncode == 3, (args, done.stderr)
-        assert "not available with --remote" in done.stderr
-    assert not (agent.tmp / "x.toml").exists()
+        assert "not available with --remote" in done.stderr and why in done.stderr, done.stderr
 
 
 def test_an_unconfirmed_remote_change_rolls_back_with_exit_5(agent: Agent) -> None:
@@ -171,3 +170,12 @@ def test_fan_out_labels_each_host_and_a_dead_one_does_not_hide_the_others(agent:
     assert docs[agent.endpoint]["exit_code"] == 0
     assert len(docs[agent.endpoint]["result"]["gpus"]) == 2
     assert docs[dead]["exit_code"] != 0 and docs[dead]["stderr"]
+
+
+def test_an_admin_reads_the_audit_log_remotely_and_a_viewer_may_not(agent: Agent) -> None:
+    admin, viewer = agent.client("admin"), agent.client("viewer")
+    assert agent.remote(admin, "power", "limit", "-i", "0", "--watts", "320", "--window", "0").returncode == 0  # fmt: skip
+    done = agent.remote(admin, "agent", "audit", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["audit"] == agent.audit()
+    assert agent.remote(viewer, "agent", "audit").returncode == 4

@@ -33,6 +33,7 @@ from nvcontrol.control.errors import RolledBack
 from nvcontrol.control.journal import OPEN
 from nvcontrol.control.manager import GpuManager
 from nvcontrol.control.runner import TxOptions, TxReport
+from nvcontrol.control.snapshots import MAX_BYTES
 from nvcontrol.remote import api
 
 Emit = Callable[[dict[str, Any]], None]
@@ -176,7 +177,7 @@ class Service:
             tx.done.set()
             self.live.pop(tx.id, None)
             self._notify("transaction_done", {"id": tx.id, "result": result})
-        if method.transaction:
+        if method.transaction and not method.job:
             self.outcomes[result] = self.outcomes.get(result, 0) + 1
 
     def _audit_after(
@@ -351,6 +352,7 @@ def _number(raw: dict[str, Any], key: str, default: float | None, lo: float, hi:
     return float(v)
 
 
+_LONGEST = {"document": MAX_BYTES}  # a snapshot document; every other string is short
 _SIMPLE = {"str": str, "int": int, "float": (int, float), "bool": bool, "None": type(None)}
 
 
@@ -381,7 +383,7 @@ def check_params(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, An
             raise InvalidInput(f"argument {pname} must be {ann}, not {type(value).__name__}")
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInput(f"argument {pname} must be a finite number")
-        if isinstance(value, str) and len(value) > 4096:
+        if isinstance(value, str) and len(value) > _LONGEST.get(pname, 4096):
             raise InvalidInput(f"argument {pname} is too long")
         out[pname] = value
     return out

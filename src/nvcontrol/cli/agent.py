@@ -13,8 +13,16 @@ from nvcontrol.cli.common import emit_json, json_option
 
 
 @click.group()
-def agent() -> None:
+@click.pass_context
+def agent(ctx: click.Context) -> None:
     """Serve this host's GPUs over QUIC (and the dashboard over HTTPS); manage who may."""
+    if ctx.invoked_subcommand != "audit":  # the audit log is an admin's remote call
+        from nvcontrol.remote.target import local_only
+
+        local_only(
+            f"agent {ctx.invoked_subcommand}",
+            "it runs the agent or manages its identity, keys and tokens, on the agent's host",
+        )
 
 
 def _addr(text: str, what: str, default_port: int) -> tuple[str, int]:
@@ -141,9 +149,17 @@ def list_cmd(as_json: bool) -> None:
 @json_option
 def audit_cmd(limit: int, as_json: bool) -> None:
     """The audit log of mutating commands, newest first: who, when, what, before and after."""
-    from nvcontrol.agent import audit, db
+    from nvcontrol.remote.target import target
 
-    entries = audit.read(db.connect(), limit)
+    if target() is not None:
+        from nvcontrol.cli.changes import query
+
+        # not a GpuManager method: the agent serves it from its own log
+        entries = query(lambda m: m.call("audit", {"limit": limit}))  # type: ignore[attr-defined]
+    else:
+        from nvcontrol.agent import audit, db
+
+        entries = audit.read(db.connect(), limit)
     if as_json:
         emit_json({"audit": entries})
         return

@@ -110,6 +110,7 @@ class Method:
     mutates: bool
     decode: Callable[[Any], Any] = lambda v: v
     transaction: bool = False  # takes ``options`` (TxOptions) and streams progress
+    job: bool = False  # a long job (its steps may be transactions; it is not one itself)
 
 
 def _list_of(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -158,6 +159,15 @@ METHODS: dict[str, Method] = {
         Method("snapshot_restore", "admin", True, _optional(report_from_json), transaction=True),
         Method("snapshot_delete", "admin", True),
         Method("audit", "admin", False),
+        # what was host-only (nvcontrol.control.hostops)
+        Method("snapshot_document", "viewer", False),
+        Method("snapshot_store", "operator", True, _snapshot),
+        Method("boot_show", "viewer", False),
+        Method("boot_set", "admin", True),
+        Method("boot_clear", "admin", True),
+        Method("stability_test", "operator", True),
+        Method("overclock_auto", "operator", True, transaction=True, job=True),
+        Method("fan_curve_run", "operator", True, transaction=True, job=True),
     ]
 }
 
