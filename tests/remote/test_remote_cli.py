@@ -88,6 +88,7 @@ def test_commands_about_the_client_or_the_agent_process_are_refused_over_remote(
     c = agent.client("admin")
     for args, why in (
         (["agent", "serve"], "runs the agent"),
+        (["agent", "token", "list"], "dashboard tokens"),
         (["remote", "hosts"], "this client's own"),
     ):
         done = agent.remote(c, *args)
@@ -179,3 +180,27 @@ def test_an_admin_reads_the_audit_log_remotely_and_a_viewer_may_not(agent: Agent
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["audit"] == agent.audit()
     assert agent.remote(viewer, "agent", "audit").returncode == 4
+
+
+def test_an_admin_authorizes_lists_and_revokes_keys_remotely(agent: Agent) -> None:
+    admin, operator = agent.client("admin"), agent.client("operator")
+    newcomer = agent.client(None, name="newcomer")  # a key nobody has authorized yet
+    assert agent.remote(newcomer, "gpu", "list").returncode == 4
+    denied = agent.remote(operator, "agent", "authorize", newcomer.public, "--role", "viewer")
+    assert denied.returncode == 4, denied.stderr
+    done = agent.remote(admin, "agent", "authorize", newcomer.public, "--role", "viewer", "--json")
+    assert done.returncode == 0, done.stderr
+    fp = json.loads(done.stdout)["fingerprint"]
+    assert agent.remote(newcomer, "gpu", "list").returncode == 0
+    listed = agent.remote(admin, "agent", "list", "--json")
+    assert json.loads(listed.stdout) == json.loads(agent.admin("list", "--json").stdout)
+    assert agent.remote(admin, "agent", "revoke", fp).returncode == 0
+    assert agent.remote(newcomer, "gpu", "list").returncode == 4
+    entry = next(
+        e for e in agent.audit() if e["action"] == "authorize" and e["params"]["key"] == fp
+    )
+    assert (
+        entry["origin"] == "quic"
+        and entry["role"] == "admin"
+        and entry["after"] == {"role": "viewer"}
+    )

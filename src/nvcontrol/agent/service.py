@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from basis.errors import ExitCode, InvalidInput, NotFound, PermissionDenied, UserError
-from nvcontrol.agent import audit, keys
+from nvcontrol.agent import audit, keyadmin, keys
 from nvcontrol.agent.readcache import ReadCache
 from nvcontrol.agent.worker import Interrupted, NvmlWorker
 from nvcontrol.control import fanstore, settings
@@ -88,8 +88,9 @@ class Service:
     ) -> Any:
         name = api.ALIASES.get(name, name)
         method = api.METHODS.get(name)
-        local = getattr(GpuManager, name, None) if name not in ("audit",) else None
-        if method is None or (local is None and name != "audit"):
+        own = name in AGENT_OWN
+        local = None if own else getattr(GpuManager, name, None)
+        if method is None or (local is None and not own):
             raise NotFound(f"the agent has no method {name!r}")
         role = self.current_role(caller)
         if not api.role_allows(role, method.role):
@@ -100,11 +101,8 @@ class Service:
                 f"role {role} may not call {name} (it needs {method.role})",
                 hint="an admin can change the key's role with `nvctl agent authorize`",
             )
-        if name == "audit":
-            limit = params.get("limit", 100)
-            if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 10000:
-                raise InvalidInput("audit: limit must be an integer from 1 to 10000")
-            return audit.read(self.db, limit)
+        if own:
+            return self._own(caller, role, name, params)
         assert local is not None
         kwargs = check_params(local, api.decode_params(params))
         if not method.mutates:
@@ -120,6 +118,24 @@ class Service:
             return await self._mutate(caller, role, name, params, kwargs, method, emit, messages)
         finally:
             self.reads.end_change()
+
+    def _own(self, caller: Caller, role: str, name: str, params: dict[str, Any]) -> Any:
+        """The agent's own methods: its audit log and key store (admin only)."""
+        unknown = sorted(set(params) - AGENT_OWN[name])
+        if unknown:
+            raise InvalidInput(f"unknown argument(s): {', '.join(unknown)}")
+        if name == "audit":
+            limit = params.get("limit", 100)
+            if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 10000:
+                raise InvalidInput("audit: limit must be an integer from 1 to 10000")
+            return audit.read(self.db, limit)
+        if name == "key_list":
+            return keyadmin.listing(self.db)
+        who = {"who": caller.key, "who_role": role, "origin": caller.origin}
+        if name == "key_authorize":
+            pubkey, new_role = _text(params, "pubkey"), _text(params, "role")
+            return keyadmin.authorize(self.db, pubkey, new_role, **who)
+        return keyadmin.revoke(self.db, _text(params, "key"), **who)
 
     # ------------------------------------------------------------------ mutations
 
@@ -321,6 +337,21 @@ def configs(m: GpuManager) -> dict[str, dict[str, Any]]:
     journal = m.journal_if_exists()
     curves = fanstore.load_curves()
     return {g.uuid: settings.read_config(g, journal, curves) for g in m.nvml.gpus}
+
+
+AGENT_OWN: dict[str, set[str]] = {  # method -> its arguments
+    "audit": {"limit"},
+    "key_list": set(),
+    "key_authorize": {"pubkey", "role"},
+    "key_revoke": {"key"},
+}
+
+
+def _text(params: dict[str, Any], key: str) -> str:
+    v = params.get(key)
+    if not isinstance(v, str) or not v.strip() or len(v) > 4096:
+        raise InvalidInput(f"argument {key} must be a non-empty string")
+    return v
 
 
 def _classify(exc: BaseException) -> tuple[str, int, str]:

@@ -159,6 +159,10 @@ METHODS: dict[str, Method] = {
         Method("snapshot_restore", "admin", True, _optional(report_from_json), transaction=True),
         Method("snapshot_delete", "admin", True),
         Method("audit", "admin", False),
+        # the agent's own (nvcontrol.agent.keyadmin), not GpuManager's
+        Method("key_list", "admin", False),
+        Method("key_authorize", "admin", True),
+        Method("key_revoke", "admin", True),
         # what was host-only (nvcontrol.control.hostops)
         Method("snapshot_document", "viewer", False),
         Method("snapshot_store", "operator", True, _snapshot),
