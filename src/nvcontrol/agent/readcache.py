@@ -24,9 +24,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-CACHED = frozenset(
-    {"gpu_list", "gpu_info", "sample", "power_status", "offsets_status", "fan_status"}
-)
+# Not ``sample``: `gpu watch --remote` asks for a fresh reading at its own interval.
+CACHED = frozenset({"gpu_list", "gpu_info", "power_status", "offsets_status", "fan_status"})
 DEFAULT_MAX_AGE_S = 0.25  # NVML's own power and utilisation readings move about this often
 MAX_KEYS = 64  # selectors are free text: bound what a client can make us keep
 
