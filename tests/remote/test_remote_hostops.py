@@ -54,9 +54,7 @@ def test_snapshot_import_stores_a_client_file_on_the_agent(agent: Agent) -> None
     assert sorted(after) == ["base", "copied"]
 
 
-def test_boot_unit_of_the_agent_host_is_set_shown_and_cleared_remotely(
-    agent: Agent, tmp_path: Path
-) -> None:
+def test_boot_unit_of_the_agent_host_is_set_shown_and_cleared_remotely(agent: Agent) -> None:
     admin, viewer = agent.client("admin"), agent.client("viewer")
     units = Path(agent.env["NVCTL_SYSTEMD_DIR"])
     assert agent.remote(admin, "snapshot", "create", "daily").returncode == 0
