@@ -8,8 +8,10 @@ import os
 import re
 import select
 import signal
+import ssl
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,19 @@ class Agent:
                 out, _ = self.proc.communicate()
             self.lines.append(out or "")
         return "".join(self.lines)
+
+    def get(self, path: str) -> str:
+        """GET ``path`` from the agent's HTTPS listener (its certificate is self-signed)."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        url = f"https://127.0.0.1:{self.http_port}{path}"
+        with urllib.request.urlopen(url, context=ctx) as r:
+            return str(r.read().decode())
+
+    def host(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``nvctl ...`` run locally on the agent's host (its state and config dirs)."""
+        return subprocess.run([tool("nvctl"), *args], env=self.env, capture_output=True, text=True)
 
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``nvctl agent ...`` run on the agent's host (its state dir)."""

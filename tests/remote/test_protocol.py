@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from bolt.network import framing, identity, session
+from bolt.network import framing, identity, quic, session
 
 
 def _server(keys: dict[str, str], nonce: bytes = b"n" * 32, **kw: object) -> session.ServerSession:
@@ -53,6 +53,8 @@ def test_frames_round_trip_in_pieces() -> None:
         (struct.pack(">I", 5) + b"hello", "not JSON"),
         (struct.pack(">I", 2) + b"[]", "not a JSON object"),
         (struct.pack(">I", 9) + b'{"a":NaN}', "NaN"),
+        (struct.pack(">I", 16) + b'{"a":[1, 1e999]}', "non-finite"),
+        (struct.pack(">I", 5007) + b'{"a":' + b"9" * 5001 + b"}", "not JSON"),
         (struct.pack(">I", 4) + b"\xff\xfe{}", "not JSON"),
         (struct.pack(">I", 2_000_000), "exceeds"),
     ],
@@ -156,3 +158,15 @@ def test_public_key_lines_round_trip_and_bad_ones_are_refused() -> None:
         with pytest.raises(identity.KeyError_):
             identity.parse_public_line(bad)
     assert json.dumps(line)  # one printable line
+
+
+def test_the_ack_delay_we_tune_is_still_aioquics_attribute() -> None:
+    # bolt.network.quic sets a private aioquic attribute (see ACK_DELAY_S): if aioquic
+    # renames or retypes it, this fails instead of the tuning silently doing nothing.
+    from aioquic.quic.configuration import QuicConfiguration
+    from aioquic.quic.connection import QuicConnection
+
+    conn = QuicConnection(configuration=QuicConfiguration(is_client=True))
+    assert isinstance(conn._ack_delay, float) and conn._ack_delay < quic.ACK_DELAY_S
+    quic.tune_ack_delay(conn)
+    assert conn._ack_delay == quic.ACK_DELAY_S < 0.025  # below the max_ack_delay advertised

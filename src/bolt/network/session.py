@@ -156,13 +156,18 @@ class ServerSession:
         """A frame the application sends on a call's stream; ``end`` finishes the call."""
         if self.closed or stream_id not in self._calls:
             return []
-        if end:
-            self._calls.discard(stream_id)
         try:
             data = framing.encode(message, self.max_frame)
         except framing.FrameError as err:
             data = framing.encode({"t": "error", "error": {"message": str(err), "code": 1}})
             end = True
+        return self.reply_frame(stream_id, data, end)
+
+    def reply_frame(self, stream_id: int, data: bytes, end: bool = False) -> list[Action]:
+        """Like :meth:`reply`, with the frame already encoded (``framing.encode``)."""
+        if self.closed or stream_id not in self._calls:
+            return []
+        if end:
             self._calls.discard(stream_id)
         return [Send(stream_id, data, end)]
 

@@ -15,14 +15,23 @@ LABELS = ["gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"]
 # promtool's linter flags; they still join with the DCGM_ ones on gpu, UUID and Hostname.
 OWN_LABELS = ["gpu", "UUID", "pci_bus_id", "device", "Hostname"]
 
-# dcgm-exporter name -> (help, key in a sample, scale)
+# Energy is NVML's total since the driver loaded: monotonic, a counter (a driver reload
+# resets it, which rate() takes as a counter reset).  dcgm-exporter exposes it as a counter
+# named DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION, without the ``_total`` suffix; prometheus-client
+# always writes a counter with ``_total``.  So both are served: the counter
+# ``..._total`` (typed counter, for rate() and increase()), and dcgm-exporter's own name as a
+# gauge with the same value, so that dashboards written for dcgm-exporter work unchanged
+# (docs/decisions.md, "Metrics").
+ENERGY = ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).")
+
+# dcgm-exporter gauges: name -> (help, key in a sample, scale)
 DCGM: list[tuple[str, str, str, float]] = [
+    (ENERGY[0], ENERGY[1] + " dcgm-exporter's name; the counter is ..._total.", "energy_j",
+     1000),
     ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C).", "temperature_c", 1),
     ("DCGM_FI_DEV_MEMORY_TEMP", "Memory temperature (in C).", "memory_temperature_c", 1),
     ("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W).", "power_w", 1),
     ("DCGM_FI_DEV_POWER_MGMT_LIMIT", "Power management limit (in W).", "power_limit_w", 1),
-    ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "Total energy consumption since boot (in mJ).",
-     "energy_j", 1000),
     ("DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz).", "sm_mhz", 1),
     ("DCGM_FI_DEV_MEM_CLOCK", "Memory clock frequency (in MHz).", "memory_mhz", 1),
     ("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %).", "gpu_util_pct", 1),
@@ -57,6 +66,11 @@ class AgentCollector(Collector):
                     continue
                 fam.add_metric(self._labels(g, names), float(v) * scale)
             yield fam
+        energy = CounterMetricFamily(ENERGY[0], ENERGY[1], labels=LABELS)  # + "_total"
+        for g in gpus:
+            if g.get("energy_j") is not None and not g.get("lost"):
+                energy.add_metric(self._labels(g, names), float(g["energy_j"]) * 1000)
+        yield energy
         limit = GaugeMetricFamily("nvcontrol_power_limit_watts", "Enforced power limit.",
                                   labels=OWN_LABELS)  # fmt: skip
         for g in gpus:

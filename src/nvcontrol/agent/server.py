@@ -13,6 +13,7 @@ from typing import Any
 
 from bolt.network import quic
 from nvcontrol.agent import db, identity, keys
+from nvcontrol.agent.readcache import DEFAULT_MAX_AGE_S, ReadCache
 from nvcontrol.agent.service import Caller, Service
 from nvcontrol.agent.tunnel import TunnelRules, Tunnels
 from nvcontrol.agent.worker import NvmlWorker
@@ -26,6 +27,7 @@ class ServeOptions:
     limits: quic.Limits = field(default_factory=quic.Limits)
     sample_interval_s: float = 1.0
     tunnels: TunnelRules = field(default_factory=TunnelRules)
+    read_max_age_s: float = DEFAULT_MAX_AGE_S
 
 
 async def serve(opts: ServeOptions, say: Callable[[str], None]) -> None:
@@ -35,7 +37,7 @@ async def serve(opts: ServeOptions, say: Callable[[str], None]) -> None:
     worker.start()
     try:
         await worker.run(_repair(say))
-        service = Service(worker, conn)
+        service = Service(worker, conn, ReadCache(opts.read_max_age_s))
         tunnels = Tunnels(opts.tunnels, conn)
 
         async def handler(ctx: quic.CallContext, method: str, params: dict[str, Any]) -> Any:

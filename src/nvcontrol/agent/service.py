@@ -15,6 +15,7 @@ it, and the runner reverts the change (the dead-man's switch).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import math
 import sqlite3
@@ -24,13 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from basis.errors import ExitCode, InvalidInput, NotFound, PermissionDenied, UserError
-from nvcontrol.agent import audit, keys
+from nvcontrol.agent import audit, keyadmin, keys
+from nvcontrol.agent.readcache import ReadCache
 from nvcontrol.agent.worker import Interrupted, NvmlWorker
 from nvcontrol.control import fanstore, settings
 from nvcontrol.control.errors import RolledBack
 from nvcontrol.control.journal import OPEN
 from nvcontrol.control.manager import GpuManager
 from nvcontrol.control.runner import TxOptions, TxReport
+from nvcontrol.control.snapshots import MAX_BYTES
 from nvcontrol.remote import api
 
 Emit = Callable[[dict[str, Any]], None]
@@ -54,9 +57,12 @@ class LiveTx:
 
 
 class Service:
-    def __init__(self, worker: NvmlWorker, db: sqlite3.Connection) -> None:
+    def __init__(
+        self, worker: NvmlWorker, db: sqlite3.Connection, reads: ReadCache | None = None
+    ) -> None:
         self.worker = worker
         self.db = db
+        self.reads = reads if reads is not None else ReadCache()
         self.live: dict[int, LiveTx] = {}
         self.outcomes: dict[str, int] = {}  # transaction results, for /metrics
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
@@ -82,8 +88,9 @@ class Service:
     ) -> Any:
         name = api.ALIASES.get(name, name)
         method = api.METHODS.get(name)
-        local = getattr(GpuManager, name, None) if name not in ("audit",) else None
-        if method is None or (local is None and name != "audit"):
+        own = name in AGENT_OWN
+        local = None if own else getattr(GpuManager, name, None)
+        if method is None or (local is None and not own):
             raise NotFound(f"the agent has no method {name!r}")
         role = self.current_role(caller)
         if not api.role_allows(role, method.role):
@@ -94,18 +101,41 @@ class Service:
                 f"role {role} may not call {name} (it needs {method.role})",
                 hint="an admin can change the key's role with `nvctl agent authorize`",
             )
+        if own:
+            return self._own(caller, role, name, params)
+        assert local is not None
+        kwargs = check_params(local, api.decode_params(params))
+        if not method.mutates:
+
+            async def load() -> Any:
+                return api.encode_value(await self.worker.run(lambda m: getattr(m, name)(**kwargs)))
+
+            return await self.reads.read(name, kwargs, load)
+        self.reads.begin_change()
+        try:
+            if name == "confirm":
+                return api.encode_value(await self.confirm(caller, role, kwargs))
+            return await self._mutate(caller, role, name, params, kwargs, method, emit, messages)
+        finally:
+            self.reads.end_change()
+
+    def _own(self, caller: Caller, role: str, name: str, params: dict[str, Any]) -> Any:
+        """The agent's own methods: its audit log and key store (admin only)."""
+        unknown = sorted(set(params) - AGENT_OWN[name])
+        if unknown:
+            raise InvalidInput(f"unknown argument(s): {', '.join(unknown)}")
         if name == "audit":
             limit = params.get("limit", 100)
             if not isinstance(limit, int) or isinstance(limit, bool) or not 0 < limit <= 10000:
                 raise InvalidInput("audit: limit must be an integer from 1 to 10000")
             return audit.read(self.db, limit)
-        assert local is not None
-        kwargs = check_params(local, api.decode_params(params))
-        if name == "confirm":
-            return api.encode_value(await self.confirm(caller, role, kwargs))
-        if not method.mutates:
-            return api.encode_value(await self.worker.run(lambda m: getattr(m, name)(**kwargs)))
-        return await self._mutate(caller, role, name, params, kwargs, method, emit, messages)
+        if name == "key_list":
+            return keyadmin.listing(self.db)
+        who = {"who": caller.key, "who_role": role, "origin": caller.origin}
+        if name == "key_authorize":
+            pubkey, new_role = _text(params, "pubkey"), _text(params, "role")
+            return keyadmin.authorize(self.db, pubkey, new_role, **who)
+        return keyadmin.revoke(self.db, _text(params, "key"), **who)
 
     # ------------------------------------------------------------------ mutations
 
@@ -163,7 +193,7 @@ class Service:
             tx.done.set()
             self.live.pop(tx.id, None)
             self._notify("transaction_done", {"id": tx.id, "result": result})
-        if method.transaction:
+        if method.transaction and not method.job:
             self.outcomes[result] = self.outcomes.get(result, 0) + 1
 
     def _audit_after(
@@ -309,6 +339,21 @@ def configs(m: GpuManager) -> dict[str, dict[str, Any]]:
     return {g.uuid: settings.read_config(g, journal, curves) for g in m.nvml.gpus}
 
 
+AGENT_OWN: dict[str, set[str]] = {  # method -> its arguments
+    "audit": {"limit"},
+    "key_list": set(),
+    "key_authorize": {"pubkey", "role"},
+    "key_revoke": {"key"},
+}
+
+
+def _text(params: dict[str, Any], key: str) -> str:
+    v = params.get(key)
+    if not isinstance(v, str) or not v.strip() or len(v) > 4096:
+        raise InvalidInput(f"argument {key} must be a non-empty string")
+    return v
+
+
 def _classify(exc: BaseException) -> tuple[str, int, str]:
     if isinstance(exc, RolledBack):
         return "rolled_back", int(ExitCode.ROLLED_BACK), exc.message
@@ -338,13 +383,19 @@ def _number(raw: dict[str, Any], key: str, default: float | None, lo: float, hi:
     return float(v)
 
 
+_LONGEST = {"document": MAX_BYTES}  # a snapshot document; every other string is short
 _SIMPLE = {"str": str, "int": int, "float": (int, float), "bool": bool, "None": type(None)}
+
+
+@functools.cache
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(fn)  # ~30 µs each time: once per method is enough
 
 
 def check_params(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, Any]:
     """``params`` bound to ``fn``'s signature, each value of its annotated type; anything
     else is invalid input (nothing runs)."""
-    sig = inspect.signature(fn)
+    sig = _signature(fn)
     names = [p for p in sig.parameters if p != "self"]
     unknown = sorted(set(params) - set(names))
     if unknown:
@@ -363,7 +414,7 @@ def check_params(fn: Callable[..., Any], params: dict[str, Any]) -> dict[str, An
             raise InvalidInput(f"argument {pname} must be {ann}, not {type(value).__name__}")
         if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInput(f"argument {pname} must be a finite number")
-        if isinstance(value, str) and len(value) > 4096:
+        if isinstance(value, str) and len(value) > _LONGEST.get(pname, 4096):
             raise InvalidInput(f"argument {pname} is too long")
         out[pname] = value
     return out

@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
+from typing import Any
 
 import click
 
-from basis.errors import InvalidInput, NotFound
+from basis.errors import InvalidInput
 from nvcontrol.cli.common import emit_json, json_option
 
 
 @click.group()
-def agent() -> None:
+@click.pass_context
+def agent(ctx: click.Context) -> None:
     """Serve this host's GPUs over QUIC (and the dashboard over HTTPS); manage who may."""
+    if ctx.invoked_subcommand not in _REMOTE_OK:
+        from nvcontrol.remote.target import local_only
+
+        local_only(
+            f"agent {ctx.invoked_subcommand}",
+            "it runs the agent or manages its identity and dashboard tokens, on the agent's "
+            "host (keys and the audit log can be managed remotely by an admin)",
+        )
+
+
+_REMOTE_OK = ("audit", "authorize", "revoke", "list")  # an admin's calls to the agent
+
+
+def _on_agent(method: str, params: dict[str, object]) -> Any:
+    """``method`` run by the agent ``--remote`` names, or None when there is none."""
+    from nvcontrol.remote.target import target
+
+    if target() is None:
+        return None
+    from nvcontrol.cli.changes import query
+
+    # not GpuManager methods: the agent serves them from its own database
+    return query(lambda m: m.call(method, params))  # type: ignore[attr-defined]
 
 
 def _addr(text: str, what: str, default_port: int) -> tuple[str, int]:
@@ -51,6 +75,9 @@ def _addr(text: str, what: str, default_port: int) -> tuple[str, int]:
               help="Tunnels open at once per connection.")  # fmt: skip
 @click.option("--tunnel-idle-timeout", type=click.FloatRange(1, 86400), default=300.0,
               show_default=True, help="Seconds without bytes before a tunnel is closed.")  # fmt: skip
+@click.option("--read-cache-ms", type=click.IntRange(0, 10000), default=250, show_default=True,
+              help="Serve GPU readings up to this old from memory (0: call NVML for every "
+              "read). A change through the agent is always seen at once.")  # fmt: skip
 def serve_cmd(
     listen: str,
     http: str | None,
@@ -63,6 +90,7 @@ def serve_cmd(
     tunnel_role: str,
     max_tunnels: int,
     tunnel_idle_timeout: float,
+    read_cache_ms: int,
 ) -> None:
     """Run the agent in the foreground (systemd: packaging/nvcontrol-agent.service)."""
     from bolt.network.quic import Limits
@@ -80,6 +108,7 @@ def serve_cmd(
             max_per_connection=max_tunnels,
             idle_timeout_s=tunnel_idle_timeout,
         ),
+        read_max_age_s=read_cache_ms / 1000,
     )
     run(opts)
 
@@ -121,21 +150,16 @@ def identity_cmd(as_json: bool) -> None:
 @json_option
 def authorize_cmd(pubkey: str, role: str, as_json: bool) -> None:
     """Let the client with PUBKEY (the line `nvctl remote keygen` printed) in, as ROLE."""
-    from bolt.network import identity as ident
-    from nvcontrol.agent import audit, db, keys
+    k = _on_agent("key_authorize", {"pubkey": pubkey, "role": role})
+    if k is None:
+        from nvcontrol.agent import db, keyadmin
 
-    conn = db.connect()
-    before: dict[str, object] = {}
-    with contextlib.suppress(NotFound, ident.KeyError_):
-        old = keys.get(conn, ident.fingerprint(ident.parse_public_line(pubkey)))
-        before = {"role": old.role, "revoked": old.revoked}
-    k = keys.authorize(conn, pubkey, role)
-    audit.append(conn, audit.Entry("local", "admin", "local", "authorize", {"key": k.fingerprint},
-                                   before, {"role": k.role}, "ok", 0))  # fmt: skip
+        k = keyadmin.authorize(db.connect(), pubkey, role, who="local", who_role="admin",
+                               origin="local")  # fmt: skip
     if as_json:
-        emit_json(k.to_json())
+        emit_json(k)
     else:
-        click.echo(f"authorized {k.fingerprint} as {k.role}")
+        click.echo(f"authorized {k['fingerprint']} as {k['role']}")
 
 
 @agent.command("revoke")
@@ -143,33 +167,34 @@ def authorize_cmd(pubkey: str, role: str, as_json: bool) -> None:
 @json_option
 def revoke_cmd(key: str, as_json: bool) -> None:
     """Refuse KEY (a fingerprint, its unique prefix, or the public-key line) from now on."""
-    from nvcontrol.agent import audit, db, keys
+    k = _on_agent("key_revoke", {"key": key})
+    if k is None:
+        from nvcontrol.agent import db, keyadmin
 
-    conn = db.connect()
-    k = keys.revoke(conn, key)
-    audit.append(conn, audit.Entry("local", "admin", "local", "revoke", {"key": k.fingerprint},
-                                   {"role": k.role}, {"revoked": k.revoked}, "ok", 0))  # fmt: skip
+        k = keyadmin.revoke(db.connect(), key, who="local", who_role="admin", origin="local")
     if as_json:
-        emit_json(k.to_json())
+        emit_json(k)
     else:
-        click.echo(f"revoked {k.fingerprint} ({k.role})")
+        click.echo(f"revoked {k['fingerprint']} ({k['role']})")
 
 
 @agent.command("list")
 @json_option
 def list_cmd(as_json: bool) -> None:
     """Authorized client keys and their roles."""
-    from nvcontrol.agent import db, keys
+    rows = _on_agent("key_list", {})
+    if rows is None:
+        from nvcontrol.agent import db, keyadmin
 
-    rows = keys.all_keys(db.connect())
+        rows = keyadmin.listing(db.connect())
     if as_json:
-        emit_json({"keys": [k.to_json() for k in rows]})
+        emit_json({"keys": rows})
         return
     if not rows:
         click.echo("no authorized keys (add one with `nvctl agent authorize PUBKEY --role ROLE`)")
     for k in rows:
-        state = "revoked" if k.revoked is not None else "active"
-        click.echo(f"{k.fingerprint}  {k.role:<8} {state:<8} {k.comment}")
+        state = "active" if k["revoked"] is None else "revoked"
+        click.echo(f"{k['fingerprint']}  {k['role']:<8} {state:<8} {k['comment']}")
 
 
 @agent.command("audit")
@@ -177,9 +202,11 @@ def list_cmd(as_json: bool) -> None:
 @json_option
 def audit_cmd(limit: int, as_json: bool) -> None:
     """The audit log of mutating commands, newest first: who, when, what, before and after."""
-    from nvcontrol.agent import audit, db
+    entries = _on_agent("audit", {"limit": limit})
+    if entries is None:
+        from nvcontrol.agent import audit, db
 
-    entries = audit.read(db.connect(), limit)
+        entries = audit.read(db.connect(), limit)
     if as_json:
         emit_json({"audit": entries})
         return

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+from nvcontrol.cli.changes import query, settled
 from nvcontrol.cli.common import emit_json, json_option
-from nvcontrol.control.boot import BootStatus, clear_boot, set_boot, show_boot
+from nvcontrol.control.boot import BootStatus
 
 
 @click.group()
 def boot() -> None:
-    """Settings that survive reboot and resume: a systemd unit that restores a snapshot."""
-    from nvcontrol.remote.target import local_only
-
-    local_only("boot")
+    """Settings that survive reboot and resume: a systemd unit that restores a snapshot.
+    With --remote, the agent host's unit."""
 
 
-def _render(status: BootStatus, as_json: bool) -> None:
+def _render(doc: dict[str, Any], as_json: bool) -> None:
+    status = BootStatus(**doc)
     if as_json:
         emit_json(status.to_json())
         return
@@ -34,18 +36,18 @@ def _render(status: BootStatus, as_json: bool) -> None:
 @json_option
 def set_cmd(snapshot: str, as_json: bool) -> None:
     """Install and enable the unit restoring SNAPSHOT at boot and after resume."""
-    _render(set_boot(snapshot), as_json)
+    _render(query(lambda m: settled(m.boot_set(snapshot)), gpus=False), as_json)
 
 
 @boot.command("show")
 @json_option
 def show_cmd(as_json: bool) -> None:
     """Which snapshot is restored at boot, if any."""
-    _render(show_boot(), as_json)
+    _render(query(lambda m: settled(m.boot_show()), gpus=False), as_json)
 
 
 @boot.command("clear")
 @json_option
 def clear_cmd(as_json: bool) -> None:
     """Disable and remove the unit."""
-    _render(clear_boot(), as_json)
+    _render(query(lambda m: settled(m.boot_clear()), gpus=False), as_json)

@@ -237,10 +237,22 @@ def run_direct(
         click.echo(outcome_line(o))
 
 
-def query(fn: Callable[[GpuManager], Awaitable[T]], *, interruptible: str | None = None) -> T:
+async def settled(value: T) -> T:
+    """A manager method's value as an awaitable, for :func:`query`, whether the backend's
+    method is sync (a local manager's file methods) or a coroutine (a remote one's)."""
+    return value
+
+
+def query(
+    fn: Callable[[GpuManager], Awaitable[T]],
+    *,
+    interruptible: str | None = None,
+    gpus: bool = True,
+) -> T:
     """Run ``fn`` in a GPU session.  With ``interruptible`` (what to say when stopped),
     SIGTERM and SIGHUP cancel it, so its clean-up runs (a probe's load is taken off, a
-    step's transaction rolled back) before the command exits 1."""
+    step's transaction rolled back) before the command exits 1.  ``gpus=False``: ``fn``
+    needs no NVML (see :func:`~nvcontrol.remote.backend.open_backend`)."""
 
     async def main() -> T:
         if interruptible is not None:
@@ -249,10 +261,12 @@ def query(fn: Callable[[GpuManager], Awaitable[T]], *, interruptible: str | None
             assert task is not None
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(sig, task.cancel)
-        async with open_backend() as manager:
-            value = await fn(manager)
-            # a remote backend's sync-looking methods (confirm, transactions) are coroutines
-            return await value if inspect.isawaitable(value) else value  # type: ignore[no-any-return]
+        async with open_backend(gpus=gpus) as manager:
+            value: Any = fn(manager)
+            # a local manager's sync methods return values, a remote one's are coroutines
+            while inspect.isawaitable(value):
+                value = await value
+            return value  # type: ignore[no-any-return]
 
     try:
         return asyncio.run(main())

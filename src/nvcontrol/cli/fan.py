@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 import click
 
@@ -121,37 +122,28 @@ def curve_set_cmd(points: str, hysteresis: int, selector: str | None, as_json: b
 @json_option
 def curve_run_cmd(selector: str | None, interval: float, as_json: bool) -> None:
     """Follow the curves until stopped; the fans go back to automatic control when this
-    stops, is killed or crashes (after SIGKILL: at the next nvctl command)."""
-    from nvcontrol.remote.target import local_only
+    stops, is killed or crashes (after SIGKILL: at the next nvctl command).  With
+    --remote the agent follows them for as long as this command runs (and connected)."""
+    from nvcontrol.control.runner import TxOptions
+    from nvcontrol.remote.backend import open_backend
 
-    local_only("fan curve run")
-    from nvcontrol.control.fancontrol import run_curves
-    from nvcontrol.control.fanstore import load_curves
-    from nvcontrol.control.manager import GpuManager
-
-    def report(gpu: object, temp: float, pct: int) -> None:
-        label = getattr(gpu, "label", "")
+    def report(event: str, data: dict[str, Any]) -> None:
+        if event != "fan":
+            return
         if as_json:
-            emit_json_line(
-                {"uuid": getattr(gpu, "uuid", None), "temperature_c": temp, "speed_pct": pct}
-            )
+            emit_json_line({k: data.get(k) for k in ("uuid", "temperature_c", "speed_pct")})
         else:
-            click.echo(f"{label}: {temp:g} °C -> fans {pct}%")
+            click.echo(f"{data.get('gpu')}: {data.get('temperature_c'):g} °C -> fans "
+                       f"{data.get('speed_pct')}%")  # fmt: skip
 
     async def main() -> None:
-        stop = asyncio.Event()
+        stop: asyncio.Queue[bool] = asyncio.Queue()  # an answer stops the controller
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.add_signal_handler(sig, stop.set)
-        async with GpuManager() as m:
-            await run_curves(
-                m.select(selector),
-                load_curves(),
-                m.journal,
-                interval_s=interval,
-                stop=stop,
-                report=report,
-            )
+            loop.add_signal_handler(sig, stop.put_nowait, False)
+        options = TxOptions(progress=report, answers=stop)
+        async with open_backend() as m:
+            await m.fan_curve_run(selector, interval, options)
 
     asyncio.run(main())
     if not as_json:

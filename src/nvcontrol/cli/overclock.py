@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -111,12 +112,8 @@ def test_cmd(
 
     On nvsim the simulated load is used; on real hardware a CUDA workload through PyTorch
     or CuPy when installed.  Exit 0 when stable, 1 when not.  Changes no setting."""
-    from nvcontrol.control.probe import stability_test
-
     result = query(
-        lambda m: stability_test(
-            m.select(selector), duration, temp_guard, journal=lambda: m.journal
-        ),
+        lambda m: m.stability_test(selector, duration, temp_guard),
         interruptible="the test's load is off again",
     )
     if as_json:
@@ -159,33 +156,37 @@ def auto_cmd(
     rolled back when unstable; the result stays applied and is saved as a snapshot."""
     import time
 
-    from nvcontrol.control.probe import auto_tune
+    from nvcontrol.control.runner import TxOptions
+
+    def note(event: str, data: dict[str, Any]) -> None:
+        if event == "note":
+            click.echo(str(data.get("text")), err=True)
 
     name = save_as or time.strftime("auto-%Y%m%d-%H%M%S")
     result = query(
-        lambda m: auto_tune(
-            m,
+        lambda m: m.overclock_auto(
             selector,
-            max_graphics_mhz=max_gpu_offset,
-            max_memory_mhz=max_memory_offset,
-            step_graphics_mhz=gpu_step,
-            step_memory_mhz=memory_step,
-            step_s=step_duration,
-            pstate=pstate,
-            save_as=name,
-            progress=lambda text: click.echo(text, err=True),
+            max_gpu_offset,
+            max_memory_offset,
+            gpu_step,
+            memory_step,
+            step_duration,
+            pstate,
+            name,
+            TxOptions(progress=note),
         ),
         interruptible="the load is off and the unfinished step was rolled back",
     )
     if as_json:
-        emit_json(result.to_json())
+        emit_json(result)
         return
-    for g in result.gpus:
+    for g in result["gpus"]:
         click.echo(
             f"GPU {g['index']} ({g['uuid']}): graphics {g['graphics_offset_mhz']} MHz, "
             f"memory {g['memory_offset_mhz']} MHz"
         )
-    click.echo(f"saved as snapshot {result.snapshot} (`nvctl boot set {result.snapshot}` keeps it)")
+    snap = result["snapshot"]
+    click.echo(f"saved as snapshot {snap} (`nvctl boot set {snap}` keeps it)")
 
 
 __all__ = ["outcome_line", "overclock"]

@@ -11,6 +11,9 @@ from nvcontrol.cli.common import emit_json, json_option
 @click.group()
 def remote() -> None:
     """The client side of remote management (use `nvctl --remote HOST COMMAND` to run one)."""
+    from nvcontrol.remote.target import local_only
+
+    local_only("remote", "it manages this client's own key and the agents it trusts")
 
 
 @remote.command("keygen")

@@ -6,14 +6,8 @@ from typing import Any
 
 import click
 
-from nvcontrol.cli.changes import TxFlags, query, run_change, tx_options
+from nvcontrol.cli.changes import TxFlags, query, run_change, settled, tx_options
 from nvcontrol.cli.common import emit_json, gpu_option, json_option
-from nvcontrol.remote.target import local_only
-
-
-async def _sync(value: Any) -> Any:
-    """A manager method's value, whether the backend's method is sync (local) or not."""
-    return value
 
 
 @click.group()
@@ -42,7 +36,7 @@ def create_cmd(name: str, selector: str | None, as_json: bool) -> None:
 @json_option
 def list_cmd(as_json: bool) -> None:
     """Snapshots, newest names first."""
-    doc = query(lambda m: _sync(m.snapshot_list()))
+    doc = query(lambda m: settled(m.snapshot_list()))
     for warning in doc["warnings"]:
         click.echo(f"warning: {warning}", err=True)
     snaps = doc["snapshots"]
@@ -60,7 +54,7 @@ def list_cmd(as_json: bool) -> None:
 @json_option
 def show_cmd(name: str, as_json: bool) -> None:
     """The snapshot's content (TOML, or JSON with --json)."""
-    snap = query(lambda m: _sync(m.snapshot_show(name)))
+    snap = query(lambda m: settled(m.snapshot_show(name)))
     if as_json:
         emit_json(snap.to_dict())
     else:
@@ -120,7 +114,7 @@ def restore_cmd(
 @click.argument("name")
 def delete_cmd(name: str) -> None:
     """Delete NAME."""
-    query(lambda m: _sync(m.snapshot_delete(name)))  # type: ignore[func-returns-value]
+    query(lambda m: settled(m.snapshot_delete(name)))  # type: ignore[func-returns-value]
     click.echo(f"deleted snapshot {name}")
 
 
@@ -128,11 +122,12 @@ def delete_cmd(name: str) -> None:
 @click.argument("name")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
 def export_cmd(name: str, file: str) -> None:
-    """Write NAME to FILE (TOML)."""
-    local_only("snapshot export")
-    from nvcontrol.control.manager import GpuManager
+    """Write NAME to FILE (TOML).  With --remote, the agent's snapshot to a file here."""
+    from basis.errors import fs_errors
 
-    GpuManager().snapshot_export(name, file)
+    document = query(lambda m: settled(m.snapshot_document(name)), gpus=False)
+    with fs_errors(file), open(file, "w") as f:
+        f.write(document)
     click.echo(f"exported snapshot {name} to {file}")
 
 
@@ -142,11 +137,13 @@ def export_cmd(name: str, file: str) -> None:
 @click.option("--force", is_flag=True, help="Replace a snapshot of the same name.")
 @json_option
 def import_cmd(file: str, name: str | None, force: bool, as_json: bool) -> None:
-    """Import a snapshot file (validated before it is stored)."""
-    local_only("snapshot import")
-    from nvcontrol.control.manager import GpuManager
+    """Import a snapshot file (validated before it is stored).  With --remote, a file here
+    is stored on the agent."""
+    from nvcontrol.control.snapshots import GpuSnapshot, read_text_limited
 
-    snap = GpuManager().snapshot_import(file, name, overwrite=force)
+    document = read_text_limited(file)
+    GpuSnapshot.from_toml(document, source=file)  # errors name this file, before any call
+    snap = query(lambda m: settled(m.snapshot_store(document, name, force)), gpus=False)
     if as_json:
         emit_json(snap.summary())
     else:

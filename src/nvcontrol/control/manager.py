@@ -19,6 +19,7 @@ from basis.errors import InvalidInput, Unsupported, fs_errors
 from nvcontrol.control import fanstore, locks, settings
 from nvcontrol.control.errors import Busy, SnapshotError
 from nvcontrol.control.fancurve import FanCurve
+from nvcontrol.control.hostops import HostOps
 from nvcontrol.control.journal import COMMITTED, OPEN, Journal, TxRecord
 from nvcontrol.control.limits import percent_range
 from nvcontrol.control.runner import (
@@ -50,7 +51,7 @@ from nvcontrol.readings import MIB, read_info, sample_all, watts
 from nvcontrol.selection import select
 
 
-class GpuManager:
+class GpuManager(HostOps):
     def __init__(self) -> None:
         self.nvml = Nvml()
         self._journal: Journal | None = None
@@ -519,16 +520,13 @@ class GpuManager:
         return await self.transact("snapshot restore", f"restore snapshot {name}", writes, options)
 
     def snapshot_import(self, path: str, name: str | None, *, overwrite: bool) -> GpuSnapshot:
-        snap = GpuSnapshot.from_toml(read_text_limited(path), source=path)
-        if name is not None:
-            snap.name = check_name(name)
-        self.snapshots.save(snap, overwrite=overwrite)
-        return snap
+        """Store the snapshot file at ``path`` (on this host)."""
+        return self.snapshot_store(read_text_limited(path), name, overwrite)
 
     def snapshot_export(self, name: str, path: str) -> None:
-        snap = self.snapshots.load(name)
+        """Write snapshot ``name`` to the file ``path`` (on this host)."""
         with fs_errors(path), open(path, "w") as f:
-            f.write(snap.to_toml())
+            f.write(self.snapshot_document(name))
 
     # ------------------------------------------------------------ transactions
 

@@ -74,8 +74,17 @@ def _record_json(r: TxRecord) -> dict[str, Any]:
     return r.to_json()
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def encode_value(value: Any) -> Any:
     """Any result or argument as JSON."""
+    # Most of a reading is plain leaves: test those first (a remote ``gpu info`` has ~250,
+    # and six failed isinstance checks on each cost half as much as the NVML reads behind it).
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, dict):
+        return {k: encode_value(v) for k, v in value.items()}
     if isinstance(value, TxReport):
         return value.to_json()
     if isinstance(value, Outcome):
@@ -88,8 +97,6 @@ def encode_value(value: Any) -> Any:
         return value.to_dict()
     if isinstance(value, list | tuple):
         return [encode_value(v) for v in value]
-    if isinstance(value, dict):
-        return {k: encode_value(v) for k, v in value.items()}
     return value
 
 
@@ -103,6 +110,7 @@ class Method:
     mutates: bool
     decode: Callable[[Any], Any] = lambda v: v
     transaction: bool = False  # takes ``options`` (TxOptions) and streams progress
+    job: bool = False  # a long job (its steps may be transactions; it is not one itself)
 
 
 def _list_of(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -151,6 +159,19 @@ METHODS: dict[str, Method] = {
         Method("snapshot_restore", "admin", True, _optional(report_from_json), transaction=True),
         Method("snapshot_delete", "admin", True),
         Method("audit", "admin", False),
+        # the agent's own (nvcontrol.agent.keyadmin), not GpuManager's
+        Method("key_list", "admin", False),
+        Method("key_authorize", "admin", True),
+        Method("key_revoke", "admin", True),
+        # what was host-only (nvcontrol.control.hostops)
+        Method("snapshot_document", "viewer", False),
+        Method("snapshot_store", "operator", True, _snapshot),
+        Method("boot_show", "viewer", False),
+        Method("boot_set", "admin", True),
+        Method("boot_clear", "admin", True),
+        Method("stability_test", "operator", True),
+        Method("overclock_auto", "operator", True, transaction=True, job=True),
+        Method("fan_curve_run", "operator", True, transaction=True, job=True),
     ]
 }
 

@@ -86,10 +86,15 @@ async def _bridge(src: asyncio.Queue[bool], dst: asyncio.Queue[dict[str, Any]]) 
 
 
 @contextlib.asynccontextmanager
-async def open_backend() -> AsyncIterator[Any]:
-    """The manager the CLI talks to: local, or the agent named by ``--remote``."""
+async def open_backend(*, gpus: bool = True) -> AsyncIterator[Any]:
+    """The manager the CLI talks to: local, or the agent named by ``--remote``.
+    ``gpus=False``: the command touches only files (snapshot documents, the boot unit), so
+    a local manager does not open NVML (it works where no driver is loaded)."""
     tgt = target()
     if tgt is None:
+        if not gpus:
+            yield GpuManager()
+            return
         async with GpuManager() as manager:
             yield manager
         return
@@ -99,4 +104,4 @@ async def open_backend() -> AsyncIterator[Any]:
     try:
         yield RemoteManager(client, tgt.endpoint)
     finally:
-        await client.close()
+        await client.close(drain=False)  # the CLI exits next: do not wait out the drain

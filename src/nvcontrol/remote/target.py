@@ -31,15 +31,15 @@ def target() -> RemoteTarget | None:
     return getattr(_local, "target", None)
 
 
-def local_only(command: str) -> None:
-    """Refuse a command that works on this host's files or processes under ``--remote``."""
+def local_only(command: str, why: str) -> None:
+    """Refuse, under ``--remote``, a command that has no meaning on an agent (``why``
+    says why: docs/remote.md lists them)."""
     if target() is not None:
         from basis.errors import Unsupported
 
         raise Unsupported(
-            f"`nvctl {command}` is not available with --remote: it works on this host's "
-            "files or runs as a local process",
-            hint="run it on the agent's host",
+            f"`nvctl {command}` is not available with --remote: {why}",
+            hint="run it without --remote",
         )
 
 
