@@ -18,7 +18,7 @@ from typing import Any
 from basis.errors import ExecError, NotFound, Unsupported, UserError
 from bolt.config import Boltfile
 from bolt.engine import ContainerInfo, Engine, ExecResult
-from bolt.surge import images, intents, resources
+from bolt.surge import images, intents, resources, snapshots
 from bolt.surge.plan import (
     COMPLETED,
     HEALTHY,
@@ -124,6 +124,8 @@ class Orchestrator:
         present = lambda ref: images.image_id(self.root, ref) is not None  # noqa: E731
         todo = await self._call(images.needs, self.boltfile, names, present, rebuild)
         result = UpResult(Plan(()))
+        if any(need.action == "build" for need in todo):
+            await snapshots.before("before_build", self.boltfile, self.root, self.report)
         for need in todo:  # builds one after another: they share two cores and a cache
             if need.action == "build":
                 self.report(need.service, f"building {need.ref}")
@@ -141,6 +143,21 @@ class Orchestrator:
                 await self._call(images.pull_service, self.root, self.boltfile, need.service)
                 result.pulled.append(need.service)
         return result
+
+    async def build_images(self, services: Iterable[str] = (), no_cache: bool = False) -> list[str]:
+        """Build the images of ``services`` (default: all) that have a ``build``; their names."""
+        snapshots.check(self.boltfile)
+        names = self._selected(services) or list(self.boltfile.services)
+        built = [n for n in names if self.boltfile.services[n].build is not None]
+        if built:
+            await snapshots.before("before_build", self.boltfile, self.root, self.report)
+        for name in built:
+            self.report(name, f"building {intents.image_ref(self.boltfile, name)}")
+            progress = self.build_progress(name) if self.build_progress else images.SilentBuild()
+            await self._call(
+                images.build_service, self.root, self.boltfile, name, progress, no_cache
+            )
+        return built
 
     # ------------------------------------------------------------------ up
 
@@ -182,6 +199,7 @@ class Orchestrator:
         """Converge the project: build/pull what is missing, create networks and volumes,
         then (re)create and start services in dependency order."""
         selected = self._selected(services)
+        snapshots.check(self.boltfile)
         names = self._active(selected)
         if selected and not no_deps:
             names = self._with_dependencies(selected)
@@ -203,6 +221,8 @@ class Orchestrator:
         for warning in plan.warnings:
             self.report(self.project, f"warning: {warning}")
         result.plan = plan
+        if plan.changes:
+            await snapshots.before("before_surge_up", self.boltfile, self.root, self.report)
         await self._execute(plan, intent_of, timeout)
         if wait:
             await self.wait_ready([s.service for s in plan.services], timeout)
@@ -353,6 +373,8 @@ class Orchestrator:
         graph = {n: list(s.depends_on) for n, s in self.boltfile.services.items()}
         selected = frozenset(self._selected(services))
         observed = [self._observed(c) for c in await self._call(self._containers, None)]
+        if observed:
+            await snapshots.before("before_surge_down", self.boltfile, self.root, self.report)
         removed: list[str] = []
         for wave in plan_down(graph, observed, selected):
             await asyncio.gather(*(self._remove(r, timeout) for r in wave))
