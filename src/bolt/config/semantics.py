@@ -114,7 +114,7 @@ def _dependency_problems(
     services: Mapping[str, Service], locator: Locator, problems: list[Problem]
 ) -> None:
     for name, service in services.items():
-        for dep in service.depends_on:
+        for dep, how in service.depends_on.items():
             if dep == name:
                 problems.append(
                     problem_at(
@@ -123,7 +123,7 @@ def _dependency_problems(
                         "a service cannot depend on itself",
                     )
                 )
-            elif dep not in services:
+            elif dep not in services and how.required:
                 problems.append(
                     problem_at(
                         locator,

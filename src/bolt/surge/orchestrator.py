@@ -18,6 +18,7 @@ from typing import Any
 from basis.errors import ExecError, NotFound, Unsupported, UserError
 from bolt.config import Boltfile
 from bolt.engine import ContainerInfo, Engine, ExecResult
+from bolt.runtime.intent import ContainerIntent
 from bolt.surge import images, intents, resources, snapshots
 from bolt.surge.plan import (
     COMPLETED,
@@ -27,6 +28,7 @@ from bolt.surge.plan import (
     ObservedContainer,
     Plan,
     RemoveContainer,
+    RestartContainer,
     ServicePlan,
     StartContainer,
     UpOptions,
@@ -116,10 +118,18 @@ class Orchestrator:
     async def ensure_images(self, services: Iterable[str], rebuild: bool = False) -> UpResult:
         names = list(services)
         for name in names:
-            if self.boltfile.services[name].capsule and not self.boltfile.services[name].image:
+            svc = self.boltfile.services[name]
+            if svc.capsule and not svc.image:
                 raise Unsupported(
                     f"service {name}: capsules are not supported by Surge yet",
                     hint="give the service an image or a build",
+                )
+            if svc.stdin_open and not svc.tty:
+                raise Unsupported(
+                    f"service {name}: stdin_open without tty: a detached container's stdin "
+                    "is closed once `up` returns, so it cannot be kept open yet",
+                    hint="add tty = true (the terminal stays open as the service's stdin), "
+                    "or remove stdin_open",
                 )
         present = lambda ref: images.image_id(self.root, ref) is not None  # noqa: E731
         todo = await self._call(images.needs, self.boltfile, names, present, rebuild)
@@ -180,6 +190,8 @@ class Orchestrator:
                     depends_on={d: c.condition for d, c in svc.depends_on.items()},
                     restart=svc.restart.policy,
                     max_retries=svc.restart.max_retries,
+                    optional=frozenset(d for d, c in svc.depends_on.items() if not c.required),
+                    restart_with=frozenset(d for d, c in svc.depends_on.items() if c.restart),
                 )
             )
         return desired, intent_of
@@ -235,7 +247,8 @@ class Orchestrator:
             name = stack.pop()
             if name not in wanted:
                 wanted.add(name)
-                stack.extend(self.boltfile.services[name].depends_on)
+                deps = self.boltfile.services[name].depends_on
+                stack.extend(d for d in deps if d in self.boltfile.services)
         return [n for n in self.boltfile.services if n in wanted]
 
     async def _execute(self, plan: Plan, intent_of: dict[str, Any], timeout: float) -> None:
@@ -254,6 +267,9 @@ class Orchestrator:
                 try:
                     await condition(dep, cond)
                 except UserError as err:
+                    if dep in sp.optional:
+                        self.report(sp.service, f"warning: optional dependency {dep} failed: {err}")
+                        continue
                     raise UserError(
                         f"{sp.service}: not started, dependency {dep} failed: {err}"
                     ) from None
@@ -296,21 +312,38 @@ class Orchestrator:
         if isinstance(action, RemoveContainer):
             await self._remove(action)
             return
+        if isinstance(action, RestartContainer):
+            await self._call(self.engine.stop, action.id)
+            await self._call(self.engine.start, action.id)
+            self.report(action.name, f"restarted ({action.because} changed)")
+            return
         step = self._network_step
         if isinstance(action, _CreateStart):
             name = intents.container_name(self.project, action.service, action.number)
             full = intents.labelled(intent, self.boltfile, action.service, action.number, spec_hash)
-            await step(action.service, self.engine.run, full, name)
+            await step(action.service, self._launch, full, name, True)
             self.report(name, "started")
         elif isinstance(action, CreateContainer):
             name = intents.container_name(self.project, action.service, action.number)
             full = intents.labelled(intent, self.boltfile, action.service, action.number, spec_hash)
-            await step(action.service, self.engine.create, full, name)
+            await step(action.service, self._launch, full, name, False)
             self.report(name, "created")
         elif isinstance(action, StartContainer):
             ref = action.id or intents.container_name(self.project, action.service, action.number)
             info = await step(action.service, self.engine.start, ref)
             self.report(info.name, "started")
+
+    def _launch(self, intent: ContainerIntent, name: str, start: bool) -> ContainerInfo:
+        """``Engine.run``/``create``, and detached with a terminal or an open stdin for
+        ``tty``/``stdin_open`` (which the engine's API refuses, as it attaches nothing):
+        the container's monitor holds the terminal or stdin's open end and logs the output."""
+        if not (intent.tty or intent.interactive):
+            return self.engine.run(intent, name) if start else self.engine.create(intent, name)
+        from bolt.engine import containers as lifecycle
+
+        fork = self.engine._monitor_server()
+        launched = lifecycle.launch(self.root, intent, name=name, start=start, fork=fork)
+        return self.engine._launched(launched)
 
     @property
     def _network_lock(self) -> asyncio.Lock:
