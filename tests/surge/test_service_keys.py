@@ -142,3 +142,46 @@ depends_on = ["db"]
     assert _log(p, "web") == ["web boot"]
     assert json.loads(p.surge("ps", "--json", check=True).stdout)  # all still listed
     assert all(c["status"] == "running" for c in p.ps())
+
+
+def test_a_capsule_service_runs_from_the_snapshot_of_a_container(surge_project: Project):
+    import subprocess
+
+    from bolt.capsules.snapshots import Snapshot
+    from tests.conftest import tool
+
+    p = surge_project
+    snap = f"{p.name}-keep"
+    p.file.write_text(f"""
+project = "{p.name}"
+
+[services.web]
+image = "busybox"
+command = {serve(p.marker, "echo made-at-runtime > /state; mkdir -p /srv/data; echo kept > /srv/data/x")}
+""")
+    p.surge("up", check=True)
+    _until(lambda: "x" in (p.surge("exec", "web", "--", "ls", "/srv/data").stdout))
+    bolt = [tool("bolt"), "--root", str(p.root)]
+    made = subprocess.run([*bolt, "snapshot", "create", snap, "--project", p.name], env=p.env)
+    assert made.returncode == 0
+    try:
+        copy = f"""
+[services.copy]
+capsule = "{snap}:{p.name}-web-1"
+command = {serve(p.marker, "cat /state /srv/data/x")}
+"""
+        p.file.write_text(p.file.read_text() + copy)
+        p.surge("up", check=True)
+        _until(lambda: _log(p, "copy") == ["made-at-runtime", "kept"])
+        images = {r["service"]: r for r in json.loads(p.surge("images", "--json").stdout)}
+        assert images["copy"]["image"] == f"{p.name}-copy:latest"
+        first = p.by_service()["copy"]["id"]
+        assert p.surge("up", check=True) and p.by_service()["copy"]["id"] == first  # reused
+
+        p.file.write_text(p.file.read_text().replace(f":{p.name}-web-1", ":nobody"))
+        missing = p.surge("up")
+        assert missing.returncode == 2 and "has no container 'nobody'" in missing.stderr
+        assert "Traceback" not in missing.stderr
+    finally:
+        Snapshot.delete(snap, root=p.root)
+        subprocess.run([*bolt, "rmi", f"{p.name}-copy:latest"], env=p.env, capture_output=True)

@@ -73,9 +73,10 @@ def _normalise_service(
         problems.append(
             problem_at(locator, at, "needs 'image', 'build' or 'capsule' (it has none of them)")
         )
-    if service.image is not None and service.capsule is not None:
+    if service.capsule is not None and (service.image is not None or service.build is not None):
+        other = "image" if service.image is not None else "build"
         problems.append(
-            problem_at(locator, (*at, "capsule"), "give 'image' or 'capsule', not both")
+            problem_at(locator, (*at, "capsule"), f"give '{other}' or 'capsule', not both")
         )
     env: dict[str, str] = {}
     files: list[str] = []

@@ -19,7 +19,7 @@ from basis.errors import ExecError, NotFound, Unsupported, UserError
 from bolt.config import Boltfile
 from bolt.engine import ContainerInfo, Engine, ExecResult
 from bolt.runtime.intent import ContainerIntent
-from bolt.surge import images, intents, resources, snapshots
+from bolt.surge import capsule, images, intents, resources, snapshots
 from bolt.surge.plan import (
     COMPLETED,
     HEALTHY,
@@ -119,11 +119,6 @@ class Orchestrator:
         names = list(services)
         for name in names:
             svc = self.boltfile.services[name]
-            if svc.capsule and not svc.image:
-                raise Unsupported(
-                    f"service {name}: capsules are not supported by Surge yet",
-                    hint="give the service an image or a build",
-                )
             if svc.stdin_open and not svc.tty:
                 raise Unsupported(
                     f"service {name}: stdin_open without tty: a detached container's stdin "
@@ -134,6 +129,9 @@ class Orchestrator:
         present = lambda ref: images.image_id(self.root, ref) is not None  # noqa: E731
         todo = await self._call(images.needs, self.boltfile, names, present, rebuild)
         result = UpResult(Plan(()))
+        for name in names:
+            if self.boltfile.services[name].capsule is not None:
+                await self._call(capsule.ensure_image, self.root, self.boltfile, name)
         if any(need.action == "build" for need in todo):
             await snapshots.before("before_build", self.boltfile, self.root, self.report)
         for need in todo:  # builds one after another: they share two cores and a cache
