@@ -10,7 +10,10 @@ labels, which is why an ``up`` killed at any point is finished by the next one.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+import concurrent.futures
+import functools
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,12 +65,24 @@ class Orchestrator:
         self.build_progress = build_progress
         self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._warm_networks: frozenset[str] = frozenset()
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
         self.engine.close()
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kw)
+        """``fn`` in a worker thread.  The pool is wider than asyncio's default (cores + 4):
+        a container start mostly waits on its runtime and netavark, so on a small machine
+        the default would start only a handful at once."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=int(os.environ.get("BOLT_SURGE_WORKERS", "32")),
+                thread_name_prefix="surge",
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kw))
 
     @property
     def project(self) -> str:
@@ -115,7 +130,15 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ images
 
-    async def ensure_images(self, services: Iterable[str], rebuild: bool = False) -> UpResult:
+    async def ensure_images(
+        self,
+        services: Iterable[str],
+        rebuild: bool = False,
+        ids: images.ImageIds | None = None,
+    ) -> UpResult:
+        """Build, pull or make (from a capsule) the images ``services`` lack; ``ids`` is
+        told which references changed."""
+        ids = ids or images.ImageIds(self.root)
         names = list(services)
         for name in names:
             svc = self.boltfile.services[name]
@@ -126,12 +149,13 @@ class Orchestrator:
                     hint="add tty = true (the terminal stays open as the service's stdin), "
                     "or remove stdin_open",
                 )
-        present = lambda ref: images.image_id(self.root, ref) is not None  # noqa: E731
+        present = lambda ref: ids(ref) is not None  # noqa: E731
         todo = await self._call(images.needs, self.boltfile, names, present, rebuild)
         result = UpResult(Plan(()))
         for name in names:
             if self.boltfile.services[name].capsule is not None:
                 await self._call(capsule.ensure_image, self.root, self.boltfile, name)
+                ids.forget(intents.image_ref(self.boltfile, name))
         if any(need.action == "build" for need in todo):
             await snapshots.before("before_build", self.boltfile, self.root, self.report)
         for need in todo:  # builds one after another: they share two cores and a cache
@@ -150,6 +174,7 @@ class Orchestrator:
                 self.report(need.service, f"pulling {need.ref}")
                 await self._call(images.pull_service, self.root, self.boltfile, need.service)
                 result.pulled.append(need.service)
+            ids.forget(need.ref)
         return result
 
     async def build_images(self, services: Iterable[str] = (), no_cache: bool = False) -> list[str]:
@@ -170,14 +195,14 @@ class Orchestrator:
     # ------------------------------------------------------------------ up
 
     def _desired(
-        self, services: Iterable[str], scale: Mapping[str, int]
+        self, services: Iterable[str], scale: Mapping[str, int], ids: images.ImageIds
     ) -> tuple[list[DesiredService], dict[str, Any]]:
         desired: list[DesiredService] = []
         intent_of: dict[str, Any] = {}
         for name in services:
             svc = self.boltfile.services[name]
             intent = intents.service_intent(self.boltfile, name).validate()
-            image = images.image_id(self.root, intent.image) or ""
+            image = ids(intent.image) or ""
             spec_hash = intents.desired_hash(intent, image)
             intent_of[name] = (intent, spec_hash)
             desired.append(
@@ -213,11 +238,15 @@ class Orchestrator:
         names = self._active(selected)
         if selected and not no_deps:
             names = self._with_dependencies(selected)
-        result = await self.ensure_images(names, rebuild=build)
+        warming = asyncio.ensure_future(self._call(_warm_monitor_server, self.engine))
+        ids = images.ImageIds(self.root)
+        result = await self.ensure_images(names, rebuild=build, ids=ids)
         await self._call(resources.ensure_networks, self.engine, self.boltfile, names, self.report)
         await self._call(resources.ensure_volumes, self.engine, self.boltfile, names, self.report)
-        desired, intent_of = await self._call(self._desired, names, scale or {})
-        observed = [self._observed(c) for c in await self._call(self._containers)]
+        desired, intent_of = await self._call(self._desired, names, scale or {}, ids)
+        containers = await self._call(self._containers)
+        observed = [self._observed(c) for c in containers]
+        self._note_warm_networks(containers)
         options = UpOptions(
             services=frozenset(selected),
             no_deps=no_deps,
@@ -233,6 +262,7 @@ class Orchestrator:
         result.plan = plan
         if plan.changes:
             await snapshots.before("before_surge_up", self.boltfile, self.root, self.report)
+        await warming
         await self._execute(plan, intent_of, timeout)
         if wait:
             await self.wait_ready([s.service for s in plan.services], timeout)
@@ -343,6 +373,19 @@ class Orchestrator:
         launched = lifecycle.launch(self.root, intent, name=name, start=start, fork=fork)
         return self.engine._launched(launched)
 
+    def _note_warm_networks(self, containers: Iterable[ContainerInfo]) -> None:
+        """Networks that already have a running container of the project have their
+        firewall chains: starts on them need not wait for a first one."""
+        self._network_lock  # noqa: B018  (binds the lock and the warm set to this loop)
+        prefix = intents.network_name(self.project, "")
+        self._warm_networks |= {
+            net.removeprefix(prefix)
+            for c in containers
+            if c.status == "running"
+            for net in c.networks
+            if net.startswith(prefix)
+        }
+
     @property
     def _network_lock(self) -> asyncio.Lock:
         """One lock per event loop (a library user may call ``asyncio.run`` more than once)."""
@@ -370,18 +413,31 @@ class Orchestrator:
                 return result
         return await self._call(fn, *args)  # another start warmed them while this one waited
 
-    async def _remove(self, action: RemoveContainer, timeout: float | None = None) -> None:
+    async def _remove(
+        self,
+        action: RemoveContainer,
+        timeout: float | None = None,
+        departures: _Departures | None = None,
+    ) -> None:
         try:
             await self._call(self.engine.stop, action.id, timeout)
         except NotFound:
             return
         except UserError:
             pass  # not running: removal below is what matters
-        # Removals (netavark teardowns) one at a time: the last two containers leaving a
-        # network at once race on deleting its chains and can leave a rule behind.
-        async with self._network_lock:
-            await self._call(self.engine.remove, action.id, True, True)
+        # The last two containers leaving a network at once race on deleting its chains
+        # and can leave a rule behind.  Without ``departures`` (which knows every container
+        # on the networks), removals run one at a time; with it, only the last one on a
+        # network waits for the others and leaves alone.
+        if departures is None:
+            async with self._network_lock:
+                await self._call(self.engine.remove, action.id, True, True)
+        else:
+            await departures.leave(action.id, self._network_lock, self._removal(action.id))
         self.report(action.name, f"removed ({action.reason})")
+
+    async def _removal(self, cid: str) -> None:
+        await self._call(self.engine.remove, cid, True, True)
 
     async def wait_ready(self, services: Iterable[str], timeout: float = 120.0) -> None:
         """Every container of ``services`` running, and healthy where it has a check."""
@@ -407,8 +463,9 @@ class Orchestrator:
         if observed:
             await snapshots.before("before_surge_down", self.boltfile, self.root, self.report)
         removed: list[str] = []
+        departures = _Departures(await self._call(self.engine.list, True))
         for wave in plan_down(graph, observed, selected):
-            await asyncio.gather(*(self._remove(r, timeout) for r in wave))
+            await asyncio.gather(*(self._remove(r, timeout, departures) for r in wave))
             removed.extend(r.name for r in wave)
         if selected:
             return removed
@@ -523,6 +580,49 @@ class Orchestrator:
         intent = oneoff.replace(ports=(), auto_remove=remove).validate()
         code: int = await self._call(self.engine.run_oneshot, intent, container, stream)
         return code
+
+
+class _Departures:
+    """Container removals that may overlap: on each network, every container but the last
+    leaves in parallel; the last waits for them, then leaves alone (its netavark teardown
+    is the one that deletes the network's chains)."""
+
+    def __init__(self, containers: Iterable[ContainerInfo]) -> None:
+        self._nets = {c.id: set(c.networks) for c in containers}
+        self._remaining: dict[str, int] = {}
+        for nets in self._nets.values():
+            for net in nets:
+                self._remaining[net] = self._remaining.get(net, 0) + 1
+        self._leaving: dict[str, list[asyncio.Future[None]]] = {}
+
+    async def leave(self, cid: str, lock: asyncio.Lock, removal: Awaitable[None]) -> None:
+        nets = self._nets.get(cid, set())
+        for net in nets:
+            self._remaining[net] -= 1
+        last = [net for net in nets if self._remaining[net] == 0]
+        if not last:
+            task = asyncio.ensure_future(removal)
+            for net in nets:
+                self._leaving.setdefault(net, []).append(task)
+            await task
+            return
+        others = [t for net in last for t in self._leaving.get(net, [])]
+        await asyncio.gather(*others, return_exceptions=True)
+        async with lock:
+            await removal
+
+
+def _warm_monitor_server(engine: Engine) -> None:
+    """Start the engine's monitor server now, while ``up`` plans, rather than inside the
+    first container start (an interpreter's boot, paid while every other start waits on
+    that first one).  Best effort: a server that is not up yet starts on first use."""
+    try:
+        server = engine._monitor_server()
+        with server._lock:
+            if server._sock is None:
+                server._sock = server._start()
+    except (AttributeError, OSError):
+        return
 
 
 @dataclass(frozen=True)

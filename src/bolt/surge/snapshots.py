@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from basis.errors import InvalidInput, Unsupported
-from bolt.capsules import retention
-from bolt.capsules.snapshots import Snapshot
 from bolt.config import Boltfile
+
+if TYPE_CHECKING:  # the capsule layer is loaded only when a snapshot is due
+    from bolt.capsules import retention
+    from bolt.capsules.snapshots import Snapshot
 
 Report = Callable[[str, str], None]
 
@@ -46,6 +49,8 @@ def policy_of(boltfile: Boltfile) -> retention.SnapshotPolicy | None:
     table = boltfile.snapshots
     if not table.enabled:
         return None
+    from bolt.capsules import retention
+
     values = table.model_dump()
     return retention.SnapshotPolicy(
         **{k: values[k] for k in (*retention.KEEP_RULES, *retention.TRIGGERS)}
@@ -56,9 +61,13 @@ async def before(trigger: str, boltfile: Boltfile, root: Path, report: Report) -
     """Take the ``trigger`` snapshot of the project if its policy asks for one; the
     snapshot, or None.  A project with nothing to capture yet (its first ``up``) is told,
     not refused; any other failure stops the command before it changes anything."""
-    policy = policy_of(boltfile)
-    if policy is None or not getattr(policy, trigger):
+    table = boltfile.snapshots
+    if not (table.enabled and getattr(table, trigger)):
         return None
+    from bolt.capsules import retention
+
+    policy = policy_of(boltfile)
+    assert policy is not None
     try:
         snap: Snapshot | None = await retention.triggered(trigger, boltfile.name, policy, root=root)
     except InvalidInput as err:
