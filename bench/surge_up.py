@@ -9,8 +9,10 @@ docker-compose.yml, with podman in a private storage root, runc and cgroupfs as 
 needs.  Both tools return from ``up -d`` once every container has started; the script then
 checks that all N are running.  Rounds alternate which tool goes first.
 
-Prints the median of each, per size, and the ratios podman-compose / bolt (goal: >= 5 for
-``up`` at 20 services).
+Prints the median of each, per size, with the CPU time (user + sys) of each tool's process
+tree that the tool waits for (containers and their monitors are not in it), the load
+average while it ran, and the ratios podman-compose / bolt (goal: >= 5 for ``up`` at 20
+services).
 
 Usage (as root): python bench/surge_up.py [--sizes 4,20] [--rounds 3]
 """
@@ -21,6 +23,7 @@ import argparse
 import compileall
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -54,10 +57,20 @@ def project(n: int, name: str) -> tuple[str, str]:
     return "".join(toml), "".join(yaml)
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
+LOADS: list[float] = []
+CPU: dict[str, list[float]] = {}
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path, tool: str = "") -> float:
+    """Wall seconds of ``cmd``; its CPU seconds go to ``CPU[tool]``, the load to ``LOADS``."""
+    LOADS.append(os.getloadavg()[0])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    used = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    CPU.setdefault(tool, []).append(used)
     if proc.returncode != 0:
         raise SystemExit(
             f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}"
@@ -157,7 +170,7 @@ def run_all(work: Path, sizes: list[int], rounds: int) -> None:
         stdout=subprocess.DEVNULL,
     )
     tag = str(os.getpid())
-    print(f"{'services':>8}  {'tool':<16} {'up -d (s)':>10} {'down (s)':>10}")
+    print(f"{'services':>8}  {'tool':<16} {'up -d (s)':>10} {'down (s)':>10}   (medians)")
     ratios: dict[int, tuple[float, float]] = {}
     for n in sizes:
         name = f"sb{tag}n{n}"
@@ -177,11 +190,12 @@ def run_all(work: Path, sizes: list[int], rounds: int) -> None:
                 order.reverse()
             for tool in order:
                 if tool == "bolt surge":
-                    times[tool]["up"].append(timed([BOLT, "surge", "up", "-d"], env, proj))
+                    up = timed([BOLT, "surge", "up", "-d"], env, proj, f"{n} bolt up")
+                    times[tool]["up"].append(up)
                     running = running_bolt(env, proj)
                     times[tool]["down"].append(timed([BOLT, "surge", "down", "-t", "5"], env, proj))
                 else:
-                    times[tool]["up"].append(timed([*pc, "up", "-d"], env, proj))
+                    times[tool]["up"].append(timed([*pc, "up", "-d"], env, proj, f"{n} pc up"))
                     running = running_podman(podman, name)
                     times[tool]["down"].append(timed([*pc, "down", "-t", "5"], env, proj))
                 if running != n:  # podman-compose ignores a failed `podman run`: say so
@@ -190,12 +204,18 @@ def run_all(work: Path, sizes: list[int], rounds: int) -> None:
             t: (statistics.median(v["up"]), statistics.median(v["down"])) for t, v in times.items()
         }
         for tool, (u, d) in med.items():
-            print(f"{n:>8}  {tool:<16} {u:>10.2f} {d:>10.2f}")
+            key = f"{n} {'bolt' if tool == 'bolt surge' else 'pc'} up"
+            cpu = statistics.median(CPU[key])
+            print(f"{n:>8}  {tool:<16} {u:>10.2f} {d:>10.2f}   up CPU {cpu:.2f} s")
         ratios[n] = (
             med["podman-compose"][0] / med["bolt surge"][0],
             med["podman-compose"][1] / med["bolt surge"][1],
         )
     print()
+    print(
+        f"load average (1 min) at each command: median {statistics.median(LOADS):.1f}, "
+        f"min {min(LOADS):.1f}, max {max(LOADS):.1f} ({os.cpu_count()} CPUs)"
+    )
     for n, (u, d) in ratios.items():
         print(f"{n:>3} services: podman-compose / bolt surge = {u:.1f}x (up -d), {d:.1f}x (down)")
     if 20 in ratios:

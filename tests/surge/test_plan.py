@@ -12,6 +12,7 @@ from bolt.surge.plan import (
     DesiredService,
     ObservedContainer,
     RemoveContainer,
+    RestartContainer,
     StartContainer,
     UpOptions,
     dependency_order,
@@ -191,3 +192,41 @@ def test_down_removes_dependents_first_and_orphans_with_them():
 
 def test_dependency_order_keeps_given_order_for_ties():
     assert dependency_order({"b": [], "a": [], "c": ["a"]}) == ["b", "a", "c"]
+
+
+def test_a_follower_restarts_when_its_dependency_is_recreated_and_not_otherwise():
+    desired = [
+        DesiredService("db", "h-db2"),
+        DesiredService("api", "h-api", depends_on={"db": STARTED}, restart_with=frozenset({"db"})),
+        DesiredService("web", "h-web", depends_on={"db": STARTED}),
+    ]
+    observed = [running("db", "h-db"), running("api", "h-api"), running("web", "h-web")]
+    plan = plan_up(desired, observed)
+    by = {s.service: s.actions for s in plan.services}
+    assert by["api"] == (RestartContainer("api", 1, observed[1].id, "p-api-1", "db"),)
+    assert by["web"] == ()  # no restart = true: left alone
+    # the dependency unchanged: nobody restarts
+    calm = plan_up(desired, [running("db", "h-db2"), *observed[1:]])
+    assert not calm.changes
+    # the follower itself outdated: recreated, not also restarted
+    moved = plan_up(
+        [desired[0], DesiredService("api", "h-api2", restart_with=frozenset({"db"}))], observed[:2]
+    )
+    assert not any(isinstance(a, RestartContainer) for a in moved.actions())
+
+
+def test_an_optional_dependency_outside_the_up_is_a_warning_and_not_waited_for():
+    desired = [
+        DesiredService(
+            "app", "h-app", depends_on={"metrics": HEALTHY}, optional=frozenset({"metrics"})
+        )
+    ]
+    plan = plan_up(desired, [])
+    [app] = plan.services
+    assert dict(app.requires) == {} and app.actions[0] == CreateContainer("app", 1)
+    assert plan.warnings == ("app: optional dependency metrics is not part of this up",)
+    both = plan_up([*desired, DesiredService("metrics", "h-m")], [])
+    assert [s.service for s in both.services] == ["metrics", "app"]
+    app2 = both.services[1]
+    assert dict(app2.requires) == {"metrics": HEALTHY} and app2.optional == {"metrics"}
+    assert both.warnings == ()

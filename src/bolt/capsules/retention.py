@@ -6,13 +6,15 @@
     keep_daily = 7
     keep_weekly = 4
     keep_monthly = 6
-    before_surge_up = true        # a snapshot before each `bolt surge up`
+    before_surge_up = true        # a snapshot before a `bolt surge up` that changes containers
+    before_surge_down = true      # a snapshot before `bolt surge down` removes them
+    before_build = true           # a snapshot before Surge builds a service's image
     before_driver_update = true   # a snapshot before `nvctl ct update --install`
 
 :meth:`SnapshotPolicy.from_table` is the one validator (Surge's Boltfile parser calls it
 for the table; errors carry the dotted key).  :func:`plan_prune` is pure: snapshots and
-``now`` in, names to delete out.  The triggers (:func:`before_surge_up`,
-:func:`before_driver_update`) take a snapshot of the project and prune its automatic
+``now`` in, names to delete out.  The triggers (:func:`triggered`, with
+:func:`before_surge_up` and :func:`before_driver_update` as shorthands) take a snapshot of the project and prune its automatic
 snapshots by the policy.  Manual snapshots are pruned only when asked (``--all``).
 """
 
@@ -28,7 +30,7 @@ from typing import Any
 from bolt.errors import InvalidInput
 
 KEEP_RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly")
-TRIGGERS = ("before_surge_up", "before_driver_update")
+TRIGGERS = ("before_surge_up", "before_surge_down", "before_build", "before_driver_update")
 MAX_KEEP = 100_000
 
 
@@ -48,6 +50,8 @@ class SnapshotPolicy:
     keep_weekly: int | None = None
     keep_monthly: int | None = None
     before_surge_up: bool = False
+    before_surge_down: bool = False
+    before_build: bool = False
     before_driver_update: bool = False
 
     @classmethod
@@ -118,9 +122,16 @@ def _stamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%f")
 
 
-async def _triggered(trigger: str, project: str, policy: SnapshotPolicy, root: Path | None) -> Any:
+async def triggered(
+    trigger: str, project: str, policy: SnapshotPolicy, *, root: Path | None = None
+) -> Any:
+    """The event ``trigger`` (one of :data:`TRIGGERS`) is about to happen to ``project``: a
+    snapshot of it when the policy asks for one (then the project's automatic snapshots are
+    pruned by the policy); returns it, or None."""
     from bolt.capsules.snapshots import Snapshot
 
+    if trigger not in TRIGGERS:
+        raise ValueError(f"unknown snapshot trigger {trigger!r}")
     if not getattr(policy, trigger):
         return None
     name = f"{project}-{trigger.replace('_', '-')}-{_stamp()}"[:64]
@@ -132,14 +143,14 @@ async def _triggered(trigger: str, project: str, policy: SnapshotPolicy, root: P
 async def before_surge_up(project: str, policy: SnapshotPolicy, *, root: Path | None = None) -> Any:
     """Before ``bolt surge up`` of ``project``: a snapshot when the policy asks for one (then
     the project's automatic snapshots are pruned); returns it, or None."""
-    return await _triggered("before_surge_up", project, policy, root)
+    return await triggered("before_surge_up", project, policy, root=root)
 
 
 async def before_driver_update(
     project: str, policy: SnapshotPolicy, *, root: Path | None = None
 ) -> Any:
     """Before ``nvctl ct update --install``: as :func:`before_surge_up`."""
-    return await _triggered("before_driver_update", project, policy, root)
+    return await triggered("before_driver_update", project, policy, root=root)
 
 
 def prune(

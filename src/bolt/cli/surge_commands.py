@@ -257,17 +257,8 @@ def scale(args: argparse.Namespace) -> int:
 
 
 def build(args: argparse.Namespace) -> int:
-    from bolt.surge import images
-
     async def work(o: Orchestrator) -> int:
-        names = o._selected(args.services) or list(o.boltfile.services)
-        built = [n for n in names if o.boltfile.services[n].build is not None]
-        for name in built:
-            o.report(name, f"building {images.image_ref(o.boltfile, name)}")
-            progress = o.build_progress(name) if o.build_progress else images.SilentBuild()
-            await asyncio.to_thread(
-                images.build_service, o.root, o.boltfile, name, progress, args.no_cache
-            )
+        built = await o.build_images(args.services, args.no_cache)
         if not built:
             print("no service has a build section", file=sys.stderr)
         return 0

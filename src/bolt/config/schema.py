@@ -434,7 +434,7 @@ KeepCount = Annotated[int, Field(ge=0)]
 
 
 class Snapshots(Strict):
-    enabled: bool = False
+    enabled: bool = True  # false switches the table's triggers off without deleting them
     keep_last: KeepCount | None = None
     keep_hourly: KeepCount | None = None
     keep_daily: KeepCount | None = None

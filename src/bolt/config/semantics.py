@@ -73,9 +73,10 @@ def _normalise_service(
         problems.append(
             problem_at(locator, at, "needs 'image', 'build' or 'capsule' (it has none of them)")
         )
-    if service.image is not None and service.capsule is not None:
+    if service.capsule is not None and (service.image is not None or service.build is not None):
+        other = "image" if service.image is not None else "build"
         problems.append(
-            problem_at(locator, (*at, "capsule"), "give 'image' or 'capsule', not both")
+            problem_at(locator, (*at, "capsule"), f"give '{other}' or 'capsule', not both")
         )
     env: dict[str, str] = {}
     files: list[str] = []
@@ -114,7 +115,7 @@ def _dependency_problems(
     services: Mapping[str, Service], locator: Locator, problems: list[Problem]
 ) -> None:
     for name, service in services.items():
-        for dep in service.depends_on:
+        for dep, how in service.depends_on.items():
             if dep == name:
                 problems.append(
                     problem_at(
@@ -123,7 +124,7 @@ def _dependency_problems(
                         "a service cannot depend on itself",
                     )
                 )
-            elif dep not in services:
+            elif dep not in services and how.required:
                 problems.append(
                     problem_at(
                         locator,

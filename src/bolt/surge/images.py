@@ -32,6 +32,23 @@ def image_id(root: Path, ref: str) -> str | None:
         return None
 
 
+class ImageIds:
+    """Image IDs by reference, each looked up once in the store (one ``up`` asks for the
+    same image for every service that runs it); :meth:`forget` after a build or pull."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._ids: dict[str, str | None] = {}
+
+    def __call__(self, ref: str) -> str | None:
+        if ref not in self._ids:
+            self._ids[ref] = image_id(self.root, ref)
+        return self._ids[ref]
+
+    def forget(self, ref: str) -> None:
+        self._ids.pop(ref, None)
+
+
 def needs(
     boltfile: Boltfile, services: Iterable[str], present: Callable[[str], bool], rebuild: bool
 ) -> list[ImageNeed]:

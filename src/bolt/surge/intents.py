@@ -178,13 +178,21 @@ def service_intent(
         stop_signal=svc.stop_signal,
         stop_timeout=svc.stop_grace_period,
         labels=dict(svc.labels),
+        tty=svc.tty and not oneoff,
+        interactive=svc.stdin_open and not oneoff,
     )
 
 
 def desired_hash(intent: ContainerIntent, image_id: str) -> str:
     """What the ``bolt.surge.hash`` label holds: the intent's hash and the image's ID, so that
-    a rebuilt image (same tag, new content) recreates its containers too."""
-    return hashlib.sha256(f"{intent.spec_hash()}\n{image_id}".encode()).hexdigest()[:32]
+    a rebuilt image (same tag, new content) recreates its containers too.  The engine's
+    hash leaves out the terminal; a service's ``tty``/``stdin_open`` count here (only when
+    set, so that the hashes of every other container stay what they were)."""
+    terminal = "".join(
+        f"\n{k}" for k, on in (("tty", intent.tty), ("stdin", intent.interactive)) if on
+    )
+    text = f"{intent.spec_hash()}\n{image_id}{terminal}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def labelled(

@@ -10,6 +10,9 @@ labels, which is why an ``up`` killed at any point is finished by the next one.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +22,7 @@ from basis.errors import ExecError, NotFound, Unsupported, UserError
 from bolt.config import Boltfile
 from bolt.engine import ContainerInfo, Engine, ExecResult
 from bolt.runtime.intent import ContainerIntent
-from bolt.surge import images, intents, quicnet, resources
+from bolt.surge import capsule, images, intents, quicnet, resources, snapshots
 from bolt.surge.plan import (
     COMPLETED,
     HEALTHY,
@@ -28,6 +31,7 @@ from bolt.surge.plan import (
     ObservedContainer,
     Plan,
     RemoveContainer,
+    RestartContainer,
     ServicePlan,
     StartContainer,
     UpOptions,
@@ -59,12 +63,24 @@ class Orchestrator:
         self.profiles = set(profiles)
         self.report = report or _silent
         self.build_progress = build_progress
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
         self.engine.close()
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kw)
+        """``fn`` in a worker thread.  The pool is wider than asyncio's default (cores + 4):
+        a container start mostly waits on its runtime and netavark, so on a small machine
+        the default would start only a handful at once."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=int(os.environ.get("BOLT_SURGE_WORKERS", "32")),
+                thread_name_prefix="surge",
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kw))
 
     @property
     def project(self) -> str:
@@ -112,17 +128,34 @@ class Orchestrator:
 
     # ------------------------------------------------------------------ images
 
-    async def ensure_images(self, services: Iterable[str], rebuild: bool = False) -> UpResult:
+    async def ensure_images(
+        self,
+        services: Iterable[str],
+        rebuild: bool = False,
+        ids: images.ImageIds | None = None,
+    ) -> UpResult:
+        """Build, pull or make (from a capsule) the images ``services`` lack; ``ids`` is
+        told which references changed."""
+        ids = ids or images.ImageIds(self.root)
         names = list(services)
         for name in names:
-            if self.boltfile.services[name].capsule and not self.boltfile.services[name].image:
+            svc = self.boltfile.services[name]
+            if svc.stdin_open and not svc.tty:
                 raise Unsupported(
-                    f"service {name}: capsules are not supported by Surge yet",
-                    hint="give the service an image or a build",
+                    f"service {name}: stdin_open without tty: a detached container's stdin "
+                    "is closed once `up` returns, so it cannot be kept open yet",
+                    hint="add tty = true (the terminal stays open as the service's stdin), "
+                    "or remove stdin_open",
                 )
-        present = lambda ref: images.image_id(self.root, ref) is not None  # noqa: E731
+        present = lambda ref: ids(ref) is not None  # noqa: E731
         todo = await self._call(images.needs, self.boltfile, names, present, rebuild)
         result = UpResult(Plan(()))
+        for name in names:
+            if self.boltfile.services[name].capsule is not None:
+                await self._call(capsule.ensure_image, self.root, self.boltfile, name)
+                ids.forget(intents.image_ref(self.boltfile, name))
+        if any(need.action == "build" for need in todo):
+            await snapshots.before("before_build", self.boltfile, self.root, self.report)
         for need in todo:  # builds one after another: they share two cores and a cache
             if need.action == "build":
                 self.report(need.service, f"building {need.ref}")
@@ -139,12 +172,28 @@ class Orchestrator:
                 self.report(need.service, f"pulling {need.ref}")
                 await self._call(images.pull_service, self.root, self.boltfile, need.service)
                 result.pulled.append(need.service)
+            ids.forget(need.ref)
         return result
+
+    async def build_images(self, services: Iterable[str] = (), no_cache: bool = False) -> list[str]:
+        """Build the images of ``services`` (default: all) that have a ``build``; their names."""
+        snapshots.check(self.boltfile)
+        names = self._selected(services) or list(self.boltfile.services)
+        built = [n for n in names if self.boltfile.services[n].build is not None]
+        if built:
+            await snapshots.before("before_build", self.boltfile, self.root, self.report)
+        for name in built:
+            self.report(name, f"building {intents.image_ref(self.boltfile, name)}")
+            progress = self.build_progress(name) if self.build_progress else images.SilentBuild()
+            await self._call(
+                images.build_service, self.root, self.boltfile, name, progress, no_cache
+            )
+        return built
 
     # ------------------------------------------------------------------ up
 
     def _desired(
-        self, services: Iterable[str], scale: Mapping[str, int]
+        self, services: Iterable[str], scale: Mapping[str, int], ids: images.ImageIds
     ) -> tuple[list[DesiredService], dict[str, Any]]:
         desired: list[DesiredService] = []
         intent_of: dict[str, Any] = {}
@@ -152,7 +201,7 @@ class Orchestrator:
         for name in services:
             svc = self.boltfile.services[name]
             intent = self._quic(intents.service_intent(self.boltfile, name)).validate()
-            image = images.image_id(self.root, intent.image) or ""
+            image = ids(intent.image) or ""
             spec_hash = intents.desired_hash(intent, image)
             intent_of[name] = (intent, spec_hash)
             desired.append(
@@ -163,6 +212,8 @@ class Orchestrator:
                     depends_on={d: c.condition for d, c in svc.depends_on.items()},
                     restart=svc.restart.policy,
                     max_retries=svc.restart.max_retries,
+                    optional=frozenset(d for d, c in svc.depends_on.items() if not c.required),
+                    restart_with=frozenset(d for d, c in svc.depends_on.items() if c.restart),
                 )
             )
         return desired, intent_of
@@ -190,14 +241,18 @@ class Orchestrator:
         """Converge the project: build/pull what is missing, create networks and volumes,
         then (re)create and start services in dependency order."""
         selected = self._selected(services)
+        snapshots.check(self.boltfile)
         names = self._active(selected)
         if selected and not no_deps:
             names = self._with_dependencies(selected)
-        result = await self.ensure_images(names, rebuild=build)
+        warming = asyncio.ensure_future(self._call(_warm_monitor_server, self.engine))
+        ids = images.ImageIds(self.root)
+        result = await self.ensure_images(names, rebuild=build, ids=ids)
         await self._call(resources.ensure_networks, self.engine, self.boltfile, names, self.report)
         await self._call(resources.ensure_volumes, self.engine, self.boltfile, names, self.report)
-        desired, intent_of = await self._call(self._desired, names, scale or {})
-        observed = [self._observed(c) for c in await self._call(self._containers)]
+        desired, intent_of = await self._call(self._desired, names, scale or {}, ids)
+        containers = await self._call(self._containers)
+        observed = [self._observed(c) for c in containers]
         options = UpOptions(
             services=frozenset(selected),
             no_deps=no_deps,
@@ -211,6 +266,9 @@ class Orchestrator:
         for warning in plan.warnings:
             self.report(self.project, f"warning: {warning}")
         result.plan = plan
+        if plan.changes:
+            await snapshots.before("before_surge_up", self.boltfile, self.root, self.report)
+        await warming
         await self._execute(plan, intent_of, timeout)
         if wait:
             await self.wait_ready([s.service for s in plan.services], timeout)
@@ -223,7 +281,8 @@ class Orchestrator:
             name = stack.pop()
             if name not in wanted:
                 wanted.add(name)
-                stack.extend(self.boltfile.services[name].depends_on)
+                deps = self.boltfile.services[name].depends_on
+                stack.extend(d for d in deps if d in self.boltfile.services)
         return [n for n in self.boltfile.services if n in wanted]
 
     async def _execute(self, plan: Plan, intent_of: dict[str, Any], timeout: float) -> None:
@@ -242,6 +301,9 @@ class Orchestrator:
                 try:
                     await condition(dep, cond)
                 except UserError as err:
+                    if dep in sp.optional:
+                        self.report(sp.service, f"warning: optional dependency {dep} failed: {err}")
+                        continue
                     raise UserError(
                         f"{sp.service}: not started, dependency {dep} failed: {err}"
                     ) from None
@@ -284,21 +346,38 @@ class Orchestrator:
         if isinstance(action, RemoveContainer):
             await self._remove(action)
             return
+        if isinstance(action, RestartContainer):
+            await self._call(self.engine.stop, action.id)
+            await self._call(self.engine.start, action.id)
+            self.report(action.name, f"restarted ({action.because} changed)")
+            return
         step = self._network_step
         if isinstance(action, _CreateStart):
             name = intents.container_name(self.project, action.service, action.number)
             full = intents.labelled(intent, self.boltfile, action.service, action.number, spec_hash)
-            await step(action.service, self.engine.run, full, name)
+            await step(action.service, self._launch, full, name, True)
             self.report(name, "started")
         elif isinstance(action, CreateContainer):
             name = intents.container_name(self.project, action.service, action.number)
             full = intents.labelled(intent, self.boltfile, action.service, action.number, spec_hash)
-            await step(action.service, self.engine.create, full, name)
+            await step(action.service, self._launch, full, name, False)
             self.report(name, "created")
         elif isinstance(action, StartContainer):
             ref = action.id or intents.container_name(self.project, action.service, action.number)
             info = await step(action.service, self.engine.start, ref)
             self.report(info.name, "started")
+
+    def _launch(self, intent: ContainerIntent, name: str, start: bool) -> ContainerInfo:
+        """``Engine.run``/``create``, and detached with a terminal or an open stdin for
+        ``tty``/``stdin_open`` (which the engine's API refuses, as it attaches nothing):
+        the container's monitor holds the terminal or stdin's open end and logs the output."""
+        if not (intent.tty or intent.interactive):
+            return self.engine.run(intent, name) if start else self.engine.create(intent, name)
+        from bolt.engine import containers as lifecycle
+
+        fork = self.engine._monitor_server()
+        launched = lifecycle.launch(self.root, intent, name=name, start=start, fork=fork)
+        return self.engine._launched(launched)
 
     async def _network_step(self, service: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a container-starting call.  Starts on one network may run in parallel: the
@@ -337,7 +416,10 @@ class Orchestrator:
         graph = {n: list(s.depends_on) for n, s in self.boltfile.services.items()}
         selected = frozenset(self._selected(services))
         observed = [self._observed(c) for c in await self._call(self._containers, None)]
+        if observed:
+            await snapshots.before("before_surge_down", self.boltfile, self.root, self.report)
         removed: list[str] = []
+        # removals run in parallel: the engine serialises their netavark teardowns host-wide
         for wave in plan_down(graph, observed, selected):
             await asyncio.gather(*(self._remove(r, timeout) for r in wave))
             removed.extend(r.name for r in wave)
@@ -457,6 +539,19 @@ class Orchestrator:
         intent = oneoff.replace(ports=(), auto_remove=remove).validate()
         code: int = await self._call(self.engine.run_oneshot, intent, container, stream)
         return code
+
+
+def _warm_monitor_server(engine: Engine) -> None:
+    """Start the engine's monitor server now, while ``up`` plans, rather than inside the
+    first container start (an interpreter's boot, paid while every other start waits on
+    that first one).  Best effort: a server that is not up yet starts on first use."""
+    try:
+        server = engine._monitor_server()
+        with server._lock:
+            if server._sock is None:
+                server._sock = server._start()
+    except (AttributeError, OSError):
+        return
 
 
 @dataclass(frozen=True)

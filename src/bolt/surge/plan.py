@@ -32,6 +32,8 @@ class DesiredService:
     depends_on: Mapping[str, str] = field(default_factory=dict)  # dependency -> condition
     restart: str = "no"  # the restart policy's name
     max_retries: int | None = None  # on-failure's limit
+    optional: frozenset[str] = frozenset()  # ``required = false``: missing or failed, a warning
+    restart_with: frozenset[str] = frozenset()  # ``restart = true``: restarted when they change
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,17 @@ class StartContainer:
 
 
 @dataclass(frozen=True)
+class RestartContainer:
+    """An up-to-date container restarted because a dependency it follows changed."""
+
+    service: str
+    number: int
+    id: str
+    name: str
+    because: str  # the dependency
+
+
+@dataclass(frozen=True)
 class RemoveContainer:
     service: str
     number: int
@@ -79,7 +92,7 @@ class RemoveContainer:
     reason: str  # "outdated" | "scaled down" | "orphan" | "duplicate" | "down" | "broken"
 
 
-Action = CreateContainer | StartContainer | RemoveContainer
+Action = CreateContainer | StartContainer | RemoveContainer | RestartContainer
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,7 @@ class ServicePlan:
     service: str
     requires: Mapping[str, str]  # dependency -> condition, met before ``actions`` run
     actions: tuple[Action, ...]
+    optional: frozenset[str] = frozenset()  # of ``requires``: a failure there is a warning
 
 
 @dataclass(frozen=True)
@@ -218,6 +232,8 @@ def plan_up(
         chosen = _with_dependencies(options.services, by_name)
     order = dependency_order({d.name: d.depends_on for d in desired})
     services: list[ServicePlan] = []
+    warnings: list[str] = []
+    changed: set[str] = set()  # services whose containers this plan creates or starts
     for name in order:
         if name not in chosen:
             continue
@@ -226,7 +242,12 @@ def plan_up(
         actions: list[Action] = []
         for number in range(1, want.replicas + 1):
             found = [c for c in mine if c.number == number]
-            actions.extend(_slot_actions(want, number, found, options.force_recreate))
+            slot = _slot_actions(want, number, found, options.force_recreate)
+            if not slot:
+                slot = _follow(want, number, found, changed)
+            actions.extend(slot)
+        if any(isinstance(a, CreateContainer | StartContainer) for a in actions):
+            changed.add(name)
         for c in sorted(mine, key=lambda c: -c.number):
             if c.number > want.replicas or c.number < 1:
                 actions.append(RemoveContainer(name, c.number, c.id, c.name, "scaled down"))
@@ -235,21 +256,36 @@ def plan_up(
             key=lambda a: not (isinstance(a, RemoveContainer) and a.reason == "scaled down")
         )
         requires = {d: c for d, c in want.depends_on.items() if d in chosen}
-        services.append(ServicePlan(name, requires, tuple(actions)))
+        for dep in want.depends_on:
+            if dep not in chosen and dep in want.optional:
+                warnings.append(f"{name}: optional dependency {dep} is not part of this up")
+        optional = frozenset(want.optional & requires.keys())
+        services.append(ServicePlan(name, requires, tuple(actions), optional))
     strays = [c for c in observed if c.service not in by_name]
     orphans: tuple[RemoveContainer, ...] = ()
-    warnings: tuple[str, ...] = ()
     if strays and options.remove_orphans:
         orphans = tuple(
             RemoveContainer(c.service, c.number, c.id, c.name, "orphan") for c in strays
         )
     elif strays:
         names = ", ".join(sorted({c.service for c in strays}))
-        warnings = (
+        warnings.append(
             f"containers of services no longer in the Boltfile are left running ({names}); "
-            "remove them with --remove-orphans",
+            "remove them with --remove-orphans"
         )
-    return Plan(tuple(services), orphans, warnings)
+    return Plan(tuple(services), orphans, tuple(warnings))
+
+
+def _follow(
+    want: DesiredService, number: int, found: Sequence[ObservedContainer], changed: set[str]
+) -> list[Action]:
+    """A slot with nothing to do restarts when a dependency it follows (``restart = true``)
+    was created or started by this plan, as compose does."""
+    because = sorted(want.restart_with & changed)
+    alive = next((c for c in found if c.status in ALIVE), None)
+    if not because or alive is None:
+        return []
+    return [RestartContainer(want.name, number, alive.id, alive.name, because[0])]
 
 
 # --------------------------------------------------------------------------- down

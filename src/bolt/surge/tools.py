@@ -60,10 +60,16 @@ async def stream_logs(
 async def start_stop(
     o: Orchestrator, action: str, services: Iterable[str], timeout: float | None = None
 ) -> None:
-    """Start (dependencies first), stop (dependents first) or restart existing containers."""
+    """Start (dependencies first), stop (dependents first) or restart existing containers.
+
+    ``restart`` of named services also restarts the services that follow them
+    (``depends_on.X.restart = true``), as compose does."""
     graph = {n: list(s.depends_on) for n, s in o.boltfile.services.items()}
     order = dependency_order(graph)
-    states = await _states(o, services)
+    named = list(services)
+    if action == "restart" and named:
+        named = followers(o.boltfile.services, o._selected(named))
+    states = await _states(o, named)
     rank = {n: i for i, n in enumerate(order)}
     if action in ("stop", "restart"):
         for s in sorted(states, key=lambda s: -rank.get(s.service, -1)):
@@ -157,3 +163,18 @@ def resolve_endpoint(o: Orchestrator, url: str) -> tuple[str, int]:
             if address:
                 return address.split("/")[0], int(port_text)
     raise NotFound(f"{url!r}: service {service} has no running container with an address")
+
+
+def followers(services: Any, named: Iterable[str]) -> list[str]:
+    """``named`` and, transitively, every service with ``restart = true`` on one of them."""
+    chosen = list(dict.fromkeys(named))
+    grew = True
+    while grew:
+        grew = False
+        for name, svc in services.items():
+            if name not in chosen and any(
+                dep in chosen and how.restart for dep, how in svc.depends_on.items()
+            ):
+                chosen.append(name)
+                grew = True
+    return chosen
