@@ -177,7 +177,12 @@ def test_text_fallback_prints_a_line_per_gpu_when_stdout_is_not_a_terminal(live:
 def test_json_lines_carry_every_gpu_as_nvsim_reports_it(live: Live) -> None:
     nv = live.agent.gpus
     nv.run("load", "0", "55")
-    time.sleep(1.2)  # the agent samples once a second
+    # utilization is an averaged sensor: it reaches the load over a few tenths of a second
+    deadline = time.monotonic() + 10
+    while nv.status()["gpus"][0]["utilization"]["gpu_pct"] != 55:
+        assert time.monotonic() < deadline, nv.status()["gpus"][0]["utilization"]
+        time.sleep(0.1)
+    time.sleep(1.1)  # the agent samples once a second: its next sample is after that
     done = live.monitor("--count", "3", "--json")
     assert done.returncode == 0, done.stderr
     docs = [json.loads(line) for line in done.stdout.splitlines()]

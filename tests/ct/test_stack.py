@@ -74,6 +74,24 @@ def _web(stack: Stack, path: str) -> str:
         return str(resp.read().decode())
 
 
+def test_seed_surge_run_gpu_manager_nvidia_smi(stack: Stack) -> None:
+    """The seed's ``bolt surge run gpu-manager -- nvidia-smi``, as written: a one-off
+    container with the service's configuration sees both GPUs through the injected driver."""
+    table = stack.bolt("surge", "-f", str(stack.file), "run", "gpu-manager", "--", "nvidia-smi")
+    assert table.returncode == 0, table.stderr
+    host = json.loads(stack.nvsim.nvctl("gpu", "list", "--json", check=True).stdout)
+    assert "NVIDIA-SMI" in table.stdout and host["driver"]["driver_version"] in table.stdout
+    listed = stack.bolt("surge", "-f", str(stack.file), "run", "--rm", "gpu-manager", "--",
+                        "nvidia-smi", "-L")  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    uuids = re.findall(r"\(UUID: (GPU-[0-9a-f-]+)\)", listed.stdout)
+    assert uuids == [g["uuid"] for g in host["gpus"]], listed.stdout
+    failing = stack.bolt("surge", "-f", str(stack.file), "run", "--rm", "gpu-manager", "--",
+                         "nvidia-smi", "-i", "7")  # fmt: skip
+    # no GPU 7: nvidia-smi's own answer and exit code come through
+    assert failing.returncode == 6 and "No devices were found" in failing.stdout
+
+
 def test_web_interface_serves_live_gpu_data_from_gpu_manager(stack: Stack) -> None:
     assert "<html" in _web(stack, "/").lower()
     uuids = [g["uuid"] for g in stack.status()["gpus"]]
