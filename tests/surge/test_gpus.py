@@ -99,3 +99,64 @@ env.PYTHONPATH = "{PYLIB}"
     assert one["gpus"] == [{"name": host[1]["name"], "uuid": host[1]["uuid"]}]
     every = json.loads(p.surge("logs", "all", "--no-color", check=True).stdout.split("| ", 1)[1])
     assert [g["uuid"] for g in every["gpus"]] == [g["uuid"] for g in host]
+
+
+DRIVER_SCRIPT = """
+import json, os, pynvml
+pynvml.nvmlInit()
+print(json.dumps({
+    "driver": pynvml.nvmlSystemGetDriverVersion(),
+    "gpus": pynvml.nvmlDeviceGetCount(),
+    "wanted": os.environ.get("NVIDIA_DRIVER_VERSION"),
+    "staged": sorted(os.listdir("/drivers")),
+}))
+"""
+
+
+def test_seed_driver_test_snippet_comes_up(surge_project: Project, nvsim_gpus, tmp_path):
+    """The seed's driver-test service, as written (plus the interpreter, as above): it
+    builds, sees every GPU and the driver through NVML, its ``/drivers`` volume and its
+    ``NVIDIA_DRIVER_VERSION``, and exits 0."""
+    p = surge_project
+    env = {**p.env, **{k: nvsim_gpus.env[k] for k in ("NVSIM_STATE", "LD_LIBRARY_PATH")}}
+    env["BOLT_CDI_SPEC_DIRS"] = str(tmp_path / "cdi")
+    p.env = env
+    bolt = [tool("bolt"), "--root", str(p.root)]
+    subprocess.run(
+        [*bolt, "gpu", "cdi", "generate", "--output", str(tmp_path / "cdi" / "nvidia.json")],
+        env=env, check=True,
+    )  # fmt: skip
+    rootfs = add_python(make_busybox_rootfs(tmp_path / "pyroot"))
+    subprocess.run([*bolt, "image", "import", str(rootfs), "-t", "nvml-py:1"],
+                   env=env, check=True, capture_output=True)  # fmt: skip
+    context = p.directory / "containers" / "driver-test"
+    context.mkdir(parents=True)
+    (context / "Dockerfile.bolt").write_text(
+        f"FROM nvml-py:1\nCMD {json.dumps([INTERPRETER, '-c', DRIVER_SCRIPT])}\n"
+    )
+    (p.directory / "test-drivers").mkdir()
+    (p.directory / "test-drivers" / "NVIDIA-Linux-x86_64-535.154.05.run").write_text("#!/bin/sh\n")
+    snippet = seed_snippets()["driver-test"]
+    seed_volumes = 'volumes = ["./test-drivers:/drivers"]'
+    assert seed_volumes in snippet
+    snippet = snippet.replace(
+        seed_volumes,
+        f'volumes = ["./test-drivers:/drivers", "{STDLIB_VOLUME}"]\nenv.PYTHONPATH = "{PYLIB}"',
+    )
+    p.file.write_text(f'project = "{p.name}"\n\n' + snippet)
+    assert p.surge("validate").returncode == 0
+    p.surge("up", check=True, timeout=300)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(c["status"] != "exited" for c in p.ps()):
+        time.sleep(0.2)
+    state = {c["service"]: c for c in p.ps()}["driver-test"]
+    assert state["exit_code"] == 0, p.surge("logs", "driver-test", "--no-color").stdout
+    logs = p.surge("logs", "driver-test", "--no-color", check=True).stdout
+    inside = json.loads(logs.split("| ", 1)[1])
+    host = json.loads(nvsim_gpus.nvctl("gpu", "list", "--json", check=True).stdout)
+    assert inside == {
+        "driver": host["driver"]["driver_version"],
+        "gpus": 2,
+        "wanted": "535.154.05",
+        "staged": ["NVIDIA-Linux-x86_64-535.154.05.run"],
+    }
