@@ -237,7 +237,10 @@ def build_cdi_spec(gpus: list[NvidiaGpu], driver: Driver) -> dict[str, Any]:
     common: dict[str, Any] = {
         "deviceNodes": [n for n in (_node(driver, c) for c in CONTROL_NODES) if n is not None],
         "mounts": _library_mounts(driver),
-        "env": [f"NVIDIA_DRIVER_VERSION={driver.version}"],
+        # No NVIDIA_DRIVER_VERSION: CDI env edits override the container's own, and a
+        # service may set it itself (the seed's driver-test names the version it tests).
+        # NVML tells a program the driver's version.
+        "env": [],
     }
     if driver.nvsim_state is not None:
         # Read-only: root in a GPU container must not be able to corrupt the state that
