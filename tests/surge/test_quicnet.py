@@ -28,7 +28,7 @@ def test_the_seed_boltfile_is_accepted_as_written_and_publishes_the_listener() -
     bf = Boltfile.from_text(SHIPPED.read_text(), SHIPPED)
     assert bf.network.driver == "quic" and bf.network.publish is None
     manager = quicnet.extend(intents.service_intent(bf, "gpu-manager"), bf, ROOT, LISTENER)
-    assert manager.ports == (PortMapping("", 3000, 3000, "udp"),)  # every address
+    assert manager.ports == (PortMapping("0.0.0.0", 3000, 3000, "udp"),)  # every address
     assert manager.labels[quicnet.PUBLISHED_LABEL] == "0.0.0.0:3000/udp"
     base = str(ROOT / "quic" / "nvcontrol")
     assert (
@@ -48,7 +48,7 @@ def test_the_seed_boltfile_is_accepted_as_written_and_publishes_the_listener() -
     [
         ('publish = "127.0.0.1:0"', (PortMapping("127.0.0.1", 0, 3000, "udp"),)),
         ('publish = "4433"', (PortMapping("", 4433, 3000, "udp"),)),
-        ('publish = "0.0.0.0:0"', (PortMapping("", 0, 3000, "udp"),)),
+        ('publish = "0.0.0.0:0"', (PortMapping("0.0.0.0", 0, 3000, "udp"),)),
         ('publish = "[::1]:4433"', (PortMapping("::1", 4433, 3000, "udp"),)),
         ("publish = false", ()),
     ],

@@ -88,9 +88,8 @@ def extend(
         if publish is not False:
             where = publish if isinstance(publish, str) else f"0.0.0.0:{port}"
             host_ip, _, host_port = where.rpartition(":")
-            # every address is "" to netavark (it would match 0.0.0.0 literally)
-            bind = "" if host_ip in ("0.0.0.0", "::") else host_ip
-            ports.append(PortMapping(bind, int(host_port), port, "udp"))
+            # the engine turns 0.0.0.0 into netavark's "every address"
+            ports.append(PortMapping(host_ip, int(host_port), port, "udp"))
             labels[PUBLISHED_LABEL] = f"{host_ip}:{host_port}/udp"
     return intent.replace(mounts=tuple(mounts), env=env, labels=labels, ports=tuple(ports))
 
