@@ -3,6 +3,7 @@ so NaN, infinity and non-ASCII digits are refused the same way everywhere (exit 
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import click
@@ -18,11 +19,12 @@ def _what(param: click.Parameter | None) -> str:
     return max(opts, key=len)
 
 
-class _Number(click.ParamType):
+class _Number(click.ParamType, abc.ABC):
     def __init__(self, min: float | None = None, max: float | None = None) -> None:
         self.min = min
         self.max = max
 
+    @abc.abstractmethod
     def parse(self, text: str, what: str) -> float | int:
         raise NotImplementedError
 

@@ -26,6 +26,7 @@ an :class:`Outcome` saying whether the driver took the value, snapped it, or ign
 
 from __future__ import annotations
 
+import abc
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -104,7 +105,7 @@ def _int(name: str, value: Any, lo: int, hi: int, what: str) -> int:
     return value
 
 
-class Field:
+class Field(abc.ABC):
     """One kind of setting.  ``pattern`` matches its dotted names; ``depth`` is how many
     dotted parts the name has (a snapshot file nests the parts as TOML tables)."""
 
@@ -113,19 +114,25 @@ class Field:
     # "ok" normally; "recorded" where NVML has no getter and the value read back is ours.
     status_if_equal = "ok"
 
+    @abc.abstractmethod
     def names(self, gpu: Gpu, ctx: Context) -> list[str]:
         raise NotImplementedError
 
+    @abc.abstractmethod
     def check(self, name: str, value: Any) -> Any:
         """The schema: the value, normalised, or InvalidInput naming the field."""
         raise NotImplementedError
 
+    @abc.abstractmethod
     def read(self, gpu: Gpu, name: str, ctx: Context) -> Any:
         raise NotImplementedError
 
     def validate(self, gpu: Gpu, name: str, value: Any) -> None:
-        """The driver's ranges (the value already passed :meth:`check`)."""
+        """The driver's ranges (the value already passed :meth:`check`).  A field whose
+        :meth:`check` is the whole range keeps this default, which accepts."""
+        return
 
+    @abc.abstractmethod
     def write(self, gpu: Gpu, name: str, value: Any, ctx: Context) -> Any:
         """Set the value; returns the value as it should read back."""
         raise NotImplementedError
