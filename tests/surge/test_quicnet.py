@@ -47,7 +47,7 @@ def test_the_seed_boltfile_is_accepted_as_written_and_publishes_the_listener() -
     "publish, ports",
     [
         ('publish = "127.0.0.1:0"', (PortMapping("127.0.0.1", 0, 3000, "udp"),)),
-        ('publish = "4433"', (PortMapping("", 4433, 3000, "udp"),)),
+        ('publish = "4433"', (PortMapping("0.0.0.0", 4433, 3000, "udp"),)),
         ('publish = "0.0.0.0:0"', (PortMapping("0.0.0.0", 0, 3000, "udp"),)),
         ('publish = "[::1]:4433"', (PortMapping("::1", 4433, 3000, "udp"),)),
         ("publish = false", ()),
