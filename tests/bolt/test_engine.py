@@ -4,6 +4,8 @@ spec hash, label queries, events, compare-and-set starts, one-shot runs, migrati
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bolt.engine import Conflict, ContainerIntent, Engine
+from bolt.runtime import linux
 from bolt.state.db import SCHEMA_VERSION, StateDB
 from tests.bolt.conftest import Bolt
 from tests.conftest import tool
@@ -86,6 +89,54 @@ def test_run_oneshot_streams_output_and_returns_the_code(bolt: Bolt) -> None:
         assert eng.list() == []
     assert code == 3
     assert sorted(got) == [("stderr", "b\n"), ("stdout", "a\n")]
+
+
+def _children(pid: int) -> list[int]:
+    """Live children (an exited monitor stays a zombie until the server's next reap)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split() if linux.proc_state(int(p)) not in (None, "Z", "X")]
+
+
+def _settled_children(pid: int, count: int) -> list[int]:
+    deadline = time.monotonic() + 10
+    while len(kids := _children(pid)) != count:
+        assert time.monotonic() < deadline, f"{pid} has children {kids}, expected {count}"
+        time.sleep(0.02)
+    return kids
+
+
+def test_the_warm_monitor_waits_detached_is_replaced_if_killed_and_ends_with_the_engine(
+    bolt: Bolt,
+) -> None:
+    true = ContainerIntent(image="busybox", command=["true"], auto_remove=True)
+    got: list[str] = []
+    with Engine(bolt.root) as eng:
+        assert eng.run_oneshot(true) == 0
+        server = eng._monitor_server().pid
+        (warm,) = _settled_children(server, 1)  # forked ahead, waiting for a job
+        assert os.getsid(warm) == warm  # it has left the caller's session already
+        targets = sorted(
+            os.readlink(f"/proc/{warm}/fd/{fd}") for fd in os.listdir(f"/proc/{warm}/fd")
+        )
+        others = [t for t in targets if t != "/dev/null" and not t.startswith("socket:")]
+        assert (
+            targets.count("/dev/null") == 3 and sum(t.startswith("socket:") for t in targets) == 1
+        )
+        assert sorted(Path(t).name for t in others) == ["state.db", "state.db-shm", "state.db-wal"]
+        os.kill(warm, signal.SIGKILL)  # dies while it waits: the next job needs another
+        code = eng.run_oneshot(
+            ContainerIntent(image="busybox", command=["echo", "ran"], auto_remove=True),
+            stream=lambda stream, text: got.append(text),
+        )
+        assert code == 0 and got == ["ran\n"]
+        (next_warm,) = _settled_children(server, 1)
+        assert next_warm != warm
+    deadline = time.monotonic() + 10  # closing the engine ends the server and its warm monitor
+    while any(Path(f"/proc/{p}").exists() for p in (server, next_warm)):
+        assert time.monotonic() < deadline, (
+            "the monitor server or its warm monitor outlived the engine"
+        )
+        time.sleep(0.02)
 
 
 def test_two_threads_starting_one_container_one_wins(bolt: Bolt) -> None:

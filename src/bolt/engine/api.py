@@ -182,7 +182,7 @@ class Engine:
         small single-threaded process that forks them cheaply, whatever this one is."""
         with self._lock:
             if self._monitors is None:
-                self._monitors = MonitorServer()
+                self._monitors = MonitorServer(self.root)
             return self._monitors
 
     def _launched(self, launched: lifecycle.Launched) -> ContainerInfo:

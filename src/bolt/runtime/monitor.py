@@ -67,13 +67,15 @@ class Monitor:
     sel: selectors.BaseSelector  # set, with logs, once the runtime has been spawned
     logs: LogWriter
 
-    def __init__(self, job: MonitorJob, attach_sock: socket.socket | None) -> None:
+    def __init__(
+        self, job: MonitorJob, attach_sock: socket.socket | None, db: StateDB | None = None
+    ) -> None:
         self.job = job
         self.root = Path(job.root)
         self.cdir = ContainerDir.of(self.root, job.cid)
         self.rt = OciRuntime(**job.runtime)  # type: ignore[arg-type]
         self.client = attach_sock
-        self._db: StateDB | None = None
+        self._db = db
         self.pid = 0  # the container's init
         self.waited = 0  # whose exit status is the container's: the runtime's run, or the init
         self.runtime_pid = 0

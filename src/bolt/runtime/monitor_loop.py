@@ -8,28 +8,24 @@ CLI (as conmon does for podman): see docs/decisions.md.
 from __future__ import annotations
 
 import json
-import signal
 import socket
 
 from bolt.errors import BoltError
 from bolt.runtime import attach, linux
-from bolt.runtime.driver import SPAWN_DEFAULT_SIGNALS
 from bolt.runtime.monitor import Monitor, MonitorJob, identity
-from bolt.state.db import now
+from bolt.state.db import StateDB, now
 
 
-def serve(job: MonitorJob, attach_sock: socket.socket | None) -> int:
-    """The monitor's whole life, restarts included; returns its own exit status."""
+def serve(job: MonitorJob, attach_sock: socket.socket | None, db: StateDB | None = None) -> int:
+    """The monitor's whole life, restarts included; returns its own exit status.  The
+    process has already become the monitor (``monitor_start.become_monitor``); ``db``: a
+    connection to the job's database it already holds."""
     import time
 
-    linux.set_child_subreaper()
-    # The same set the runtime's spawn resets to default, so the container never inherits
-    # the monitor's dispositions.
-    for sig in SPAWN_DEFAULT_SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
     restarts, quick_exits = job.restart_count, 0
     while True:
-        mon = Monitor(job, attach_sock)
+        mon = Monitor(job, attach_sock, db)
+        db = None  # the first run's; a restart's monitor opens its own, as it did before
         began = time.monotonic()
         code = run_once(mon)
         if code is None:

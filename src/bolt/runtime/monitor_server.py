@@ -6,8 +6,10 @@ Python process pays for its page tables at the fork and for copy-on-write faults
 child, and a threaded one must not fork at all.  Starting ``python -m
 bolt.runtime.monitor_start`` per container pays an interpreter each time.  So the Engine
 starts this server once (``MonitorServer``) and sends it each job with the container's
-attach socket (SCM_RIGHTS); the server forks a monitor from its own small heap and reaps
-it later.  The server exits when the caller closes its end.
+attach socket (SCM_RIGHTS).  The server keeps one monitor forked ahead from its own small
+heap (``_fork_warm``): detached, with the state database open, waiting on a channel.  A
+job goes down that channel, and the server forks the next warm monitor while the
+container starts; it reaps them all.  The server exits when the caller closes its end.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import select
 import socket
 import sys
 import threading
+from pathlib import Path
 
 from bolt.runtime.monitor import MonitorJob
 
@@ -27,17 +30,29 @@ from bolt.runtime.monitor import MonitorJob
 class MonitorServer:
     """The caller's side: start the server on first use, send jobs to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
+        self._root = root  # where most jobs' containers live: warm monitors open its database
         self._sock: socket.socket | None = None
         self._pid = 0
         self._lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        """The server's process id (0 until the first job starts it)."""
+        return self._pid
 
     def _start(self) -> socket.socket:
         import subprocess
 
         ours, theirs = socket.socketpair()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bolt.runtime.monitor_server", str(theirs.fileno())],
+            [
+                sys.executable,
+                "-m",
+                "bolt.runtime.monitor_server",
+                str(theirs.fileno()),
+                *([str(self._root)] if self._root else []),
+            ],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -110,13 +125,12 @@ def preload() -> None:
     from bolt.runtime import logs  # noqa: F401
 
 
-def serve(control: socket.socket) -> None:
-    from bolt.runtime.monitor_start import run_forked_child
-
+def serve(control: socket.socket, root: str | None = None) -> None:
     preload()
     # What is loaded now stays out of every garbage collection, so a forked monitor's
     # collections do not write to (and so copy) the pages it shares with this server.
     gc.freeze()
+    spare: socket.socket | None = _fork_warm(control, root)
     while True:
         ready, _, _ = select.select([control], [], [], 1.0)
         with contextlib.suppress(ChildProcessError):
@@ -126,17 +140,63 @@ def serve(control: socket.socket) -> None:
             continue
         msg, fds, _, _ = socket.recv_fds(control, 4, 1)
         if not msg:
-            return
-        size = int.from_bytes(
-            msg if len(msg) == 4 else msg + _recv_exact(control, 4 - len(msg)), "big"
-        )
-        job = MonitorJob(**json.loads(_recv_exact(control, size)))
-        attach_sock = socket.socket(fileno=fds[0])
-        if os.fork() == 0:
-            control.close()
-            run_forked_child(job, attach_sock)
-        attach_sock.close()
+            return  # the caller is gone; the warm monitor sees its channel close and exits
+        header = msg if len(msg) == 4 else msg + _recv_exact(control, 4 - len(msg))
+        job = header + _recv_exact(control, int.from_bytes(header, "big"))
+        try:
+            for attempt in (1, 2):
+                if spare is None:
+                    spare = _fork_warm(control, root)
+                try:
+                    socket.send_fds(spare, [job], fds)
+                    break
+                except OSError:  # it died while it waited: fork another, once
+                    if attempt == 2:
+                        raise
+                finally:
+                    spare.close()
+                    spare = None
+        finally:
+            for fd in fds:
+                os.close(fd)
         control.sendall(b"+")
+        spare = _fork_warm(control, root)  # while the container starts
+
+
+def _fork_warm(control: socket.socket, root: str | None) -> socket.socket:
+    """Fork the next monitor now, so that a job finds it running: it has already left
+    this session, closed what it inherited and opened the state database, and it waits
+    on the returned channel for its job (the caller's bytes and attach socket)."""
+    ours, theirs = socket.socketpair()
+    if os.fork() == 0:
+        try:
+            ours.close()
+            control.close()
+            _warm_monitor(theirs, root)
+        finally:
+            os._exit(1)  # never back into the server's loop
+    theirs.close()
+    return ours
+
+
+def _warm_monitor(channel: socket.socket, root: str | None) -> None:
+    """A forked monitor waiting for its job (the caller of ``_fork_warm`` exits if
+    anything here fails)."""
+    from bolt.runtime.monitor_start import become_monitor, run_forked_child
+    from bolt.state.db import StateDB
+
+    become_monitor(channel.fileno())
+    db = StateDB(Path(root)) if root else None
+    msg, fds, _, _ = socket.recv_fds(channel, 4, 1)
+    if not msg or not fds:
+        os._exit(0)  # the server exited before it had a job for us
+    header = msg if len(msg) == 4 else msg + _recv_exact(channel, 4 - len(msg))
+    job = MonitorJob(**json.loads(_recv_exact(channel, int.from_bytes(header, "big"))))
+    channel.close()
+    if db is not None and Path(job.root) != Path(root or ""):
+        db.close()
+        db = None
+    run_forked_child(job, socket.socket(fileno=fds[0]), detached=True, db=db)
 
 
 def main() -> None:
@@ -148,7 +208,7 @@ def main() -> None:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    serve(control)
+    serve(control, sys.argv[2] if len(sys.argv) > 2 else None)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 ``spawn_forked`` forks the calling (single-threaded) process, so ``bolt run`` pays for no
 new interpreter; ``spawn_exec`` runs ``python -m bolt.runtime.monitor_start``, which is safe
 from threaded programs such as the asyncio library.  Either way the monitor leaves the
-caller's session, points its stdio at ``monitor.log``, closes every descriptor it
-inherited but the attach socket, and runs ``bolt.runtime.monitor_loop.serve``.
+caller's session, closes every descriptor it inherited but the attach socket, points its
+stdio at ``monitor.log`` and runs ``bolt.runtime.monitor_loop.serve``.  The library's
+monitor server keeps one monitor forked ahead and detached, waiting for its job.
 """
 
 from __future__ import annotations
@@ -15,36 +16,65 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bolt.runtime.layout import ContainerDir
 from bolt.runtime.monitor import MonitorJob
 
+if TYPE_CHECKING:
+    from bolt.state.db import StateDB
 
-def detach_stdio(log: Path) -> None:
-    """Point fds 0-2 away from the caller's terminal; our own errors go to ``log``."""
+
+def become_monitor(keep: int) -> None:
+    """Leave the caller's session, point fds 0-2 at /dev/null, and close every other
+    descriptor inherited but ``keep``: whatever the caller had open (pipes a test harness
+    waits on, its database) must not live as long as the container.  Then become the
+    subreaper of the container's processes, ignoring the signals the runtime's spawn
+    resets to default (so the container never inherits the monitor's dispositions)."""
+    import signal
+
+    from bolt.runtime import linux
+    from bolt.runtime.driver import SPAWN_DEFAULT_SIGNALS
+
+    os.setsid()
     null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    if null > 2:
+        os.close(null)
+    os.closerange(3, keep)
+    os.closerange(max(keep + 1, 3), 1 << 20)
+    linux.set_child_subreaper()
+    for sig in SPAWN_DEFAULT_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def log_errors_to(log: Path) -> None:
+    """The monitor's own errors (fds 1 and 2) go to the container's ``monitor.log``."""
     out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    os.dup2(null, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    os.close(null)
     os.close(out)
 
 
-def run_forked_child(job: MonitorJob, sock: socket.socket | None) -> None:
-    """Body of the forked monitor: never returns."""
+def run_forked_child(
+    job: MonitorJob,
+    sock: socket.socket | None,
+    *,
+    detached: bool = False,
+    db: StateDB | None = None,
+) -> None:
+    """Body of the forked monitor: never returns.  ``detached``: ``become_monitor`` was
+    done already (a warm monitor, see ``bolt.runtime.monitor_server``); ``db``: a
+    connection to the job's state database it opened while it waited."""
     code = 1
     try:
-        os.setsid()
-        detach_stdio(ContainerDir.of(Path(job.root), job.cid).monitor_log)
-        # Whatever else the caller had open (pipes a test harness waits on, its
-        # database) must not live as long as the container.
-        keep = sock.fileno() if sock is not None else 2
-        os.closerange(3, keep)
-        os.closerange(max(keep + 1, 3), 1 << 20)
+        if not detached:
+            become_monitor(sock.fileno() if sock is not None else 2)
+        log_errors_to(ContainerDir.of(Path(job.root), job.cid).monitor_log)
         from bolt.runtime.monitor_loop import serve  # the caller never needs it
 
-        code = serve(job, sock)
+        code = serve(job, sock, db)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             print(f"bolt monitor: {exc!r}", file=sys.stderr)
