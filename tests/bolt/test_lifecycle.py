@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -184,8 +185,17 @@ def test_run_rm_leaves_no_files_and_prune_sweeps_what_a_killed_monitor_left(bolt
     assert container_ids_on_disk(bolt.root) == []
     removed = removed_dir(bolt.root)
     assert wait_for(lambda: not removed.exists() or list(removed.iterdir()) == [], timeout=10)
+    assert str(removed) not in Path("/proc/self/mountinfo").read_text()  # unmounted, then deleted
     left = removed / ("0" * 64) / "upper" / "etc"  # as a monitor killed mid-deletion leaves it
     left.mkdir(parents=True)
     (left / "hosts").write_text("x\n")
-    bolt.ok("system", "prune", "-f")
-    assert not removed.exists()
+    # One killed before its sweep: the root file system is still mounted in the moved dir.
+    mounted = removed / ("1" * 64) / "bundle" / "rootfs"
+    mounted.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "bolt-test", str(mounted)], check=True)
+    try:
+        bolt.ok("system", "prune", "-f")
+        assert str(mounted) not in Path("/proc/self/mountinfo").read_text()
+        assert not removed.exists()
+    finally:
+        subprocess.run(["umount", "-l", str(mounted)], capture_output=True)

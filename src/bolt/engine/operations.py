@@ -3,6 +3,7 @@ user resolved as the container has them)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -35,7 +36,12 @@ def prune(root: Path, db: StateDB) -> list[str]:
                 rootfs.unmount(d / "bundle" / "rootfs")
                 kill_cgroups(d.name)
                 shutil.rmtree(d, ignore_errors=True)
-    shutil.rmtree(removed_dir(root), ignore_errors=True)  # what a killed monitor left
+    gone = removed_dir(root)  # what a killed monitor left, perhaps still mounted
+    if gone.is_dir():
+        for d in gone.iterdir():
+            rootfs.delete_removed(d)
+        with contextlib.suppress(OSError):
+            gone.rmdir()
     return removed
 
 

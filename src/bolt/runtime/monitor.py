@@ -460,26 +460,27 @@ class Monitor:
         return str(found[0]) if found else self.job.cid[:12]
 
     def _move_out(self) -> Path | None:
-        """Take the container's directory out of ``containers/`` at once; its files are
-        deleted by ``sweep`` after the exit is reported (measured: the deletion takes
-        7-16 ms of metadata writes on a loaded machine, one rename ~0.2 ms)."""
+        """Take the container's directory out of ``containers/`` at once; it is unmounted
+        and its files deleted by ``sweep`` after the exit is reported (measured: the
+        deletion takes 7-16 ms of metadata writes on a loaded machine, one rename ~0.2 ms)."""
         import shutil
 
         target = removed_dir(self.root) / self.job.cid
         try:
             target.parent.mkdir(exist_ok=True)
-            os.rename(self.cdir.path, target)
+            os.rename(self.cdir.path, target)  # the mounted root file system moves with it
         except OSError:
+            with contextlib.suppress(OSError):
+                rootfs.unmount(self.cdir.rootfs)
             shutil.rmtree(self.cdir.path, ignore_errors=True)
             return None
         return target
 
     def sweep(self) -> None:
-        """Delete what ``cleanup`` moved out (after the client has heard the outcome)."""
+        """Unmount and delete what ``cleanup`` moved out, after the client has heard the
+        outcome (the unmount is ~0.5 ms of the exit path otherwise)."""
         if self.removed is not None:
-            import shutil
-
-            shutil.rmtree(self.removed, ignore_errors=True)
+            rootfs.delete_removed(self.removed)
             self.removed = None
 
     def cleanup(self, events: list[tuple[str, str, str, dict[str, object]]] | None = None) -> None:
@@ -488,9 +489,10 @@ class Monitor:
         row (with ``events`` recorded in the same commit)."""
         with contextlib.suppress(BoltError, OSError):
             self.rt.delete(self.job.cid, force=True)
-        with contextlib.suppress(OSError):
-            rootfs.unmount(self.cdir.rootfs)
-        if self.job.auto_remove:
+        if not self.job.auto_remove:
+            with contextlib.suppress(OSError):
+                rootfs.unmount(self.cdir.rootfs)
+        else:  # its root file system is unmounted by ``sweep``, after the exit is reported
             from bolt import volumes
 
             row = self.db.find(self.job.cid)

@@ -92,3 +92,15 @@ def unmount(target: Path) -> None:
     """Unmount ``target`` (every mount stacked on it); no error if not mounted."""
     while linux.umount(str(target), detach=True):  # False (EINVAL) once nothing is left
         pass
+
+
+def delete_removed(path: Path) -> None:
+    """Delete a removed container's directory (moved out of ``containers/`` with its root
+    file system still mounted): unmount first, so the deletion never walks the mount."""
+    import shutil
+
+    try:
+        unmount(ContainerDir(path).rootfs)
+    except OSError:
+        return  # left for ``bolt system prune`` rather than deleted through the mount
+    shutil.rmtree(path, ignore_errors=True)
