@@ -6,10 +6,12 @@ Python process pays for its page tables at the fork and for copy-on-write faults
 child, and a threaded one must not fork at all.  Starting ``python -m
 bolt.runtime.monitor_start`` per container pays an interpreter each time.  So the Engine
 starts this server once (``MonitorServer``) and sends it each job with the container's
-attach socket (SCM_RIGHTS).  The server keeps one monitor forked ahead from its own small
-heap (``_fork_warm``): detached, with the state database open, waiting on a channel.  A
-job goes down that channel, and the server forks the next warm monitor while the
-container starts; it reaps them all.  The server exits when the caller closes its end.
+attach socket (SCM_RIGHTS); the server forks a monitor from its own small heap and reaps
+it later.  It also keeps one monitor forked ahead (``_fork_warm``): detached, with the
+state database open, waiting on a channel whose other end it hands to the caller.  The
+caller sends its next job straight down that channel, one process hop fewer, and asks for
+another warm monitor, which the server forks while the container starts.  The server
+exits when the caller closes its end, and warm monitors when their channel closes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from pathlib import Path
 
 from bolt.runtime.monitor import MonitorJob
 
+# Received descriptors are inheritable unless asked: none must leak into the runtime.
+CLOEXEC = socket.MSG_CMSG_CLOEXEC
+WANT = bytes(4)  # a job of length 0: "fork the next warm monitor and hand it to me"
+
 
 class MonitorServer:
     """The caller's side: start the server on first use, send jobs to it."""
@@ -33,6 +39,7 @@ class MonitorServer:
     def __init__(self, root: Path | None = None) -> None:
         self._root = root  # where most jobs' containers live: warm monitors open its database
         self._sock: socket.socket | None = None
+        self._warm: socket.socket | None = None  # a channel to a monitor waiting for a job
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -64,29 +71,85 @@ class MonitorServer:
         return ours
 
     def spawn(self, job: MonitorJob) -> socket.socket:
-        """A monitor for ``job``; our end of its attach socket."""
+        """A monitor for ``job``; our end of its attach socket.  The job goes straight to
+        the warm monitor the server gave us, if we hold one; else through the server."""
         ours, theirs = socket.socketpair()
         payload = json.dumps(job._asdict()).encode()
-        with self._lock:
-            for attempt in (1, 2):
+        message = len(payload).to_bytes(4, "big") + payload
+        try:
+            with self._lock:
                 if self._sock is None:
                     self._sock = self._start()
-                try:
-                    socket.send_fds(self._sock, [len(payload).to_bytes(4, "big") + payload],
-                                    [theirs.fileno()])  # fmt: skip
-                    if self._sock.recv(1) == b"+":
-                        break
-                except OSError:
+                if self._direct(message, theirs):
+                    return ours
+                self._through_server(message, theirs)
+            return ours
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+
+    def _direct(self, message: bytes, theirs: socket.socket) -> bool:
+        """Send the job to the warm monitor we hold (then ask for the next one)."""
+        warm = self._take_warm()
+        if warm is None:
+            return False
+        try:
+            socket.send_fds(warm, [message], [theirs.fileno()])
+            sent = warm.recv(1) == b"+"  # nothing: it died while it waited (the job is ours)
+        except OSError:
+            sent = False
+        finally:
+            warm.close()
+        try:
+            assert self._sock is not None
+            self._sock.sendall(WANT)
+        except OSError:
+            self._close()  # the server is gone: the next job starts another
+        return sent
+
+    def _take_warm(self) -> socket.socket | None:
+        if self._warm is None and self._sock is not None:
+            try:
+                self._receive(socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
+            except OSError:
+                self._close()
+        warm, self._warm = self._warm, None
+        return warm
+
+    def _receive(self, flags: int = 0) -> bytes:
+        """One byte from the server: ``+`` (a job it took) or ``W`` (a warm monitor's
+        channel, kept for the next job)."""
+        assert self._sock is not None
+        msg, fds, _, _ = socket.recv_fds(self._sock, 1, 1, flags | CLOEXEC)
+        if msg == b"W" and fds:
+            if self._warm is not None:
+                self._warm.close()
+            self._warm = socket.socket(fileno=fds[0])
+        elif not msg:
+            raise OSError("the monitor server exited")
+        return msg
+
+    def _through_server(self, message: bytes, theirs: socket.socket) -> None:
+        for _attempt in (1, 2):
+            if self._sock is None:
+                self._sock = self._start()
+            try:
+                socket.send_fds(self._sock, [message], [theirs.fileno()])
+                while self._receive() != b"+":
                     pass
+                return
+            except OSError:
                 self._close()  # a server that died: start another once
-                if attempt == 2:
-                    theirs.close()
-                    ours.close()
-                    raise OSError("the monitor server did not answer")
-        theirs.close()
-        return ours
+        raise OSError("the monitor server did not answer")
 
     def _close(self) -> None:
+        if self._warm is not None:
+            self._warm.close()
+            self._warm = None
         if self._sock is not None:
             self._sock.close()
             self._sock = None
@@ -130,7 +193,7 @@ def serve(control: socket.socket, root: str | None = None) -> None:
     # What is loaded now stays out of every garbage collection, so a forked monitor's
     # collections do not write to (and so copy) the pages it shares with this server.
     gc.freeze()
-    spare: socket.socket | None = _fork_warm(control, root)
+    _hand_warm(control, root)  # the caller's first job finds a monitor waiting
     while True:
         ready, _, _ = select.select([control], [], [], 1.0)
         with contextlib.suppress(ChildProcessError):
@@ -138,29 +201,39 @@ def serve(control: socket.socket, root: str | None = None) -> None:
                 pass
         if not ready:
             continue
-        msg, fds, _, _ = socket.recv_fds(control, 4, 1)
+        msg, fds, _, _ = socket.recv_fds(control, 4, 1, CLOEXEC)
         if not msg:
-            return  # the caller is gone; the warm monitor sees its channel close and exits
+            return  # the caller is gone; so is every warm monitor's channel
         header = msg if len(msg) == 4 else msg + _recv_exact(control, 4 - len(msg))
-        job = header + _recv_exact(control, int.from_bytes(header, "big"))
+        size = int.from_bytes(header, "big")
+        if size == 0:  # WANT: the caller used its warm monitor
+            _hand_warm(control, root)
+            continue
+        job = header + _recv_exact(control, size)
         try:
-            for attempt in (1, 2):
-                if spare is None:
-                    spare = _fork_warm(control, root)
+            for _attempt in (1, 2):  # a monitor that dies before it has the job: once more
+                monitor = _fork_warm(control, root)
                 try:
-                    socket.send_fds(spare, [job], fds)
-                    break
-                except OSError:  # it died while it waited: fork another, once
-                    if attempt == 2:
-                        raise
+                    socket.send_fds(monitor, [job], fds)
+                    if monitor.recv(1) == b"+":
+                        break
+                except OSError:
+                    pass
                 finally:
-                    spare.close()
-                    spare = None
+                    monitor.close()
         finally:
             for fd in fds:
                 os.close(fd)
         control.sendall(b"+")
-        spare = _fork_warm(control, root)  # while the container starts
+
+
+def _hand_warm(control: socket.socket, root: str | None) -> None:
+    """Fork a warm monitor and give the caller its channel (``W``)."""
+    channel = _fork_warm(control, root)
+    try:
+        socket.send_fds(control, [b"W"], [channel.fileno()])
+    finally:
+        channel.close()
 
 
 def _fork_warm(control: socket.socket, root: str | None) -> socket.socket:
@@ -187,11 +260,12 @@ def _warm_monitor(channel: socket.socket, root: str | None) -> None:
 
     become_monitor(channel.fileno())
     db = StateDB(Path(root)) if root else None
-    msg, fds, _, _ = socket.recv_fds(channel, 4, 1)
+    msg, fds, _, _ = socket.recv_fds(channel, 4, 1, CLOEXEC)
     if not msg or not fds:
         os._exit(0)  # the server exited before it had a job for us
     header = msg if len(msg) == 4 else msg + _recv_exact(channel, 4 - len(msg))
     job = MonitorJob(**json.loads(_recv_exact(channel, int.from_bytes(header, "big"))))
+    channel.sendall(b"+")
     channel.close()
     if db is not None and Path(job.root) != Path(root or ""):
         db.close()
