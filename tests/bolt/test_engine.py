@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bolt.engine import Conflict, ContainerIntent, Engine
+from bolt.errors import BoltError
 from bolt.runtime import linux
 from bolt.state.db import SCHEMA_VERSION, StateDB
 from tests.bolt.conftest import Bolt
@@ -137,6 +139,73 @@ def test_the_warm_monitor_waits_detached_is_replaced_if_killed_and_ends_with_the
             "the monitor server or its warm monitor outlived the engine"
         )
         time.sleep(0.02)
+
+
+def test_a_monitor_lost_before_the_start_leaves_the_container_failed_not_creating(
+    bolt: Bolt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "bin"  # a runtime whose "run" never creates the container
+    fake.mkdir()
+    real = shutil.which("crun")
+    (fake / "crun").write_text(
+        f'#!/bin/sh\ncase " $* " in *" run "*) exec sleep 30;; esac\nexec {real} "$@"\n'
+    )
+    (fake / "crun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    intent = ContainerIntent(image="busybox", command=["true"], runtime="crun")
+    with Engine(bolt.root) as eng:
+        failures: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                eng.run(intent, name="lost-monitor")
+            except BoltError as exc:
+                failures.append(exc)
+
+        starter = threading.Thread(target=start)
+        starter.start()
+        server = 0
+        deadline = time.monotonic() + 10
+        monitor = None
+        while monitor is None:  # the monitor that has the job: its child is the fake runtime
+            assert time.monotonic() < deadline, "no monitor ran the fake runtime"
+            server = server or eng._monitor_server().pid
+            for pid in _children(server) if server else []:
+                if _children(pid):
+                    monitor = pid
+            time.sleep(0.02)
+        runtime = _children(monitor)
+        assert linux.is_monitor(monitor)
+        os.kill(monitor, signal.SIGKILL)
+        starter.join(10)
+        for pid in runtime:
+            os.kill(pid, signal.SIGKILL)
+        assert [type(e).__name__ for e in failures] == ["MonitorLost"]
+        info = eng.inspect("lost-monitor")
+        assert info.status == "failed"
+        began = time.monotonic()
+        eng.remove("lost-monitor", force=True)  # nothing to wait for, nobody to kill
+        assert time.monotonic() - began < 5
+        assert eng.list() == []
+
+
+def test_rm_f_waits_for_a_creator_that_is_not_a_monitor_and_never_kills_it(bolt: Bolt) -> None:
+    from bolt.engine import containers
+
+    creator = subprocess.Popen(["sleep", "1.5"])  # stands in for a program still preparing it
+    db = StateDB(bolt.root)
+    try:
+        row, _ = containers.prepare(
+            bolt.root, ContainerIntent(image="busybox", command=["true"]), db, name="half-made"
+        )
+        db.update(row.id, monitor_pid=creator.pid, monitor_start=linux.proc_start_time(creator.pid))
+    finally:
+        db.close()
+    began = time.monotonic()
+    bolt.ok("rm", "-f", "half-made")
+    assert time.monotonic() - began > 0.5  # it waited for the creator to end on its own
+    assert creator.wait(5) == 0  # not killed
+    assert [c["name"] for c in bolt.ps()] == []
 
 
 def test_two_threads_starting_one_container_one_wins(bolt: Bolt) -> None:

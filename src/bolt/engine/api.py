@@ -14,6 +14,7 @@ table, so no thread waits per container.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import threading
@@ -186,9 +187,19 @@ class Engine:
             return self._monitors
 
     def _launched(self, launched: lifecycle.Launched) -> ContainerInfo:
-        with launched.sock:
+        with launched.sock, self._lost_monitor(launched):
             lifecycle.await_started(launched.sock)
         return self.inspect(launched.row.id)
+
+    @contextlib.contextmanager
+    def _lost_monitor(self, launched: lifecycle.Launched) -> Iterator[None]:
+        """A monitor that vanishes before taking the container over leaves it failed,
+        not "creating" in this process's name (which ``rm -f`` would wait on)."""
+        try:
+            yield
+        except lifecycle.MonitorLost:
+            lifecycle.abandon_if_lost(self.root, self._thread_db(), launched.row)
+            raise
 
     # -- containers ---------------------------------------------------------------------
     def create(self, intent: ContainerIntent, name: str | None = None) -> ContainerInfo:
@@ -298,7 +309,7 @@ class Engine:
         _no_terminal(intent)
         fork = self._monitor_server()
         launched = lifecycle.launch(self.root, intent, name=name, fork=fork, db=self._thread_db())
-        with launched.sock:
+        with launched.sock, self._lost_monitor(launched):
             return _relay_until_exit(launched.sock, stream)
 
     def list(
@@ -457,7 +468,7 @@ def _relay_until_exit(sock: Any, stream: Callable[[str, str], None] | None) -> i
     while True:
         data = sock.recv(65536)
         if not data:
-            raise BoltError("the container's monitor exited unexpectedly")
+            raise lifecycle.MonitorLost("the container's monitor exited unexpectedly")
         for kind, payload in decoder.feed(data):
             if kind == attach.ERROR:
                 raise BoltError(payload.decode(errors="replace"))

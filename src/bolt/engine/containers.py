@@ -347,6 +347,10 @@ def _ensure_rootfs(root: Path, db: StateDB, row: ContainerRow) -> None:
         rootfs.mount_overlay(image.layers, cdir.path, cdir.rootfs, volatile=bool(row.auto_remove))
 
 
+class MonitorLost(BoltError):
+    """The monitor's socket closed before it reported the outcome."""
+
+
 def await_started(sock: socket.socket) -> None:
     """Until a monitor reports its container started (or raise the error it reports)."""
     from bolt.runtime import attach
@@ -355,7 +359,7 @@ def await_started(sock: socket.socket) -> None:
     while True:
         data = sock.recv(65536)
         if not data:
-            raise BoltError("the container's monitor exited before starting the container")
+            raise MonitorLost("the container's monitor exited before starting the container")
         for kind, payload in decoder.feed(data):
             if kind == attach.ERROR:
                 raise BoltError(payload.decode(errors="replace"))
@@ -465,6 +469,8 @@ def remove(
             f"container {row.name} is {row.status}",
             hint=f"stop it first, or use 'bolt rm -f {row.name}'",
         )
+    if row.status == "creating" and not linux.is_monitor(row.monitor_pid):
+        row = _handed_over(root, db, row)
     me = {"monitor_pid": os.getpid(), "monitor_start": linux.proc_start_time(os.getpid())}
     if not db.transition(row.id, NOT_REMOVING, status="removing", **me):
         raise Conflict(f"container {row.name} is being removed by another caller")
@@ -476,10 +482,45 @@ def remove(
         if row.pid and linux.process_alive(row.pid, row.pid_start):
             os.kill(row.pid, signal.SIGKILL)
     wait_pid(row.pid, row.pid_start, 10)
-    if linux.process_alive(row.monitor_pid, row.monitor_start) and row.status == "creating":
+    if (
+        row.status == "creating"
+        and linux.process_alive(row.monitor_pid, row.monitor_start)
+        and linux.is_monitor(row.monitor_pid)
+    ):
         os.kill(row.monitor_pid or 0, signal.SIGKILL)
     wait_pid(row.monitor_pid, row.monitor_start, 10)
     discard(root, db, row, volumes=volumes)
+
+
+def _handed_over(root: Path, db: StateDB, row: ContainerRow, timeout: float = 10) -> ContainerRow:
+    """A container still being created names its creator (a CLI, or a program using the
+    library), which must never be killed for it: wait until a monitor has it or the
+    creator is gone (then ``reconcile`` marks it failed)."""
+    deadline = time.monotonic() + timeout
+    while row.status == "creating" and not linux.is_monitor(row.monitor_pid):
+        if not linux.process_alive(row.monitor_pid, row.monitor_start):
+            return reconcile(root, db, row)
+        if time.monotonic() > deadline:
+            raise Conflict(
+                f"container {row.name} is still being created by process {row.monitor_pid}",
+                hint="try again when that process has started it or ended",
+            )
+        time.sleep(0.02)
+        row = db.refresh(row) or row._replace(status="removed")
+    return row
+
+
+def abandon_if_lost(root: Path, db: StateDB, row: ContainerRow) -> None:
+    """This process created ``row`` and its monitor vanished before taking it over: say
+    the container failed, rather than leave it "creating" in our name."""
+    fresh = db.refresh(row)
+    if fresh is not None and fresh.status == "creating" and fresh.monitor_pid == os.getpid():
+        db.update(
+            row.id,
+            status="failed",
+            finished=now(),
+            details=_with(fresh, error="its monitor exited before starting it"),
+        )
 
 
 def _release(root: Path, row: ContainerRow) -> None:

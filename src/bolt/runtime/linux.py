@@ -12,10 +12,15 @@ import errno
 import os
 import sys
 from functools import cache
+from typing import TYPE_CHECKING
 
 from basis import process
 
+if TYPE_CHECKING:
+    import socket
+
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NAME = 15
 CLONE_NEWNS = 0x00020000
 MS_RDONLY = 1
 MS_REC = 0x4000
@@ -40,6 +45,24 @@ def _check(ret: int, what: str) -> None:
 
 def set_child_subreaper() -> None:
     _check(_libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+# What every container monitor calls itself (``/proc/PID/comm``), so that no other process
+# (a caller still preparing a container, say) is ever taken for one.
+MONITOR_NAME = "bolt-monitor"
+
+
+def set_process_name(name: str) -> None:
+    """This process's ``comm`` (at most 15 bytes), as ``ps`` and ``/proc`` show it."""
+    _check(_libc().prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0), "prctl(PR_SET_NAME)")
+
+
+def is_monitor(pid: int | None) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip() == MONITOR_NAME
+    except (OSError, ValueError):
+        return False
 
 
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
@@ -98,6 +121,23 @@ def return_to_mount_namespace(fd: int) -> None:
         _check(_libc().setns(fd, CLONE_NEWNS), "setns(CLONE_NEWNS)")
     finally:
         os.close(fd)
+
+
+def recv_fds(sock: socket.socket, size: int, flags: int = 0) -> tuple[bytes, list[int]]:
+    """Up to ``size`` bytes and at most one descriptor, close-on-exec: none may leak into
+    the runtime a monitor spawns (``socket.recv_fds`` of Python 3.11 drops ``flags``, and
+    received descriptors are inheritable without MSG_CMSG_CLOEXEC)."""
+    import array
+    import socket
+
+    fds = array.array("i")
+    msg, ancdata, _, _ = sock.recvmsg(
+        size, socket.CMSG_LEN(fds.itemsize), flags | socket.MSG_CMSG_CLOEXEC
+    )
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    return msg, list(fds)
 
 
 def watch_directory(path: str) -> int:

@@ -251,7 +251,7 @@ class Monitor:
                         except BlockingIOError:
                             raise self._failure(err_r) from None
             with conn:
-                _, fds, _, _ = socket.recv_fds(conn, 4096, 1, socket.MSG_CMSG_CLOEXEC)
+                _, fds = linux.recv_fds(conn, 4096)
             if not fds:
                 raise BoltError(f"{self.rt.name} did not pass a terminal")
             return fds[0]

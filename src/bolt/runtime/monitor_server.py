@@ -26,10 +26,9 @@ import sys
 import threading
 from pathlib import Path
 
+from bolt.runtime import linux
 from bolt.runtime.monitor import MonitorJob
 
-# Received descriptors are inheritable unless asked: none must leak into the runtime.
-CLOEXEC = socket.MSG_CMSG_CLOEXEC
 WANT = bytes(4)  # a job of length 0: "fork the next warm monitor and hand it to me"
 
 
@@ -124,7 +123,7 @@ class MonitorServer:
         """One byte from the server: ``+`` (a job it took) or ``W`` (a warm monitor's
         channel, kept for the next job)."""
         assert self._sock is not None
-        msg, fds, _, _ = socket.recv_fds(self._sock, 1, 1, flags | CLOEXEC)
+        msg, fds = linux.recv_fds(self._sock, 1, flags)
         if msg == b"W" and fds:
             if self._warm is not None:
                 self._warm.close()
@@ -201,7 +200,10 @@ def serve(control: socket.socket, root: str | None = None) -> None:
                 pass
         if not ready:
             continue
-        msg, fds, _, _ = socket.recv_fds(control, 4, 1, CLOEXEC)
+        try:
+            msg, fds = linux.recv_fds(control, 4)
+        except ConnectionResetError:  # closed with a warm monitor's channel unread
+            return
         if not msg:
             return  # the caller is gone; so is every warm monitor's channel
         header = msg if len(msg) == 4 else msg + _recv_exact(control, 4 - len(msg))
@@ -260,7 +262,7 @@ def _warm_monitor(channel: socket.socket, root: str | None) -> None:
 
     become_monitor(channel.fileno())
     db = StateDB(Path(root)) if root else None
-    msg, fds, _, _ = socket.recv_fds(channel, 4, 1, CLOEXEC)
+    msg, fds = linux.recv_fds(channel, 4)
     if not msg or not fds:
         os._exit(0)  # the server exited before it had a job for us
     header = msg if len(msg) == 4 else msg + _recv_exact(channel, 4 - len(msg))

@@ -30,13 +30,15 @@ def become_monitor(keep: int) -> None:
     descriptor inherited but ``keep``: whatever the caller had open (pipes a test harness
     waits on, its database) must not live as long as the container.  Then become the
     subreaper of the container's processes, ignoring the signals the runtime's spawn
-    resets to default (so the container never inherits the monitor's dispositions)."""
+    resets to default (so the container never inherits the monitor's dispositions).  Its
+    name becomes ``bolt-monitor``, which ``rm -f`` looks for before it kills anything."""
     import signal
 
     from bolt.runtime import linux
     from bolt.runtime.driver import SPAWN_DEFAULT_SIGNALS
 
     os.setsid()
+    linux.set_process_name(linux.MONITOR_NAME)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
