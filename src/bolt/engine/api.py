@@ -202,9 +202,18 @@ class Engine:
             raise
 
     # -- containers ---------------------------------------------------------------------
-    def create(self, intent: ContainerIntent, name: str | None = None) -> ContainerInfo:
-        """Created, not started (the runtime's ``create``; ``start`` runs it)."""
-        _no_terminal(intent)
+    def warm_up(self) -> None:
+        """Start the monitor server now rather than inside the first container start (an
+        interpreter's boot, which every start waiting on that first one would pay)."""
+        self._monitor_server().start()
+
+    def create(
+        self, intent: ContainerIntent, name: str | None = None, *, hold_terminal: bool = False
+    ) -> ContainerInfo:
+        """Created, not started (the runtime's ``create``; ``start`` runs it).  See
+        ``run`` for ``hold_terminal``."""
+        if not hold_terminal:
+            _no_terminal(intent)
         fork = self._monitor_server()
         return self._launched(
             lifecycle.launch(
@@ -212,9 +221,14 @@ class Engine:
             )
         )
 
-    def run(self, intent: ContainerIntent, name: str | None = None) -> ContainerInfo:
-        """Create and start, detached."""
-        _no_terminal(intent)
+    def run(
+        self, intent: ContainerIntent, name: str | None = None, *, hold_terminal: bool = False
+    ) -> ContainerInfo:
+        """Create and start, detached.  A ``tty`` or ``interactive`` intent needs
+        ``hold_terminal``: nothing attaches, the monitor holds the terminal (or the open
+        end of stdin) and logs the output, as ``docker run -dit`` leaves it."""
+        if not hold_terminal:
+            _no_terminal(intent)
         fork = self._monitor_server()
         return self._launched(
             lifecycle.launch(self.root, intent, name=name, fork=fork, db=self._thread_db())

@@ -69,6 +69,12 @@ class MonitorServer:
         proc.returncode = 0  # reaped by ``close``; no ResourceWarning for a live child
         return ours
 
+    def start(self) -> None:
+        """Start the server now, if it is not running (it also starts on first use)."""
+        with self._lock:
+            if self._sock is None:
+                self._sock = self._start()
+
     def spawn(self, job: MonitorJob) -> socket.socket:
         """A monitor for ``job``; our end of its attach socket.  The job goes straight to
         the warm monitor the server gave us, if we hold one; else through the server."""
@@ -200,10 +206,7 @@ def serve(control: socket.socket, root: str | None = None) -> None:
                 pass
         if not ready:
             continue
-        try:
-            msg, fds = linux.recv_fds(control, 4)
-        except ConnectionResetError:  # closed with a warm monitor's channel unread
-            return
+        msg, fds = linux.recv_fds(control, 4)
         if not msg:
             return  # the caller is gone; so is every warm monitor's channel
         header = msg if len(msg) == 4 else msg + _recv_exact(control, 4 - len(msg))
@@ -284,7 +287,10 @@ def main() -> None:
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    serve(control, sys.argv[2] if len(sys.argv) > 2 else None)
+    # The caller gone mid-message (it exited, or closed with a warm monitor's channel
+    # unread) ends the server as quietly as its closing the socket does.
+    with contextlib.suppress(OSError, EOFError):
+        serve(control, sys.argv[2] if len(sys.argv) > 2 else None)
 
 
 if __name__ == "__main__":

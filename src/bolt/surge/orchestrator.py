@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -371,13 +372,10 @@ class Orchestrator:
         """``Engine.run``/``create``, and detached with a terminal or an open stdin for
         ``tty``/``stdin_open`` (which the engine's API refuses, as it attaches nothing):
         the container's monitor holds the terminal or stdin's open end and logs the output."""
-        if not (intent.tty or intent.interactive):
-            return self.engine.run(intent, name) if start else self.engine.create(intent, name)
-        from bolt.engine import containers as lifecycle
-
-        fork = self.engine._monitor_server()
-        launched = lifecycle.launch(self.root, intent, name=name, start=start, fork=fork)
-        return self.engine._launched(launched)
+        held = intent.tty or intent.interactive
+        if start:
+            return self.engine.run(intent, name, hold_terminal=held)
+        return self.engine.create(intent, name, hold_terminal=held)
 
     async def _network_step(self, service: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a container-starting call.  Starts on one network may run in parallel: the
@@ -545,13 +543,8 @@ def _warm_monitor_server(engine: Engine) -> None:
     """Start the engine's monitor server now, while ``up`` plans, rather than inside the
     first container start (an interpreter's boot, paid while every other start waits on
     that first one).  Best effort: a server that is not up yet starts on first use."""
-    try:
-        server = engine._monitor_server()
-        with server._lock:
-            if server._sock is None:
-                server._sock = server._start()
-    except (AttributeError, OSError):
-        return
+    with contextlib.suppress(OSError):
+        engine.warm_up()
 
 
 @dataclass(frozen=True)
