@@ -93,7 +93,7 @@ def run(work: Path, count: int, gap: float) -> int:
         return elapsed
 
     raw(-1)
-    server = eng._monitor_server()._pid  # monitors are its children: their CPU is its cutime
+    server = eng._monitor_server().pid  # monitors are its children: their CPU is its cutime
     served_before = _process_cpu(server)
     samples: dict[str, list[float]] = {"Engine.run_oneshot": [], "crun run": []}
     for i in range(count):

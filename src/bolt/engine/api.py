@@ -189,6 +189,7 @@ class Engine:
     def _launched(self, launched: lifecycle.Launched) -> ContainerInfo:
         with launched.sock, self._lost_monitor(launched):
             lifecycle.await_started(launched.sock)
+        self._monitor_server().replenish()
         return self.inspect(launched.row.id)
 
     @contextlib.contextmanager
@@ -323,8 +324,11 @@ class Engine:
         _no_terminal(intent)
         fork = self._monitor_server()
         launched = lifecycle.launch(self.root, intent, name=name, fork=fork, db=self._thread_db())
-        with launched.sock, self._lost_monitor(launched):
-            return _relay_until_exit(launched.sock, stream)
+        try:
+            with launched.sock, self._lost_monitor(launched):
+                return _relay_until_exit(launched.sock, stream)
+        finally:
+            fork.replenish()
 
     def list(
         self, all: bool = True, labels: Mapping[str, str] | None = None

@@ -10,8 +10,9 @@ attach socket (SCM_RIGHTS); the server forks a monitor from its own small heap a
 it later.  It also keeps one monitor forked ahead (``_fork_warm``): detached, with the
 state database open, waiting on a channel whose other end it hands to the caller.  The
 caller sends its next job straight down that channel, one process hop fewer, and asks for
-another warm monitor, which the server forks while the container starts.  The server
-exits when the caller closes its end, and warm monitors when their channel closes.
+another warm monitor once that container has started, so that the fork does not compete
+with the runtime.  The server exits when the caller closes its end, and warm monitors
+when their channel closes.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class MonitorServer:
         self._root = root  # where most jobs' containers live: warm monitors open its database
         self._sock: socket.socket | None = None
         self._warm: socket.socket | None = None  # a channel to a monitor waiting for a job
+        self._coming = 0  # warm monitors the server is forking for us (asked, not received)
+        self._owed = False  # we used one and have not asked for the next yet
         self._pid = 0
         self._lock = threading.Lock()
 
@@ -67,6 +70,7 @@ class MonitorServer:
         theirs.close()
         self._pid = proc.pid
         proc.returncode = 0  # reaped by ``close``; no ResourceWarning for a live child
+        self._coming, self._owed = 1, False  # the server hands the first one unasked
         return ours
 
     def start(self) -> None:
@@ -74,6 +78,23 @@ class MonitorServer:
         with self._lock:
             if self._sock is None:
                 self._sock = self._start()
+
+    def replenish(self) -> None:
+        """Ask for the next warm monitor, if the last job used ours.  The Engine calls this
+        once the container has started (or ended), so that the fork does not compete with
+        the runtime's start for the CPU; a job that comes first asks for itself."""
+        with self._lock:
+            if self._owed and self._sock is not None:
+                self._ask()
+
+    def _ask(self) -> None:
+        try:
+            assert self._sock is not None
+            self._sock.sendall(WANT)
+            self._coming += 1
+            self._owed = False
+        except OSError:
+            self._close()  # the server is gone: the next job starts another
 
     def spawn(self, job: MonitorJob) -> socket.socket:
         """A monitor for ``job``; our end of its attach socket.  The job goes straight to
@@ -96,32 +117,28 @@ class MonitorServer:
             theirs.close()
 
     def _direct(self, message: bytes, theirs: socket.socket) -> bool:
-        """Send the job to the warm monitor we hold (then ask for the next one)."""
+        """Send the job to a warm monitor: ours, or the one coming (a fork in progress
+        costs no more to wait for than a fork through the server)."""
+        if self._owed:
+            self._ask()
         warm = self._take_warm()
         if warm is None:
             return False
+        self._owed = True
         try:
             socket.send_fds(warm, [message], [theirs.fileno()])
-            sent = warm.recv(1) == b"+"  # nothing: it died while it waited (the job is ours)
+            return warm.recv(1) == b"+"  # nothing: it died while it waited (the job is ours)
         except OSError:
-            sent = False
+            return False
         finally:
             warm.close()
-        try:
-            assert self._sock is not None
-            self._sock.sendall(WANT)
-        except OSError:
-            self._close()  # the server is gone: the next job starts another
-        return sent
 
     def _take_warm(self) -> socket.socket | None:
-        if self._warm is None and self._sock is not None:
-            try:
-                self._receive(socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                pass
-            except OSError:
-                self._close()
+        try:
+            while self._warm is None and self._coming and self._sock is not None:
+                self._receive()
+        except OSError:
+            self._close()
         warm, self._warm = self._warm, None
         return warm
 
@@ -131,6 +148,7 @@ class MonitorServer:
         assert self._sock is not None
         msg, fds = linux.recv_fds(self._sock, 1, flags)
         if msg == b"W" and fds:
+            self._coming -= 1
             if self._warm is not None:
                 self._warm.close()
             self._warm = socket.socket(fileno=fds[0])
@@ -152,6 +170,7 @@ class MonitorServer:
         raise OSError("the monitor server did not answer")
 
     def _close(self) -> None:
+        self._coming, self._owed = 0, False
         if self._warm is not None:
             self._warm.close()
             self._warm = None
