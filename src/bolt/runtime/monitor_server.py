@@ -142,11 +142,11 @@ class MonitorServer:
         warm, self._warm = self._warm, None
         return warm
 
-    def _receive(self, flags: int = 0) -> bytes:
+    def _receive(self) -> bytes:
         """One byte from the server: ``+`` (a job it took) or ``W`` (a warm monitor's
         channel, kept for the next job)."""
         assert self._sock is not None
-        msg, fds = linux.recv_fds(self._sock, 1, flags)
+        msg, fds = linux.recv_fds(self._sock, 1)
         if msg == b"W" and fds:
             self._coming -= 1
             if self._warm is not None:
