@@ -4,8 +4,10 @@ host's own address, and removal leaves no veth, firewall rule or DNS entry."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
+import os
 import socket
 import subprocess
 import urllib.request
@@ -68,7 +70,7 @@ def _kernel_traces(bolt: Bolt, net: dict) -> list[str]:
     )
     found += [f"veth {line.split(':')[1].strip()}" for line in links.stdout.splitlines()]
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    found += [f"rule {r}" for r in rules.splitlines() if net["subnet"] in r]
+    found += [f"rule {r}" for r in rules.splitlines() if net["subnet"] in r or net["bridge"] in r]
     dns = bolt.root / "run" / "netavark" / "aardvark-dns" / net["name"]
     if dns.exists():
         found += [f"dns {line}" for line in dns.read_text().splitlines()[1:] if line.strip()]
@@ -101,6 +103,50 @@ def test_containers_on_a_network_reach_each_other_by_name_and_alias_and_no_other
     info = json.loads(bolt.ok("network", "inspect", "front"))[0]
     assert info["containers"] == {"web1": web_ip}
     assert ipaddress.ip_address(web_ip) in ipaddress.ip_network(info["subnet"])
+
+
+def _forward_rules() -> list[str]:
+    out = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True)
+    return out.stdout.splitlines()
+
+
+def _chains_of(name: str) -> list[str]:
+    """netavark's per-network chains (named by a hash of the network's name) still there."""
+    digest = hashlib.sha512(name.encode()).hexdigest().upper()[:13]
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    return [r for r in rules.splitlines() if r.startswith(":") and digest in r]
+
+
+def test_isolation_holds_after_another_networks_last_container_leaves(
+    bolt: Bolt, nets: list[str]
+) -> None:
+    """netavark 1.4 deletes the host-wide ``FORWARD -j NETAVARK_ISOLATION_1`` jump when
+    any network's last container leaves; the other networks must stay isolated."""
+    tag = os.urandom(3).hex()  # netavark's chains are named by network name, host-wide
+    a, b, c = (f"iso{x}{tag}" for x in "abc")
+    nets += [a, b, c]
+    for n in nets:
+        bolt.ok("network", "create", n)
+    bolt.ok("run", "-d", "--name", "in-a", "--network", a, "busybox", "sleep", "60")
+    bolt.ok("run", "-d", "--name", "in-b", "--network", b,
+            "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
+    bolt.ok("run", "-d", "--name", "peer-b", "--network", b, "busybox", "sleep", "60")
+    bolt.ok("run", "-d", "--name", "in-c", "--network", c, "busybox", "sleep", "60")
+    b_ip = bolt.inspect("in-b")["networks"][b]
+    bolt.ok("rm", "-f", "in-c")  # c's last container: netavark tears c down completely
+
+    assert "-A FORWARD -j NETAVARK_ISOLATION_1" in _forward_rules()
+    probe = f'printf "GET /hostname HTTP/1.0\\r\\n\\r\\n" | nc -w 2 {b_ip} 80 | tail -n 1'
+    same_network = bolt("exec", "peer-b", "sh", "-c", probe)
+    assert same_network.stdout == "in-b\n", same_network.stderr  # the probe itself works
+    across = bolt("exec", "in-a", "sh", "-c", f"{probe}; true")
+    assert (across.returncode, across.stdout) == (0, ""), across.stdout
+
+    infos = {n: json.loads(bolt.ok("network", "inspect", n))[0] for n in nets}
+    for cname in ("in-a", "in-b", "peer-b"):
+        bolt.ok("rm", "-f", cname)
+    for n, info in infos.items():
+        assert (_kernel_traces(bolt, info), _chains_of(n)) == ([], []), n
 
 
 def test_published_ports_serve_the_host_and_leave_nothing_after_rm(

@@ -11,6 +11,11 @@ Every netavark call on the host runs under one host-wide lock (``HOST_LOCK``, th
 file for every Bolt root): netavark serializes itself only per config directory, and
 two calls at once from different roots (or on a network without containers yet) race on
 the shared firewall chains ("Chain already exists").
+
+netavark 1.4's iptables driver removes the host-wide ``FORWARD -j NETAVARK_ISOLATION_1``
+jump whenever one network's last container leaves, which silently ends the isolation of
+every other network on the host.  Each teardown therefore puts the jump back, under the
+same lock, while the isolation chain still holds another network's rules.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from bolt.runtime.layout import ContainerDir
 
 NETNS_DIR = Path("/run/netns")
 HOST_LOCK = Path("/run/bolt-netavark.lock")
+ISOLATION_CHAIN = "NETAVARK_ISOLATION_1"
 BINARY_DIRS = ("/usr/libexec/podman", "/usr/lib/podman", "/usr/local/libexec/podman")
 
 
@@ -74,7 +80,37 @@ def host_lock() -> Iterator[None]:
 
 def _call(verb: str, netns: str, config: dict[str, Any], config_dir: str) -> dict[str, Any]:
     with host_lock():
-        return _call_unlocked(verb, netns, config, config_dir)
+        try:
+            return _call_unlocked(verb, netns, config, config_dir)
+        finally:
+            if verb == "teardown":
+                restore_isolation_jump()
+
+
+def restore_isolation_jump() -> bool:
+    """Put ``FORWARD -j NETAVARK_ISOLATION_1`` back where netavark inserts it (first) if
+    it is gone while the chain still has rules: those belong to bridges that still have
+    containers, whichever Bolt root (or podman) made them, as netavark drops a bridge's
+    rules with its last container.  Whether it had to (called under ``host_lock``)."""
+    if os.environ.get("NETAVARK_FW", "iptables") != "iptables":
+        return False
+    rules = _iptables("-S")
+    if rules is None or f"-A FORWARD -j {ISOLATION_CHAIN}" in rules:
+        return False
+    if not any(r.startswith(f"-A {ISOLATION_CHAIN} ") for r in rules):
+        return False  # no isolated bridge is in use: netavark's own state, nothing to keep
+    _iptables("-I", "FORWARD", "1", "-j", ISOLATION_CHAIN)
+    return True
+
+
+def _iptables(*args: str) -> list[str] | None:
+    """``iptables -w`` on the filter table (the binary netavark's driver runs, so the same
+    backend); its output lines, or None when it failed (no iptables, no such chain)."""
+    try:
+        proc = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.splitlines() if proc.returncode == 0 else None
 
 
 def _call_unlocked(
