@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +174,45 @@ def test_published_ports_serve_the_host_and_leave_nothing_after_rm(
         with socket.socket() as s:
             s.bind(("0.0.0.0", port))  # free again
     assert not Path(f"/sys/class/net/{net['bridge']}").exists()
+
+
+def _http_soon(host: str, port: int, within: float = 5.0) -> str:
+    """``_http`` once the server listens (a detached start returns before it does)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return _http(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_a_container_recreated_on_its_predecessors_address_answers_at_once(
+    bolt: Bolt, nets: list[str]
+) -> None:
+    """The lowest free address is handed out, so a recreated container gets its
+    predecessor's. The host's and the other containers' neighbour (ARP) entries for it
+    outlive the old container by tens of seconds, so they must still be right; and the
+    bridge's own address, the others' gateway, must not move as containers come and go."""
+    nets.append("again")
+    bolt.ok("network", "create", "again")
+    bolt.ok("run", "-d", "--name", "stay", "--network", "again", "busybox", "sleep", "60")
+    bridge = json.loads(bolt.ok("network", "inspect", "again"))[0]["bridge"]
+    bridge_address = Path("/sys/class/net", bridge, "address")
+    gateway_mac = bridge_address.read_text()
+    port = _free_port()
+    for name in ("first", "second"):
+        bolt.ok("run", "-d", "--name", name, "--network", "again", "-p", f"127.0.0.1:{port}:80",
+                "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
+        if name == "first":
+            ip = bolt.inspect(name)["networks"]["again"]
+        assert bolt.inspect(name)["networks"]["again"] == ip  # the address is reused
+        assert _http_soon("127.0.0.1", port) == name
+        assert bolt.ok("exec", "stay", "sh", "-c", GET.format(host=ip)) == f"{name}\n"
+        assert bridge_address.read_text() == gateway_mac
+        bolt.ok("rm", "-f", name)
+    assert bridge_address.read_text() == gateway_mac
 
 
 def test_network_none_host_and_container_modes(bolt: Bolt, nets: list[str]) -> None:

@@ -36,6 +36,7 @@ from bolt.runtime.layout import ContainerDir
 NETNS_DIR = Path("/run/netns")
 HOST_LOCK = Path("/run/bolt-netavark.lock")
 ISOLATION_CHAIN = "NETAVARK_ISOLATION_1"
+NET_ADDR_SET = "3"  # addr_assign_type of an address set by the user (include/linux/netdevice.h)
 BINARY_DIRS = ("/usr/libexec/podman", "/usr/lib/podman", "/usr/local/libexec/podman")
 
 
@@ -158,7 +159,28 @@ def setup_container(
     tmp.replace(cdir.network_record)
     os.makedirs(config_dir, exist_ok=True)
     create_netns(cid)
-    return _call("setup", netns, config, config_dir)
+    with host_lock():
+        answer = _call_unlocked("setup", netns, config, config_dir)
+        for info in config.get("network_info", {}).values():
+            pin_bridge_address(str(info["network_interface"]))
+    return answer
+
+
+def pin_bridge_address(bridge: str) -> None:
+    """Keep the bridge's MAC address from changing as containers come and go.  A bridge
+    whose address was never set takes the lowest address of its ports, so removing one
+    container can change it, and every other container's neighbour entry for the gateway
+    then names an address nobody has, until it expires (tens of seconds).  Setting the
+    address once, to the one it has, makes the kernel keep it (netavark 1.9 does the same
+    when it creates a bridge; 1.4 does not)."""
+    sysfs = Path("/sys/class/net") / bridge
+    try:
+        if sysfs.joinpath("addr_assign_type").read_text().strip() == NET_ADDR_SET:
+            return
+        address = sysfs.joinpath("address").read_text().strip()
+    except OSError:
+        return  # no such bridge (netavark made none): nothing to keep
+    _ip("link", "set", "dev", bridge, "address", address, check=False)
 
 
 def teardown_container(cdir: ContainerDir) -> None:
