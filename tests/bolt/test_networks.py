@@ -4,10 +4,13 @@ host's own address, and removal leaves no veth, firewall rule or DNS entry."""
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
+import os
 import socket
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -68,7 +71,7 @@ def _kernel_traces(bolt: Bolt, net: dict) -> list[str]:
     )
     found += [f"veth {line.split(':')[1].strip()}" for line in links.stdout.splitlines()]
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    found += [f"rule {r}" for r in rules.splitlines() if net["subnet"] in r]
+    found += [f"rule {r}" for r in rules.splitlines() if net["subnet"] in r or net["bridge"] in r]
     dns = bolt.root / "run" / "netavark" / "aardvark-dns" / net["name"]
     if dns.exists():
         found += [f"dns {line}" for line in dns.read_text().splitlines()[1:] if line.strip()]
@@ -103,6 +106,50 @@ def test_containers_on_a_network_reach_each_other_by_name_and_alias_and_no_other
     assert ipaddress.ip_address(web_ip) in ipaddress.ip_network(info["subnet"])
 
 
+def _forward_rules() -> list[str]:
+    out = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True)
+    return out.stdout.splitlines()
+
+
+def _chains_of(name: str) -> list[str]:
+    """netavark's per-network chains (named by a hash of the network's name) still there."""
+    digest = hashlib.sha512(name.encode()).hexdigest().upper()[:13]
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    return [r for r in rules.splitlines() if r.startswith(":") and digest in r]
+
+
+def test_isolation_holds_after_another_networks_last_container_leaves(
+    bolt: Bolt, nets: list[str]
+) -> None:
+    """netavark 1.4 deletes the host-wide ``FORWARD -j NETAVARK_ISOLATION_1`` jump when
+    any network's last container leaves; the other networks must stay isolated."""
+    tag = os.urandom(3).hex()  # netavark's chains are named by network name, host-wide
+    a, b, c = (f"iso{x}{tag}" for x in "abc")
+    nets += [a, b, c]
+    for n in nets:
+        bolt.ok("network", "create", n)
+    bolt.ok("run", "-d", "--name", "in-a", "--network", a, "busybox", "sleep", "60")
+    bolt.ok("run", "-d", "--name", "in-b", "--network", b,
+            "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
+    bolt.ok("run", "-d", "--name", "peer-b", "--network", b, "busybox", "sleep", "60")
+    bolt.ok("run", "-d", "--name", "in-c", "--network", c, "busybox", "sleep", "60")
+    b_ip = bolt.inspect("in-b")["networks"][b]
+    bolt.ok("rm", "-f", "in-c")  # c's last container: netavark tears c down completely
+
+    assert "-A FORWARD -j NETAVARK_ISOLATION_1" in _forward_rules()
+    probe = f'printf "GET /hostname HTTP/1.0\\r\\n\\r\\n" | nc -w 2 {b_ip} 80 | tail -n 1'
+    same_network = bolt("exec", "peer-b", "sh", "-c", probe)
+    assert same_network.stdout == "in-b\n", same_network.stderr  # the probe itself works
+    across = bolt("exec", "in-a", "sh", "-c", f"{probe}; true")
+    assert (across.returncode, across.stdout) == (0, ""), across.stdout
+
+    infos = {n: json.loads(bolt.ok("network", "inspect", n))[0] for n in nets}
+    for cname in ("in-a", "in-b", "peer-b"):
+        bolt.ok("rm", "-f", cname)
+    for n, info in infos.items():
+        assert (_kernel_traces(bolt, info), _chains_of(n)) == ([], []), n
+
+
 def test_published_ports_serve_the_host_and_leave_nothing_after_rm(
     bolt: Bolt, nets: list[str]
 ) -> None:
@@ -127,6 +174,45 @@ def test_published_ports_serve_the_host_and_leave_nothing_after_rm(
         with socket.socket() as s:
             s.bind(("0.0.0.0", port))  # free again
     assert not Path(f"/sys/class/net/{net['bridge']}").exists()
+
+
+def _http_soon(host: str, port: int, within: float = 5.0) -> str:
+    """``_http`` once the server listens (a detached start returns before it does)."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return _http(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_a_container_recreated_on_its_predecessors_address_answers_at_once(
+    bolt: Bolt, nets: list[str]
+) -> None:
+    """The lowest free address is handed out, so a recreated container gets its
+    predecessor's. The host's and the other containers' neighbour (ARP) entries for it
+    outlive the old container by tens of seconds, so they must still be right; and the
+    bridge's own address, the others' gateway, must not move as containers come and go."""
+    nets.append("again")
+    bolt.ok("network", "create", "again")
+    bolt.ok("run", "-d", "--name", "stay", "--network", "again", "busybox", "sleep", "60")
+    bridge = json.loads(bolt.ok("network", "inspect", "again"))[0]["bridge"]
+    bridge_address = Path("/sys/class/net", bridge, "address")
+    gateway_mac = bridge_address.read_text()
+    port = _free_port()
+    for name in ("first", "second"):
+        bolt.ok("run", "-d", "--name", name, "--network", "again", "-p", f"127.0.0.1:{port}:80",
+                "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
+        if name == "first":
+            ip = bolt.inspect(name)["networks"]["again"]
+        assert bolt.inspect(name)["networks"]["again"] == ip  # the address is reused
+        assert _http_soon("127.0.0.1", port) == name
+        assert bolt.ok("exec", "stay", "sh", "-c", GET.format(host=ip)) == f"{name}\n"
+        assert bridge_address.read_text() == gateway_mac
+        bolt.ok("rm", "-f", name)
+    assert bridge_address.read_text() == gateway_mac
 
 
 def test_network_none_host_and_container_modes(bolt: Bolt, nets: list[str]) -> None:

@@ -268,7 +268,8 @@ def select_runtime(choice: str, root: Path) -> OciRuntime:
         if cached.get("key") != key:
             ok, reason = _probe(make_runtime("crun", root), root / "tmp")
             cached = {"key": key, "crun_works": ok, "reason": reason}
-            tmp = probe_path.with_suffix(".tmp")
+            # one temporary name per writer: the first starts on a new root probe at once
+            tmp = probe_path.with_name(f".{PROBE_FILE}.{os.urandom(6).hex()}")
             tmp.write_text(json.dumps(cached))
             tmp.replace(probe_path)
         if cached.get("crun_works"):

@@ -11,6 +11,11 @@ Every netavark call on the host runs under one host-wide lock (``HOST_LOCK``, th
 file for every Bolt root): netavark serializes itself only per config directory, and
 two calls at once from different roots (or on a network without containers yet) race on
 the shared firewall chains ("Chain already exists").
+
+netavark 1.4's iptables driver removes the host-wide ``FORWARD -j NETAVARK_ISOLATION_1``
+jump whenever one network's last container leaves, which silently ends the isolation of
+every other network on the host.  Each teardown therefore puts the jump back, under the
+same lock, while the isolation chain still holds another network's rules.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from bolt.runtime.layout import ContainerDir
 
 NETNS_DIR = Path("/run/netns")
 HOST_LOCK = Path("/run/bolt-netavark.lock")
+ISOLATION_CHAIN = "NETAVARK_ISOLATION_1"
+NET_ADDR_SET = "3"  # addr_assign_type of an address set by the user (include/linux/netdevice.h)
 BINARY_DIRS = ("/usr/libexec/podman", "/usr/lib/podman", "/usr/local/libexec/podman")
 
 
@@ -74,7 +81,37 @@ def host_lock() -> Iterator[None]:
 
 def _call(verb: str, netns: str, config: dict[str, Any], config_dir: str) -> dict[str, Any]:
     with host_lock():
-        return _call_unlocked(verb, netns, config, config_dir)
+        try:
+            return _call_unlocked(verb, netns, config, config_dir)
+        finally:
+            if verb == "teardown":
+                restore_isolation_jump()
+
+
+def restore_isolation_jump() -> bool:
+    """Put ``FORWARD -j NETAVARK_ISOLATION_1`` back where netavark inserts it (first) if
+    it is gone while the chain still has rules: those belong to bridges that still have
+    containers, whichever Bolt root (or podman) made them, as netavark drops a bridge's
+    rules with its last container.  Whether it had to (called under ``host_lock``)."""
+    if os.environ.get("NETAVARK_FW", "iptables") != "iptables":
+        return False
+    rules = _iptables("-S")
+    if rules is None or f"-A FORWARD -j {ISOLATION_CHAIN}" in rules:
+        return False
+    if not any(r.startswith(f"-A {ISOLATION_CHAIN} ") for r in rules):
+        return False  # no isolated bridge is in use: netavark's own state, nothing to keep
+    _iptables("-I", "FORWARD", "1", "-j", ISOLATION_CHAIN)
+    return True
+
+
+def _iptables(*args: str) -> list[str] | None:
+    """``iptables -w`` on the filter table (the binary netavark's driver runs, so the same
+    backend); its output lines, or None when it failed (no iptables, no such chain)."""
+    try:
+        proc = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.splitlines() if proc.returncode == 0 else None
 
 
 def _call_unlocked(
@@ -122,7 +159,28 @@ def setup_container(
     tmp.replace(cdir.network_record)
     os.makedirs(config_dir, exist_ok=True)
     create_netns(cid)
-    return _call("setup", netns, config, config_dir)
+    with host_lock():
+        answer = _call_unlocked("setup", netns, config, config_dir)
+        for info in config.get("network_info", {}).values():
+            pin_bridge_address(str(info["network_interface"]))
+    return answer
+
+
+def pin_bridge_address(bridge: str) -> None:
+    """Keep the bridge's MAC address from changing as containers come and go.  A bridge
+    whose address was never set takes the lowest address of its ports, so removing one
+    container can change it, and every other container's neighbour entry for the gateway
+    then names an address nobody has, until it expires (tens of seconds).  Setting the
+    address once, to the one it has, makes the kernel keep it (netavark 1.9 does the same
+    when it creates a bridge; 1.4 does not)."""
+    sysfs = Path("/sys/class/net") / bridge
+    try:
+        if sysfs.joinpath("addr_assign_type").read_text().strip() == NET_ADDR_SET:
+            return
+        address = sysfs.joinpath("address").read_text().strip()
+    except OSError:
+        return  # no such bridge (netavark made none): nothing to keep
+    _ip("link", "set", "dev", bridge, "address", address, check=False)
 
 
 def teardown_container(cdir: ContainerDir) -> None:
