@@ -168,8 +168,12 @@ def test_published_ports_serve_the_host_and_leave_nothing_after_rm(
     assert _kernel_traces(bolt, net) != []  # while it runs there is a veth, rules, DNS
     ports = bolt.inspect("pubweb")["ports"]
     assert sorted(p["host_port"] for p in ports) == sorted([local, anywhere, spelled])
+    netns = f"bolt-{bolt.inspect('pubweb')['id'][:24]}"  # named as `ip netns` lists it
+    assert netns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     bolt.ok("rm", "-f", "pubweb")
     assert _kernel_traces(bolt, net) == []
+    assert not Path("/run/netns", netns).exists()
+    assert f"/run/netns/{netns}" not in Path("/proc/self/mountinfo").read_text()
     for port in (local, anywhere, spelled):
         with socket.socket() as s:
             s.bind(("0.0.0.0", port))  # free again

@@ -7,6 +7,7 @@ started).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -22,9 +23,12 @@ if TYPE_CHECKING:
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NAME = 15
 CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
 MS_RDONLY = 1
+MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
 MNT_DETACH = 2
 IN_CLOSE_WRITE = 0x8
 IN_MOVED_TO = 0x80
@@ -85,6 +89,48 @@ def umount(target: str, detach: bool = False) -> bool:
             return False
         raise OSError(err, f"umount {target}: {os.strerror(err)}")
     return True
+
+
+def add_named_netns(directory: str, name: str) -> str:
+    """``ip netns add``, without a process: a new network namespace kept alive by a bind
+    mount at ``directory/name``; its path.  As iproute2 does, ``directory`` is made a
+    shared mount first, so the namespace shows in mount namespaces made later."""
+    import threading
+
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    try:
+        mount("", directory, "", MS_SHARED | MS_REC)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+            raise
+        mount(directory, directory, "", MS_BIND | MS_REC)
+        mount("", directory, "", MS_SHARED | MS_REC)
+    path = os.path.join(directory, name)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0))
+    failed: list[OSError] = []
+
+    def enter_and_pin() -> None:  # a network namespace is per thread: only this one moves
+        try:
+            _check(_libc().unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+            mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, "", MS_BIND)
+        except OSError as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=enter_and_pin, name="bolt-netns")
+    worker.start()
+    worker.join()
+    if failed:
+        os.unlink(path)
+        raise failed[0]
+    return path
+
+
+def delete_named_netns(path: str) -> None:
+    """``ip netns delete``: unpin the namespace (it ends with its last user) and remove
+    the file; nothing if it is gone."""
+    umount(path, detach=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def private_mount_namespace_without_cgroup2() -> None:

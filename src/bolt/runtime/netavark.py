@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bolt.errors import BoltError, Unsupported
+from bolt.runtime import linux
 from bolt.runtime.layout import ContainerDir
 
 NETNS_DIR = Path("/run/netns")
@@ -55,15 +56,17 @@ def netns_name(cid: str) -> str:
 
 
 def create_netns(cid: str) -> str:
-    """A new, named network namespace; its path (netavark brings its loopback up)."""
-    name = netns_name(cid)
-    _ip("netns", "add", name)
-    return str(NETNS_DIR / name)
+    """A new, named network namespace, as ``ip netns add`` makes it (``ip netns`` lists
+    it); its path.  netavark brings its loopback up."""
+    try:
+        return linux.add_named_netns(str(NETNS_DIR), netns_name(cid))
+    except OSError as exc:
+        raise BoltError(f"cannot create network namespace {netns_name(cid)}: {exc}") from exc
 
 
 def delete_netns(cid: str) -> None:
-    if (NETNS_DIR / netns_name(cid)).exists():
-        _ip("netns", "delete", netns_name(cid), check=False)
+    with contextlib.suppress(OSError):
+        linux.delete_named_netns(str(NETNS_DIR / netns_name(cid)))
 
 
 def _ip(*args: str, check: bool = True) -> None:
