@@ -164,7 +164,9 @@ run_tests() {
   ruff format --check src tests bench
   mypy
   log "tests"
-  pytest -q -p no:cacheprovider "$@"
+  # Two workers: the tests that touch what the host has once run on one of them, one at a
+  # time; the self-contained ones run beside them (tests/parallel.py).
+  pytest -q -p no:cacheprovider -n 2 --dist loadgroup "$@"
 }
 
 cmd=${1:-}

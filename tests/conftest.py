@@ -110,6 +110,17 @@ def nvsim_in_process(
         pynvml.nvmlShutdown()
 
 
+# ``./project.sh test`` runs pytest with two xdist workers: tests that touch what one host
+# has once stay serial, the rest runs beside them (tests/parallel.py says which is which).
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.parallel import HostGroupScheduling
+
+    return HostGroupScheduling(config, log)
+
+
 # Hardware tests read a real GPU; they are collected only where one is meant to be used.
 collect_ignore_glob = [] if os.environ.get("NVCTL_HARDWARE") == "1" else ["hardware/*"]
 
