@@ -33,11 +33,15 @@ class Project:
     def file(self) -> Path:
         return self.directory / "Boltfile.toml"
 
+    def surge_argv(self, *args: str) -> list[str]:
+        """``bolt surge`` on this project's file and root, with ``args``."""
+        return [tool("bolt"), "--root", str(self.root), "surge", "-f", str(self.file), *args]
+
     def surge(
         self, *args: str, timeout: float = 120, check: bool = False
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [tool("bolt"), "--root", str(self.root), "surge", "-f", str(self.file), *args],
+            self.surge_argv(*args),
             env=self.env,
             capture_output=True,
             text=True,

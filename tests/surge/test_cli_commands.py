@@ -88,17 +88,7 @@ command = ["sh", "-c", "trap 'exit 0' TERM; i=0; while true; do i=$$((i+1)); ech
 """)
     p.surge("up", check=True)
     follow = subprocess.Popen(
-        [
-            tool("bolt"),
-            "--root",
-            str(p.root),
-            "surge",
-            "-f",
-            str(p.file),
-            "logs",
-            "-f",
-            "--no-color",
-        ],
+        p.surge_argv("logs", "-f", "--no-color"),
         env=p.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -31,26 +31,31 @@ def _with_python(snippet: str) -> str:
     return "".join(out)
 
 
-def test_seed_multi_gpu_services_each_see_their_own_gpu(
-    surge_project: Project, nvsim_gpus, tmp_path
-):
-    p = surge_project
-    env = {**p.env, **{k: nvsim_gpus.env[k] for k in ("NVSIM_STATE", "LD_LIBRARY_PATH")}}
-    env["BOLT_CDI_SPEC_DIRS"] = str(tmp_path / "cdi")
-    p.env = env
+def _on_nvsim_with_python(p: Project, nvsim_gpus, tmp_path) -> None:
+    """Point the project at nvsim's GPUs through a CDI spec of its own, and import
+    ``nvml-py:1``: busybox with a Python that can load pynvml."""
+    p.env = {**p.env, **{k: nvsim_gpus.env[k] for k in ("NVSIM_STATE", "LD_LIBRARY_PATH")}}
+    p.env["BOLT_CDI_SPEC_DIRS"] = str(tmp_path / "cdi")
     bolt = [tool("bolt"), "--root", str(p.root)]
     subprocess.run(
         [*bolt, "gpu", "cdi", "generate", "--output", str(tmp_path / "cdi" / "nvidia.json")],
-        env=env,
+        env=p.env,
         check=True,
     )
     rootfs = add_python(make_busybox_rootfs(tmp_path / "pyroot"))
     subprocess.run(
         [*bolt, "image", "import", str(rootfs), "-t", "nvml-py:1"],
-        env=env,
+        env=p.env,
         check=True,
         capture_output=True,
     )
+
+
+def test_seed_multi_gpu_services_each_see_their_own_gpu(
+    surge_project: Project, nvsim_gpus, tmp_path
+):
+    p = surge_project
+    _on_nvsim_with_python(p, nvsim_gpus, tmp_path)
     context = p.directory / "containers" / "gpu-manager"
     context.mkdir(parents=True)
     (context / "Dockerfile.bolt").write_text(
@@ -61,7 +66,11 @@ def test_seed_multi_gpu_services_each_see_their_own_gpu(
     assert p.surge("validate").returncode == 0
     host = json.loads(
         subprocess.run(
-            [*bolt, "gpu", "list", "--json"], env=env, check=True, capture_output=True, text=True
+            [tool("bolt"), "--root", str(p.root), "gpu", "list", "--json"],
+            env=p.env,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     )
     assert len(host) == 2
@@ -118,17 +127,7 @@ def test_seed_driver_test_snippet_comes_up(surge_project: Project, nvsim_gpus, t
     builds, sees every GPU and the driver through NVML, its ``/drivers`` volume and its
     ``NVIDIA_DRIVER_VERSION``, and exits 0."""
     p = surge_project
-    env = {**p.env, **{k: nvsim_gpus.env[k] for k in ("NVSIM_STATE", "LD_LIBRARY_PATH")}}
-    env["BOLT_CDI_SPEC_DIRS"] = str(tmp_path / "cdi")
-    p.env = env
-    bolt = [tool("bolt"), "--root", str(p.root)]
-    subprocess.run(
-        [*bolt, "gpu", "cdi", "generate", "--output", str(tmp_path / "cdi" / "nvidia.json")],
-        env=env, check=True,
-    )  # fmt: skip
-    rootfs = add_python(make_busybox_rootfs(tmp_path / "pyroot"))
-    subprocess.run([*bolt, "image", "import", str(rootfs), "-t", "nvml-py:1"],
-                   env=env, check=True, capture_output=True)  # fmt: skip
+    _on_nvsim_with_python(p, nvsim_gpus, tmp_path)
     context = p.directory / "containers" / "driver-test"
     context.mkdir(parents=True)
     (context / "Dockerfile.bolt").write_text(

@@ -304,12 +304,7 @@ def reconcile(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
         discard(root, db, row)
         return row._replace(status="removed")
     if row.status == "creating":
-        db.update(
-            row.id,
-            status="failed",
-            finished=now(),
-            details=_with(row, error="interrupted while creating"),
-        )
+        _fail(db, row, "interrupted while creating")
     elif row.status in LIVE and _restarts(row):
         from bolt.engine.revive import revive
 
@@ -515,12 +510,12 @@ def abandon_if_lost(root: Path, db: StateDB, row: ContainerRow) -> None:
     the container failed, rather than leave it "creating" in our name."""
     fresh = db.refresh(row)
     if fresh is not None and fresh.status == "creating" and fresh.monitor_pid == os.getpid():
-        db.update(
-            row.id,
-            status="failed",
-            finished=now(),
-            details=_with(fresh, error="its monitor exited before starting it"),
-        )
+        _fail(db, fresh, "its monitor exited before starting it")
+
+
+def _fail(db: StateDB, row: ContainerRow, error: str) -> None:
+    """A container that never started: ``failed``, with the reason in its details."""
+    db.update(row.id, status="failed", finished=now(), details=_with(row, error=error))
 
 
 def _release(root: Path, row: ContainerRow) -> None:

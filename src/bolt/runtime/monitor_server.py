@@ -187,6 +187,11 @@ class MonitorServer:
             self._close()
 
 
+def _whole_header(sock: socket.socket, start: bytes) -> bytes:
+    """A message's 4-byte length, of which ``start`` arrived with its descriptor."""
+    return start if len(start) == 4 else start + _recv_exact(sock, 4 - len(start))
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
     data = b""
     while len(data) < n:
@@ -228,7 +233,7 @@ def serve(control: socket.socket, root: str | None = None) -> None:
         msg, fds = linux.recv_fds(control, 4)
         if not msg:
             return  # the caller is gone; so is every warm monitor's channel
-        header = msg if len(msg) == 4 else msg + _recv_exact(control, 4 - len(msg))
+        header = _whole_header(control, msg)
         size = int.from_bytes(header, "big")
         if size == 0:  # WANT: the caller used its warm monitor
             _hand_warm(control, root)
@@ -287,7 +292,7 @@ def _warm_monitor(channel: socket.socket, root: str | None) -> None:
     msg, fds = linux.recv_fds(channel, 4)
     if not msg or not fds:
         os._exit(0)  # the server exited before it had a job for us
-    header = msg if len(msg) == 4 else msg + _recv_exact(channel, 4 - len(msg))
+    header = _whole_header(channel, msg)
     job = MonitorJob(**json.loads(_recv_exact(channel, int.from_bytes(header, "big"))))
     channel.sendall(b"+")
     channel.close()
