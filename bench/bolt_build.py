@@ -34,6 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _rootfs import busybox_rootfs
+from bolt.runtime.linux import unmount_below
 
 BOLT = str(Path(sys.executable).parent / "bolt")
 STEPS = """\
@@ -79,7 +80,7 @@ def main() -> int:
     try:
         return run(work, args.rounds)
     finally:
-        subprocess.run(["umount", "-R", "-l", str(work / "buildah")], capture_output=True)
+        unmount_below(work)  # buildah's storage, and what a failed round left
         shutil.rmtree(work, ignore_errors=True)
 
 

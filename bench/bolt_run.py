@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bolt
 from _rootfs import busybox_rootfs
 from bolt.runtime.driver import make_runtime
+from bolt.runtime.linux import unmount_below
 from bolt.runtime.ocispec import generate
 from bolt.runtime.spec import ContainerSpec, validate
 
@@ -97,7 +98,7 @@ def main() -> int:
     try:
         return run(work, args.rounds, args.gap)
     finally:
-        subprocess.run(["umount", "-R", str(work)], capture_output=True)
+        unmount_below(work)  # what the runtimes left mounted in the scratch tree
         shutil.rmtree(work, ignore_errors=True)
 
 

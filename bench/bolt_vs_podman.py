@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _rootfs import busybox_rootfs
+from bolt.runtime.linux import unmount_below
 
 BOLT = str(Path(sys.executable).parent / "bolt")
 PODMAN_CONF = '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
@@ -79,7 +80,7 @@ def main() -> int:
         subprocess.run([BOLT, "network", "rm", "benchnet"], env=env, capture_output=True)
         subprocess.run([*podman, "rm", "-af"], env=penv, capture_output=True)
         subprocess.run([*podman, "network", "rm", "-f", "benchnet"], env=penv, capture_output=True)
-        subprocess.run(["umount", "-R", str(work)], capture_output=True)
+        unmount_below(work)  # what the runtimes left mounted in the scratch tree
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -24,7 +24,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from _rootfs import busybox_rootfs
 from bolt.engine import ContainerIntent, Engine, containers
 from bolt.images.store import ImageStore
 from bolt.runtime.layout import ContainerDir
+from bolt.runtime.linux import unmount_below
 from bolt.state.db import StateDB
 
 
@@ -50,7 +50,7 @@ def main() -> int:
     try:
         return run(work, args.containers, args.gap)
     finally:
-        subprocess.run(["umount", "-R", str(work)], capture_output=True)
+        unmount_below(work)  # what the runtimes left mounted in the scratch tree
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _rootfs import busybox_rootfs
+from bolt.runtime.linux import unmount_below
 
 BOLT = str(Path(sys.executable).parent / "bolt")
 PODMAN_CONF = '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
@@ -139,6 +140,9 @@ def main() -> None:
             subprocess.run(
                 [BOLT, "surge", "down", "-t", "0"], env=env, cwd=proj, capture_output=True
             )
+        # podman keeps its storage (and any container it could not remove) mounted
+        subprocess.run([*podman, "system", "reset", "-f"], capture_output=True)
+        unmount_below(work)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from bolt.errors import BoltError, InvalidInput, PermissionDenied, Unsupported
 from bolt.images import refs
 from bolt.images.store import ImageRecord, ImageStore
+from bolt.runtime import linux
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DISTRIBUTIONS = {"debian"}
@@ -107,7 +108,7 @@ def bootstrap(
             hint="check the mirror (--mirror URL) and the package names (--include)",
         ) from None
     finally:
-        _unmount_below(rootfs)
+        linux.unmount_below(rootfs)  # debootstrap's /proc and /sys, after a failed run
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -147,20 +148,3 @@ def _tidy(rootfs: Path) -> None:
             for entry in pattern.iterdir():
                 if entry.is_file() and not entry.is_symlink() and entry.name != "lock":
                     entry.unlink()
-
-
-def _unmount_below(rootfs: Path) -> None:
-    """debootstrap mounts /proc and /sys in the target while it works; a failed run can
-    leave them mounted."""
-    try:
-        text = Path("/proc/self/mountinfo").read_text()
-    except OSError:
-        return
-    prefix = str(rootfs) + "/"
-    points = [
-        fields[4]
-        for fields in (line.split() for line in text.splitlines())
-        if len(fields) > 4 and fields[4].startswith(prefix)
-    ]
-    for point in sorted(points, key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, check=False)

@@ -19,6 +19,7 @@ from basis import process
 
 if TYPE_CHECKING:
     import socket
+    from pathlib import Path
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NAME = 15
@@ -218,6 +219,27 @@ def written_names(fd: int) -> list[str]:
 proc_start_time = process.start_time
 proc_state = process.state
 process_alive = process.alive
+
+
+def unmount_below(path: Path | str) -> None:
+    """Detach every mount at or below ``path``, deepest first (``umount -R`` only starts
+    from a path that is itself a mount point; this also finds mounts inside a plain
+    directory, such as those a killed tool left in its scratch tree)."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            text = f.read()
+    except OSError:
+        return
+    top = os.path.abspath(path)
+    points = {
+        fields[4].replace("\\040", " ")
+        for fields in (line.split() for line in text.splitlines())
+        if len(fields) > 4 and (fields[4] == top or fields[4].startswith(top + "/"))
+    }
+    for point in sorted(points, key=len, reverse=True):
+        with contextlib.suppress(OSError):
+            while umount(point, detach=True):  # stacked mounts come off one by one
+                pass
 
 
 def is_mountpoint(path: str) -> bool:
