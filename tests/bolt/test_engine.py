@@ -102,12 +102,14 @@ def _children(pid: int) -> list[int]:
 
 def _warm_monitor(server: int) -> int:
     """The server's only child once the last job's monitor has gone: the warm monitor
-    (its errors still go to /dev/null: no job has named its log yet)."""
+    (no job yet, so no selector: a monitor with a job always waits in epoll)."""
     deadline = time.monotonic() + 10
     while True:
         kids = _children(server)
         with contextlib.suppress(OSError):
-            if len(kids) == 1 and os.readlink(f"/proc/{kids[0]}/fd/2") == "/dev/null":
+            fds = os.listdir(f"/proc/{kids[0]}/fd") if len(kids) == 1 else []
+            links = [os.readlink(f"/proc/{kids[0]}/fd/{fd}") for fd in fds]
+            if links and "anon_inode:[eventpoll]" not in links:
                 return kids[0]
         assert time.monotonic() < deadline, f"{server} has children {kids}, none warm alone"
         time.sleep(0.02)

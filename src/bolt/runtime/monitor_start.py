@@ -4,7 +4,8 @@
 new interpreter; ``spawn_exec`` runs ``python -m bolt.runtime.monitor_start``, which is safe
 from threaded programs such as the asyncio library.  Either way the monitor leaves the
 caller's session, closes every descriptor it inherited but the attach socket, points its
-stdio at ``monitor.log`` and runs ``bolt.runtime.monitor_loop.serve``.  The library's
+stdio at /dev/null and runs ``bolt.runtime.monitor_loop.serve``; an error that ends it is
+written to the container's ``monitor.log``.  The library's
 monitor server keeps one monitor forked ahead and detached, waiting for its job.
 """
 
@@ -52,7 +53,7 @@ def become_monitor(keep: int) -> None:
 
 
 def log_errors_to(log: Path) -> None:
-    """The monitor's own errors (fds 1 and 2) go to the container's ``monitor.log``."""
+    """From now on the monitor's fds 1 and 2 go to the container's ``monitor.log``."""
     out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     os.dup2(out, 1)
     os.dup2(out, 2)
@@ -73,12 +74,13 @@ def run_forked_child(
     try:
         if not detached:
             become_monitor(sock.fileno() if sock is not None else 2)
-        log_errors_to(ContainerDir.of(Path(job.root), job.cid).monitor_log)
         from bolt.runtime.monitor_loop import serve  # the caller never needs it
 
         code = serve(job, sock, db)
     except BaseException as exc:
         with contextlib.suppress(Exception):
+            # made only when there is something to say: one file fewer per container
+            log_errors_to(ContainerDir.of(Path(job.root), job.cid).monitor_log)
             print(f"bolt monitor: {exc!r}", file=sys.stderr)
     finally:
         os._exit(code)
