@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from bolt.runtime.layout import run_dir
 from tests.bolt.oci_schema import schema_errors
 from tests.conftest import tool
 
@@ -129,10 +130,11 @@ def leftover_resources(root: Path, cid: str | None = None) -> list[str]:
     """Mounts and container directories under ``root``; with ``cid``, also that
     container's cgroups (cgroup names do not say which root a container belongs to)."""
     found = []
+    bundles = run_dir(root)  # where the bundles of containers removed on exit are
     with open("/proc/self/mountinfo") as f:
         for line in f:
             mountpoint = line.split()[4]
-            if mountpoint.startswith(str(root / "containers")) and (
+            if mountpoint.startswith((str(root / "containers"), f"{bundles}/")) and (
                 cid is None or cid in mountpoint
             ):
                 found.append(f"mount {mountpoint}")
@@ -143,6 +145,9 @@ def leftover_resources(root: Path, cid: str | None = None) -> list[str]:
     for d in container_ids_on_disk(root):
         if cid is None or d == cid:
             found.append(f"container dir {d}")
+    for d in sorted(bundles.iterdir()) if bundles.is_dir() else []:
+        if cid is None or d.name == cid:
+            found.append(f"bundle {d}")
     return found
 
 

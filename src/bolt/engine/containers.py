@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from bolt.engine.etc import etc_files, health_of
 from bolt.errors import BoltError, InvalidInput
-from bolt.runtime import linux, rootfs
+from bolt.runtime import linux, rootfs, runroot
 from bolt.runtime.cgroups import kill_cgroups
 from bolt.runtime.driver import OciRuntime, make_runtime, select_runtime
 from bolt.runtime.flags import signal_number
@@ -149,10 +149,16 @@ def prepare(
             attached = networks.attach(root, db, row, intent)
             spec = spec._replace(network=Network(kind="netns", path=attached.netns))
             own_ips, nameservers = attached.ips, attached.nameservers
+        # A container removed on exit has its bundle on tmpfs; the runtime is given the
+        # real paths (runc refuses a root file system reached through a link).
+        files = cdir
+        if intent.auto_remove and runroot.make_bundle(root, cdir):
+            files = runroot.in_run_dir(root, cid)
+            spec = spec._replace(rootfs=str(files.rootfs))
         taken = {m.destination for m in spec.mounts}
         extra = [
             m
-            for m in etc_files(cdir, spec.hostname, intent, own_ips, nameservers)
+            for m in etc_files(files, spec.hostname, intent, own_ips, nameservers)
             if m.destination not in taken
         ]
         spec = validate(spec._replace(mounts=(*extra, *spec.mounts)))
@@ -506,11 +512,22 @@ def _handed_over(root: Path, db: StateDB, row: ContainerRow, timeout: float = 10
 
 
 def abandon_if_lost(root: Path, db: StateDB, row: ContainerRow) -> None:
-    """This process created ``row`` and its monitor vanished before taking it over: say
-    the container failed, rather than leave it "creating" in our name."""
+    """This process created ``row`` and its monitor vanished before it started the
+    container: say the container failed, rather than leave it "creating", in our name
+    or in that of a monitor still on its way out (its socket closes before the kernel
+    shows it dead; give it a second)."""
     fresh = db.refresh(row)
-    if fresh is not None and fresh.status == "creating" and fresh.monitor_pid == os.getpid():
+    if fresh is None or fresh.status != "creating":
+        return
+    if fresh.monitor_pid == os.getpid():
         _fail(db, fresh, "its monitor exited before starting it")
+        return
+    deadline = time.monotonic() + 1.0
+    while linux.process_alive(fresh.monitor_pid, fresh.monitor_start):
+        if time.monotonic() > deadline:
+            return  # alive after all: it still owns the row
+        time.sleep(0.005)
+    reconcile(root, db, fresh)
 
 
 def _fail(db: StateDB, row: ContainerRow, error: str) -> None:
@@ -529,15 +546,13 @@ def _release(root: Path, row: ContainerRow) -> None:
 def discard(root: Path, db: StateDB, row: ContainerRow, volumes: bool = True) -> None:
     """Remove every trace of a container: network attachments, runtime state, its
     directory, its anonymous volumes (named ones only stay), and the row."""
-    import shutil
-
     _release(root, row)
     if ContainerDir.of(root, row.id).network_record.exists():
         from bolt.runtime import netavark
 
         with contextlib.suppress(BoltError, OSError):
             netavark.teardown_container(ContainerDir.of(root, row.id))
-    shutil.rmtree(ContainerDir.of(root, row.id).path, ignore_errors=True)
+    rootfs.delete_removed(ContainerDir.of(root, row.id).path)
     if volumes:
         from bolt import volumes as named
 

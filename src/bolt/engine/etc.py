@@ -19,25 +19,25 @@ def etc_files(
     own_ips: list[str],
     nameservers: list[str],
 ) -> list[Mount]:
-    """/etc/hostname, /etc/hosts and /etc/resolv.conf for the container."""
-    cdir.path.mkdir(parents=True, exist_ok=True)
-    (cdir.path / "hostname").write_text(hostname + "\n")
+    """/etc/hostname, /etc/hosts and /etc/resolv.conf for the container (in its bundle)."""
+    cdir.bundle.mkdir(parents=True, exist_ok=True)
+    cdir.etc_file("hostname").write_text(hostname + "\n")
     if intent.network_mode == "host":
         hosts = Path("/etc/hosts").read_text() if os.path.exists("/etc/hosts") else ""
     else:
         hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         hosts += "".join(f"{ip}\t{hostname}\n" for ip in own_ips or ["127.0.1.1"])
     hosts += "".join(f"{ip}\t{name}\n" for name, ip in intent.extra_hosts)
-    (cdir.path / "hosts").write_text(hosts)
+    cdir.etc_file("hosts").write_text(hosts)
     resolv = Path("/etc/resolv.conf")
     host_resolv = resolv.read_text() if resolv.exists() else ""
     servers = [*intent.dns, *nameservers]
     if servers:
         kept = [ln for ln in host_resolv.splitlines() if not ln.startswith("nameserver")]
         host_resolv = "".join(f"nameserver {ip}\n" for ip in servers) + "\n".join(kept) + "\n"
-    (cdir.path / "resolv.conf").write_text(host_resolv)
+    cdir.etc_file("resolv.conf").write_text(host_resolv)
     return [
-        Mount(destination=f"/etc/{n}", source=str(cdir.path / n))
+        Mount(destination=f"/etc/{n}", source=str(cdir.etc_file(n)))
         for n in ("hostname", "hosts", "resolv.conf")
     ]
 

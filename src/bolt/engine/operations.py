@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bolt.engine.containers import discard, is_live, reconcile, runtime_of
 from bolt.errors import InvalidInput
-from bolt.runtime import rootfs
+from bolt.runtime import rootfs, runroot
 from bolt.runtime.cgroups import kill_cgroups
 from bolt.runtime.layout import ContainerDir, removed_dir
 from bolt.state.db import ContainerRow, StateDB
@@ -33,9 +33,11 @@ def prune(root: Path, db: StateDB) -> list[str]:
     if base.is_dir():
         for d in base.iterdir():
             if d.name not in known:
-                rootfs.unmount(d / "bundle" / "rootfs")
                 kill_cgroups(d.name)
-                shutil.rmtree(d, ignore_errors=True)
+                rootfs.delete_removed(d)
+    for run in runroot.orphans(root, known):  # its container directory is gone
+        rootfs.unmount(ContainerDir(run).rootfs)
+        shutil.rmtree(run, ignore_errors=True)
     gone = removed_dir(root)  # what a killed monitor left, perhaps still mounted
     if gone.is_dir():
         for d in gone.iterdir():

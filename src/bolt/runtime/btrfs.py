@@ -10,31 +10,22 @@ command runs only on btrfs.
 
 from __future__ import annotations
 
-import ctypes
 import os
 from pathlib import Path
 
 from bolt.errors import BoltError, Unsupported
+from bolt.runtime import linux
 
 BTRFS_SUPER_MAGIC = 0x9123683E
 SUBVOLUME_INODE = 256  # every btrfs subvolume's root directory has this inode number
 
 
-class _StatFs(ctypes.Structure):
-    # struct statfs on 64-bit Linux: f_type first, the rest is not needed here
-    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 112)]
-
-
 def is_btrfs(path: Path) -> bool:
     """Whether ``path`` (or its nearest existing parent) is on btrfs."""
-    libc = ctypes.CDLL(None, use_errno=True)
     probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
-    buf = _StatFs()
-    if libc.statfs(str(probe).encode(), ctypes.byref(buf)) != 0:
-        return False
-    return (buf.f_type & 0xFFFFFFFF) == BTRFS_SUPER_MAGIC
+    return linux.fs_magic(str(probe)) == BTRFS_SUPER_MAGIC
 
 
 def is_subvolume(path: Path) -> bool:

@@ -1,10 +1,22 @@
 """Where one container's files live: ``$BOLT_ROOT/containers/<id>/``; a removed one's
-wait in ``removed_dir`` until they are deleted."""
+wait in ``removed_dir`` until they are deleted.  The files of one run (``bundle/``: the
+config, the root file system's mount point, /etc/hostname, /etc/hosts, /etc/resolv.conf
+and the init's pid) are in the bundle; a container removed on exit has its bundle in
+the run directory (``bolt.runtime.runroot``), on tmpfs."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import NamedTuple
+
+RUN_BASE = Path("/run/bolt")
+
+
+def run_dir(root: Path) -> Path:
+    """The run directory of the Bolt root ``root``: its bundles that need not outlive a
+    reboot (one per root, as roots may share a host)."""
+    return RUN_BASE / hashlib.sha256(str(root.absolute()).encode()).hexdigest()[:16]
 
 
 def removed_dir(root: Path) -> Path:
@@ -54,7 +66,11 @@ class ContainerDir(NamedTuple):
 
     @property
     def pid_file(self) -> Path:
-        return self.path / "pid"
+        return self.bundle / "pid"
+
+    def etc_file(self, name: str) -> Path:
+        """The file bind-mounted at /etc/``name`` (hostname, hosts, resolv.conf)."""
+        return self.bundle / name
 
     @property
     def console_socket(self) -> Path:

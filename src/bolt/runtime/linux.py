@@ -221,6 +221,23 @@ proc_state = process.state
 process_alive = process.alive
 
 
+class _StatFs(ctypes.Structure):
+    # struct statfs on 64-bit Linux: f_type first, the rest is not needed here
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 112)]
+
+
+TMPFS_MAGIC = 0x01021994
+
+
+def fs_magic(path: str) -> int | None:
+    """The file system type (``statfs``'s f_type) that ``path`` is on; None if it is not
+    there."""
+    buf = _StatFs()
+    if _libc().statfs(path.encode(), ctypes.byref(buf)) != 0:
+        return None
+    return buf.f_type & 0xFFFFFFFF
+
+
 def unmount_below(path: Path | str) -> None:
     """Detach every mount at or below ``path``, deepest first (``umount -R`` only starts
     from a path that is itself a mount point; this also finds mounts inside a plain

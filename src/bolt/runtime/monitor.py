@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from bolt.errors import BoltError
 from bolt.runtime import attach, linux, rootfs
 from bolt.runtime.driver import OciRuntime, runtime_message
-from bolt.runtime.layout import ContainerDir, removed_dir
+from bolt.runtime.layout import RUN_BASE, ContainerDir, removed_dir
 from bolt.state.db import StateDB, now
 
 EVENT_READ = 1  # selectors.EVENT_READ, without importing selectors before the start
@@ -93,11 +93,14 @@ class Monitor:
     @property
     def console_path(self) -> Path:
         """Where the runtime passes the terminal: the container directory, unless that
-        path is too long for a socket (108 bytes), then a short one under /run/bolt."""
+        path is too long for a socket (108 bytes), then a short one in /run/bolt."""
         path = self.cdir.console_socket
         if len(str(path)) < 100:
             return path
-        short = Path("/run/bolt")
+        from bolt.runtime import runroot
+
+        runroot.ensure_base()  # any tmpfs is mounted there before, never over, the socket
+        short = RUN_BASE
         short.mkdir(mode=0o700, parents=True, exist_ok=True)
         return short / f"{self.job.cid[:32]}.sock"
 
@@ -158,7 +161,7 @@ class Monitor:
                 in_r = os.open(os.devnull, os.O_RDONLY)
             stdio = (in_r, out_w, err_w)
             self.streams = {out_r: "stdout", err_r: "stderr"}
-        watch = linux.watch_directory(str(cdir.path)) if foreground else None
+        watch = linux.watch_directory(str(cdir.bundle)) if foreground else None
         try:
             self.runtime_pid = self.rt.spawn(*args, job.cid, stdio=stdio)
         finally:
@@ -463,16 +466,12 @@ class Monitor:
         """Take the container's directory out of ``containers/`` at once; it is unmounted
         and its files deleted by ``sweep`` after the exit is reported (measured: the
         deletion takes 7-16 ms of metadata writes on a loaded machine, one rename ~0.2 ms)."""
-        import shutil
-
         target = removed_dir(self.root) / self.job.cid
         try:
             target.parent.mkdir(exist_ok=True)
             os.rename(self.cdir.path, target)  # the mounted root file system moves with it
         except OSError:
-            with contextlib.suppress(OSError):
-                rootfs.unmount(self.cdir.rootfs)
-            shutil.rmtree(self.cdir.path, ignore_errors=True)
+            rootfs.delete_removed(self.cdir.path)
             return None
         return target
 

@@ -95,12 +95,16 @@ def unmount(target: Path) -> None:
 
 
 def delete_removed(path: Path) -> None:
-    """Delete a removed container's directory (moved out of ``containers/`` with its root
-    file system still mounted): unmount first, so the deletion never walks the mount."""
+    """Delete a container's directory (in ``containers/``, or moved out of it with its
+    root file system still mounted) and the bundle it links to in the run directory:
+    unmount first, so the deletion never walks the mount."""
     import shutil
+
+    from bolt.runtime import runroot
 
     try:
         unmount(ContainerDir(path).rootfs)
     except OSError:
         return  # left for ``bolt system prune`` rather than deleted through the mount
+    runroot.delete(ContainerDir(path))
     shutil.rmtree(path, ignore_errors=True)
