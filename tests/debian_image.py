@@ -98,5 +98,6 @@ def _bootstrap(shared: Path) -> Bootstrapped:
                               capture_output=True, text=True)  # fmt: skip
         if save.returncode != 0:
             code, err = save.returncode, f"bolt save: {save.stderr}"
-    shutil.rmtree(root, ignore_errors=True)  # the archive is all later tests need
+    if not scratch:  # a killed debootstrap may leave /proc and /sys mounted in its scratch
+        shutil.rmtree(root, ignore_errors=True)  # the archive is all later tests need
     return Bootstrapped(code, out, err, scratch, seconds, archive)
