@@ -3,7 +3,8 @@
 ``nvsim_gpus`` starts ``nvsim up`` in a temporary state directory and yields a handle whose
 ``env`` points child processes at it.  In-process NVML users go through ``nvsim_in_process``,
 which loads the built library by path once (dlopen then finds it by soname) and points
-``NVSIM_STATE`` at the instance before ``nvmlInit``.
+``NVSIM_STATE`` at the instance before ``nvmlInit``. ``debian_bootstrap`` is the run's one
+Debian image from ``bolt image bootstrap`` (``tests/debian_image.py``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.debian_image import Bootstrapped
 
 VENV_BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI") == "true"
@@ -108,6 +113,17 @@ def nvsim_in_process(
         yield nvsim_gpus
     finally:
         pynvml.nvmlShutdown()
+
+
+@pytest.fixture(scope="session")
+def debian_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Bootstrapped:
+    """This run's ``bolt image bootstrap debian:bookworm`` (tests/debian_image.py): made by
+    the first process that asks, once per run, and waited for by the others."""
+    from tests.bolt.conftest import require_root
+    from tests.debian_image import bootstrapped, run_dir
+
+    require_root()
+    return bootstrapped(run_dir(tmp_path_factory))
 
 
 # ``./project.sh test`` runs pytest with two xdist workers: tests that touch what one host

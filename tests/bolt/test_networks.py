@@ -160,7 +160,7 @@ def test_published_ports_serve_the_host_and_leave_nothing_after_rm(
             "-p", f"127.0.0.1:{local}:80", "-p", f"{anywhere}:80",
             "-p", f"0.0.0.0:{spelled}:80",  # every address, spelled out as docker users do
             "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
-    assert _http("127.0.0.1", local) == "pubweb"
+    assert _http_soon("127.0.0.1", local) == "pubweb"  # `run -d` returns before httpd listens
     for port in (anywhere, spelled):
         assert _http("127.0.0.1", port) == "pubweb"
         assert _http(_host_address(), port) == "pubweb"

@@ -1,9 +1,11 @@
 """One started nvctl ct stack per test module, on nvsim with two GPUs.
 
-The Debian base (``bolt image bootstrap``, minutes) and the stack's base image (the
-project's wheels installed) are built once and kept as ``bolt save`` archives under
-``$NVCTL_CT_TEST_CACHE`` (default ``build/test-cache/ct`` in the checkout), so later test
-sessions load them instead; the base archive is named after its wheels' digest.
+The Debian base is the test run's own ``bolt image bootstrap`` (``debian_bootstrap``, made
+on the other worker while the serial tests run: tests/debian_image.py), tagged as the name
+nvctl looks for. The stack's base image (the project's wheels installed) is built once and
+kept as a ``bolt save`` archive under ``$NVCTL_CT_TEST_CACHE`` (default
+``build/test-cache/ct`` in the checkout), named after its wheels' digest, so later test
+sessions with the same wheels load it instead.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from typing import Any
 
 import pytest
 
+from nvcontrol.ct import baseimage
+from tests import debian_image
 from tests.bolt.conftest import require_root
 from tests.conftest import NvsimInstance, _start, tool
+from tests.debian_image import Bootstrapped
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("NVCTL_CT_TEST_CACHE") or REPO / "build" / "test-cache" / "ct")
-DEBIAN_ARCHIVE = CACHE / "nvcontrol-debian-bookworm.tar"
 
 
 def free_port() -> int:
@@ -92,17 +96,18 @@ class Stack:
         return out
 
 
-def _load_cached(stack: Stack, base_tag: str) -> None:
-    for archive in (DEBIAN_ARCHIVE, CACHE / f"{base_tag.replace(':', '-')}.tar"):
-        if archive.is_file():
-            stack.bolt("load", "-i", str(archive), check=True)
-            stack.notes.append(f"loaded {archive.name}")
+def _load_images(stack: Stack, debian: Bootstrapped, base_tag: str) -> None:
+    stack.bolt("load", "-i", str(debian.check()), check=True)
+    stack.bolt("tag", debian_image.IMAGE, baseimage.DEBIAN, check=True)
+    stack.notes.append(f"loaded this run's {debian_image.IMAGE} as {baseimage.DEBIAN}")
+    archive = CACHE / f"{base_tag.replace(':', '-')}.tar"
+    if archive.is_file():
+        stack.bolt("load", "-i", str(archive), check=True)
+        stack.notes.append(f"loaded {archive.name}")
 
 
 def _save_cache(stack: Stack, base_tag: str) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
-    if not DEBIAN_ARCHIVE.is_file():
-        stack.bolt("save", "-o", str(DEBIAN_ARCHIVE), "nvcontrol-debian:bookworm", check=True)
     base_archive = CACHE / f"{base_tag.replace(':', '-')}.tar"
     if not base_archive.is_file():
         for old in CACHE.glob("nvcontrol-base-*.tar"):
@@ -111,9 +116,10 @@ def _save_cache(stack: Stack, base_tag: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, debian_bootstrap: Bootstrapped
+) -> Iterator[Stack]:
     require_root()
-    from nvcontrol.ct.baseimage import versioned_base, wheel_dir
     from nvcontrol.ct.stack import SHIPPED
 
     base = tmp_path_factory.mktemp("ct")
@@ -140,8 +146,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env["BOLT_CDI_SPEC_DIRS"] = str(base / "cdi")
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     s = Stack(base / "root", directory, env, nv, port)
-    tag = versioned_base(wheel_dir(), directory)
-    _load_cached(s, tag)
+    tag = baseimage.versioned_base(baseimage.wheel_dir(), directory)
+    _load_images(s, debian_bootstrap, tag)
     began = time.monotonic()
     s.first_start = s.ct("start", timeout=1500)
     s.first_start_s = time.monotonic() - began

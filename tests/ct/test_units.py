@@ -11,8 +11,9 @@ import pytest
 from bolt.config import Boltfile
 from bolt.runtime.intent import MountIntent
 from bolt.surge import hostpaths
-from nvcontrol.ct import control, nvsettings, webproxy
+from nvcontrol.ct import baseimage, control, nvsettings, webproxy
 from nvcontrol.ct.stack import SHIPPED, boltfile_path
+from tests import debian_image
 from tests.surge.conftest import seed_snippets
 
 STACK = SHIPPED.parent
@@ -39,6 +40,13 @@ def test_every_service_has_its_dockerfile_on_the_offline_base() -> None:
         assert "FROM nvcontrol-base:latest" in text
     base = (STACK / "base" / "Dockerfile.bolt").read_text()
     assert "--no-index" in base and "FROM nvcontrol-debian:bookworm" in base
+
+
+def test_the_suites_debian_image_is_the_one_nvctl_would_bootstrap() -> None:
+    # The stack's tests load the run's bootstrap as nvcontrol-debian:bookworm instead of
+    # letting `nvctl ct start` make its own: the same suite and packages.
+    assert debian_image.IMAGE == baseimage.TARGET
+    assert debian_image.PACKAGES == baseimage.PACKAGES
 
 
 def test_stack_path_errors_name_the_path(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from basis.errors import NotFound
 
+TARGET = "debian:bookworm"  # what `bolt image bootstrap` makes, stored as DEBIAN
 DEBIAN = "nvcontrol-debian:bookworm"
 BASE = "nvcontrol-base:latest"
 PACKAGES = ("python3", "python3-venv")
@@ -57,7 +58,7 @@ def ensure(
         from bolt.images.store import ImageStore
 
         say(f"bootstrapping {DEBIAN} (debootstrap, {', '.join(PACKAGES)})")
-        bootstrap(ImageStore(root), "debian:bookworm", include=PACKAGES, tag=DEBIAN, on_output=say)
+        bootstrap(ImageStore(root), TARGET, include=PACKAGES, tag=DEBIAN, on_output=say)
         made.append(DEBIAN)
     wheels = wheel_dir()
     ours = sorted(wheels.glob(f"{DISTRIBUTION}-*.whl")) if wheels.is_dir() else []
