@@ -62,10 +62,15 @@ def _connections(agent: Agent) -> float:
 def test_a_finished_cli_call_leaves_no_connection_on_the_agent(agent: Agent) -> None:
     # The CLI closes without QUIC's ~100 ms drain; the close still reaches the agent (an
     # unsent one would keep the connection until the agent's 2 s idle timeout here).
+    # The agent handles the close in its own time after the CLI has exited: it may take a
+    # moment, but far less than the idle timeout that an unsent close would take.
     c = agent.client("viewer")
     done = agent.remote(c, "gpu", "list", "--json")
+    ended = time.monotonic()
     assert done.returncode == 0, done.stderr
-    assert _connections(agent) == 0
+    while _connections(agent) != 0:
+        assert time.monotonic() - ended < 0.5, "the agent still holds the CLI's connection"
+        time.sleep(0.02)
 
 
 def test_remote_errors_keep_their_exit_codes(agent: Agent) -> None:
