@@ -552,7 +552,7 @@ def discard(root: Path, db: StateDB, row: ContainerRow, volumes: bool = True) ->
 
         with contextlib.suppress(BoltError, OSError):
             netavark.teardown_container(ContainerDir.of(root, row.id))
-    rootfs.delete_removed(ContainerDir.of(root, row.id).path)
+    rootfs.delete_container_dir(ContainerDir.of(root, row.id).path)
     if volumes:
         from bolt import volumes as named
 

@@ -34,14 +34,14 @@ def prune(root: Path, db: StateDB) -> list[str]:
         for d in base.iterdir():
             if d.name not in known:
                 kill_cgroups(d.name)
-                rootfs.delete_removed(d)
+                rootfs.delete_container_dir(d)
     for run in runroot.orphans(root, known):  # its container directory is gone
         rootfs.unmount(ContainerDir(run).rootfs)
         shutil.rmtree(run, ignore_errors=True)
     gone = removed_dir(root)  # what a killed monitor left, perhaps still mounted
     if gone.is_dir():
         for d in gone.iterdir():
-            rootfs.delete_removed(d)
+            rootfs.delete_container_dir(d)
         with contextlib.suppress(OSError):
             gone.rmdir()
     return removed

@@ -6,6 +6,7 @@ the run directory (``bolt.runtime.runroot``), on tmpfs."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import NamedTuple
@@ -13,10 +14,11 @@ from typing import NamedTuple
 RUN_BASE = Path("/run/bolt")
 
 
+@functools.lru_cache(maxsize=64)  # one resolve() per root, not per container
 def run_dir(root: Path) -> Path:
     """The run directory of the Bolt root ``root``: its bundles that need not outlive a
     reboot (one per root, as roots may share a host)."""
-    return RUN_BASE / hashlib.sha256(str(root.absolute()).encode()).hexdigest()[:16]
+    return RUN_BASE / hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
 
 
 def removed_dir(root: Path) -> Path:

@@ -471,7 +471,7 @@ class Monitor:
             target.parent.mkdir(exist_ok=True)
             os.rename(self.cdir.path, target)  # the mounted root file system moves with it
         except OSError:
-            rootfs.delete_removed(self.cdir.path)
+            rootfs.delete_container_dir(self.cdir.path)
             return None
         return target
 
@@ -479,7 +479,7 @@ class Monitor:
         """Unmount and delete what ``cleanup`` moved out, after the client has heard the
         outcome (the unmount is ~0.5 ms of the exit path otherwise)."""
         if self.removed is not None:
-            rootfs.delete_removed(self.removed)
+            rootfs.delete_container_dir(self.removed)
             self.removed = None
 
     def cleanup(self, events: list[tuple[str, str, str, dict[str, object]]] | None = None) -> None:

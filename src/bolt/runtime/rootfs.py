@@ -94,7 +94,7 @@ def unmount(target: Path) -> None:
         pass
 
 
-def delete_removed(path: Path) -> None:
+def delete_container_dir(path: Path) -> None:
     """Delete a container's directory (in ``containers/``, or moved out of it with its
     root file system still mounted) and the bundle it links to in the run directory:
     unmount first, so the deletion never walks the mount."""

@@ -24,22 +24,23 @@ from pathlib import Path
 from bolt.runtime import linux
 from bolt.runtime.layout import RUN_BASE, ContainerDir, run_dir
 
-_usable: dict[str, bool] = {}
+_usable: bool | None = None  # known after the first call in this process
 
 
 def ensure_base() -> bool:
     """Whether ``/run/bolt`` is on tmpfs, mounting one there once if ``/run`` is not a
     tmpfs; False where that cannot be (the bundles then stay on disk)."""
-    base = str(RUN_BASE)
-    if base not in _usable:
+    global _usable
+    if _usable is None:
+        base = str(RUN_BASE)
         try:
             os.makedirs(base, mode=0o711, exist_ok=True)
             if linux.fs_magic(base) != linux.TMPFS_MAGIC:
                 _mount_once(base)
-            _usable[base] = linux.fs_magic(base) == linux.TMPFS_MAGIC
+            _usable = linux.fs_magic(base) == linux.TMPFS_MAGIC
         except OSError:
-            _usable[base] = False
-    return _usable[base]
+            _usable = False
+    return _usable
 
 
 def _mount_once(base: str) -> None:
