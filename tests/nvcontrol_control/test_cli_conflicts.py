@@ -32,7 +32,7 @@ def test_direct_changes_on_a_gpu_with_a_live_transaction_are_refused(
         nvsim_gpus, "overclock", "apply", "-i", "0", "--gpu-offset", "45", "--confirm",
         "--confirm-timeout", "60", "--window", "0.2",
     )  # fmt: skip
-    live = wait_for_live_transaction(nvsim_gpus)
+    live = wait_for_live_transaction(nvsim_gpus, proc)
     held = settings_of(nvsim_gpus)
     for args in DIRECT_CHANGES:
         done = fails(nvsim_gpus, 2, *args)

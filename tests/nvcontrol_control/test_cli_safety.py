@@ -28,16 +28,31 @@ def background(inst: NvsimInstance, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_live_transaction(inst: NvsimInstance, timeout: float = 10.0) -> dict:
+def wait_for_live_transaction(
+    inst: NvsimInstance, proc: subprocess.Popen[str], timeout: float = 30.0
+) -> dict:
+    """The open transaction of the background ``proc``; fails, with what ``proc`` printed,
+    if it ends without one."""
     end = time.monotonic() + timeout
+    last = None
     while time.monotonic() < end:
         done = inst.nvctl("transactions", "--json")
+        last = done
         if done.returncode == 0:
             live = [t for t in json.loads(done.stdout)["transactions"] if t["state"] == "open"]
             if live:
                 return live[0]
+        if proc.poll() is not None:
+            break
         time.sleep(0.1)
-    raise AssertionError("no live transaction appeared")
+    if proc.poll() is None:
+        proc.kill()
+    out, err = proc.communicate(timeout=30)
+    raise AssertionError(
+        f"no live transaction appeared; the change exited {proc.returncode}, "
+        f"stdout {out!r}, stderr {err!r}; last `transactions`: {last and last.stdout!r} "
+        f"{last and last.stderr!r}"
+    )
 
 
 @pytest.mark.parametrize(
@@ -138,7 +153,7 @@ def test_nvctl_confirm_from_another_shell_commits(nvsim_gpus: NvsimInstance) -> 
         nvsim_gpus, "overclock", "apply", "-i", "0", "--memory-offset", "300", "--confirm",
         "--confirm-timeout", "30", "--window", "0.2", "--json",
     )  # fmt: skip
-    live = wait_for_live_transaction(nvsim_gpus)
+    live = wait_for_live_transaction(nvsim_gpus, proc)
     # Meanwhile other commands see the live change and do not revert it.
     status = ok_json(nvsim_gpus, "overclock", "status", "-i", "0")["gpus"][0]
     assert status["pstates"]["P0"]["memory"]["offset_mhz"] == 300
@@ -162,7 +177,7 @@ def test_kill_9_in_the_confirm_window_is_rolled_back_by_the_next_command(
         nvsim_gpus, "overclock", "apply", "--gpu-offset", "90", "--memory-offset", "700",
         "--confirm", "--confirm-timeout", "60", "--window", "0.2",
     )  # fmt: skip
-    wait_for_live_transaction(nvsim_gpus)
+    wait_for_live_transaction(nvsim_gpus, proc)
     assert settings_of(nvsim_gpus) != before  # the change is live
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -177,7 +192,7 @@ def test_kill_9_in_the_confirm_window_is_rolled_back_by_the_next_command(
 def test_sigterm_during_the_window_rolls_back_and_exits_5(nvsim_gpus: NvsimInstance) -> None:
     before = settings_of(nvsim_gpus)
     proc = background(nvsim_gpus, "fan", "set", "all", "90", "--no-confirm", "--window", "30")
-    wait_for_live_transaction(nvsim_gpus)
+    wait_for_live_transaction(nvsim_gpus, proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 5, err
@@ -193,7 +208,7 @@ def test_a_gpu_lost_in_the_window_is_restored_once_it_is_back(nvsim_gpus: NvsimI
     proc = background(
         nvsim_gpus, "overclock", "apply", "--gpu-offset", "60", "--no-confirm", "--window", "20"
     )
-    wait_for_live_transaction(nvsim_gpus)
+    wait_for_live_transaction(nvsim_gpus, proc)
     nvsim_gpus.run("fault", "0", "lost")
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 5
