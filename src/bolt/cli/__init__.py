@@ -96,10 +96,11 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     """The parser; with ``argv`` naming a command, only that command's module is loaded."""
-    import argparse
     import importlib
 
-    parser = argparse.ArgumentParser(prog="bolt", description="Bolt: OCI containers on crun/runc.")
+    from bolt.cli.parsing import Parser
+
+    parser = Parser(prog="bolt", description="Bolt: OCI containers on crun/runc.")
     parser.add_argument(
         "--root",
         default=default_root(),
