@@ -24,6 +24,9 @@ class ExitCode(IntEnum):
     PERMISSION = 4  # permission denied
     ROLLED_BACK = 5  # change rolled back
     GPU_LOST = 6  # a GPU fell off the bus; the healthy ones were still shown or handled
+    # A container's command (``bolt run``, ``surge run``/``exec``), as a shell and docker say:
+    CANNOT_INVOKE = 126  # it exists but cannot be executed (permissions, a directory)
+    COMMAND_NOT_FOUND = 127  # no such file, or not found in the container's $PATH
 
 
 class UserError(Exception):
@@ -56,6 +59,18 @@ class PermissionDenied(UserError):
     exit_code = ExitCode.PERMISSION
 
 
+class CannotInvoke(UserError):
+    """The runtime found a container's command but could not execute it."""
+
+    exit_code = ExitCode.CANNOT_INVOKE
+
+
+class CommandNotFound(UserError):
+    """The runtime found no container command by that name or path."""
+
+    exit_code = ExitCode.COMMAND_NOT_FOUND
+
+
 class ExecError(UserError):
     """A command run inside a container (or a service) exited non-zero.
 
@@ -70,6 +85,18 @@ class ExecError(UserError):
         self.output = output
         # the command's own code passes through to the CLI's exit status
         self.exit_code = returncode if 0 < returncode < 256 else int(ExitCode.FAILURE)
+
+
+def from_exit_code(code: int, message: str, hint: str | None = None) -> UserError:
+    """The error of the class that exits ``code``: what a user error becomes once it has
+    crossed a process boundary as message, hint and code (a monitor's ERROR frame)."""
+    classes = (InvalidInput, Unsupported, PermissionDenied, CannotInvoke, CommandNotFound)
+    for cls in classes:
+        if cls.exit_code == code:
+            return cls(message, hint=hint)
+    err = UserError(message, hint=hint)
+    err.exit_code = code
+    return err
 
 
 def render(err: UserError) -> str:

@@ -7,6 +7,8 @@ Bolt modules keep importing from one place.
 from __future__ import annotations
 
 from basis.errors import (
+    CannotInvoke,
+    CommandNotFound,
     ExecError,
     ExitCode,
     InvalidInput,
@@ -22,6 +24,8 @@ BoltError = UserError
 
 __all__ = [
     "BoltError",
+    "CannotInvoke",
+    "CommandNotFound",
     "ExecError",
     "ExitCode",
     "InvalidInput",

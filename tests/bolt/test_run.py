@@ -264,7 +264,9 @@ def test_errors_are_clear_and_use_the_exit_code_table(bolt: Bolt) -> None:
     )
     bad_cmd = bolt("run", "--rm", "busybox", "/no/such/binary")
     assert (
-        bad_cmd.returncode == 1 and "error:" in bad_cmd.stderr and "Traceback" not in bad_cmd.stderr
+        bad_cmd.returncode == 127
+        and "error:" in bad_cmd.stderr
+        and "Traceback" not in bad_cmd.stderr
     )
     assert bolt("run", "--rm", "--memory", "lots", "busybox").returncode == 2
     assert bolt("run", "--rm", "-v", "/does/not/exist:/x", "busybox").returncode == 2

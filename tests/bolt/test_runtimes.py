@@ -48,3 +48,50 @@ def test_auto_uses_crun_where_it_works_and_caches_the_probe(bolt: Bolt) -> None:
     assert probe.stat().st_mtime_ns == before  # answered from the cache
     bolt.ok("run", "--name", "auto1", "busybox", "true")
     assert bolt.inspect("auto1")["runtime"] == "crun"
+
+
+@pytest.mark.parametrize("runtime", ["crun", "runc"])
+def test_a_missing_or_unrunnable_command_exits_127_or_126_and_leaves_nothing(
+    bolt: Bolt, runtime: str
+) -> None:
+    for command, code in (("/no/such/binary", 127), ("no-such-command", 127), ("/etc", 126)):
+        done = bolt("run", "--rm", "--runtime", runtime, "busybox", command)
+        assert done.returncode == code, (command, done.stderr)
+        assert done.stderr.startswith(f"error: {runtime} could not create the container: ")
+        assert "hint: " in done.stderr and "Traceback" not in done.stderr
+    kept = bolt("run", "--runtime", runtime, "--name", f"nf-{runtime}", "busybox", "/nope")
+    assert kept.returncode == 127
+    assert bolt.inspect(f"nf-{runtime}")["status"] == "failed"
+    assert [c["name"] for c in bolt.ps()] == [f"nf-{runtime}"]  # the --rm ones are gone
+
+
+@pytest.mark.parametrize("runtime", ["crun", "runc"])
+def test_the_engine_raises_and_exec_reports_the_same_codes(bolt: Bolt, runtime: str) -> None:
+    from bolt.engine import ContainerIntent, Engine
+    from bolt.errors import CannotInvoke, CommandNotFound
+
+    with Engine(bolt.root) as eng:
+        with pytest.raises(CommandNotFound) as missing:
+            eng.run_oneshot(
+                ContainerIntent(
+                    image="busybox", command=["/nope"], runtime=runtime, auto_remove=True
+                )
+            )
+        assert missing.value.exit_code == 127 and "/nope" in missing.value.message
+        with pytest.raises(CannotInvoke):
+            eng.run_oneshot(
+                ContainerIntent(
+                    image="busybox", command=["/etc"], runtime=runtime, auto_remove=True
+                )
+            )
+        eng.run(
+            ContainerIntent(image="busybox", command=["sleep", "60"], runtime=runtime),
+            name=f"ex-{runtime}",
+        )
+        try:
+            assert eng.exec(f"ex-{runtime}", ["/nope"]).exit_code == 127
+            assert eng.exec(f"ex-{runtime}", ["/etc"]).exit_code == 126
+            assert eng.exec(f"ex-{runtime}", ["sh", "-c", "exit 255"]).exit_code == 255
+            assert eng.exec(f"ex-{runtime}", ["sh", "-c", "exit 127"]).exit_code == 127
+        finally:
+            eng.remove(f"ex-{runtime}", force=True)

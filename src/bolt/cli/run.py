@@ -338,13 +338,11 @@ class Attached:
         return self.decoder.feed(data)
 
     def _wait_started(self) -> list[tuple[int, bytes]]:
-        from bolt.errors import BoltError
-
         while True:
             frames = self._frames()
             for i, (kind, payload) in enumerate(frames):
                 if kind == self.attach.ERROR:
-                    raise BoltError(payload.decode(errors="replace"))
+                    raise self.attach.error_of(payload)
                 if kind == self.attach.STARTED:
                     return frames[i + 1 :]
 

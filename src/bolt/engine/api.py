@@ -28,6 +28,7 @@ from bolt.engine import operations
 from bolt.engine.containers import Conflict
 from bolt.errors import BoltError, InvalidInput
 from bolt.runtime import attach
+from bolt.runtime.driver import RUNTIME_EXEC_FAILED, command_error, runtime_message
 from bolt.runtime.intent import ContainerIntent, from_dict
 from bolt.runtime.monitor_server import MonitorServer
 from bolt.state.db import ContainerRow, StateDB
@@ -307,11 +308,12 @@ class Engine:
 
         full = self._with_row(ref, command)
         proc = subprocess.run(full, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
-        return ExecResult(
-            proc.returncode,
-            proc.stdout.decode(errors="replace"),
-            proc.stderr.decode(errors="replace"),
-        )
+        stderr = proc.stderr.decode(errors="replace")
+        code = proc.returncode
+        if code == RUNTIME_EXEC_FAILED:  # the runtime's own failure: say 127/126 if it is one
+            kind = command_error(runtime_message(stderr))
+            code = int(kind.exit_code) if kind is not None else code
+        return ExecResult(code, proc.stdout.decode(errors="replace"), stderr)
 
     def run_oneshot(
         self,
@@ -489,7 +491,7 @@ def _relay_until_exit(sock: Any, stream: Callable[[str, str], None] | None) -> i
             raise lifecycle.MonitorLost("the container's monitor exited unexpectedly")
         for kind, payload in decoder.feed(data):
             if kind == attach.ERROR:
-                raise BoltError(payload.decode(errors="replace"))
+                raise attach.error_of(payload)
             if kind in (attach.OUT, attach.ERR) and stream is not None:
                 stream(
                     "stdout" if kind == attach.OUT else "stderr", payload.decode(errors="replace")

@@ -363,7 +363,7 @@ def await_started(sock: socket.socket) -> None:
             raise MonitorLost("the container's monitor exited before starting the container")
         for kind, payload in decoder.feed(data):
             if kind == attach.ERROR:
-                raise BoltError(payload.decode(errors="replace"))
+                raise attach.error_of(payload)
             if kind == attach.STARTED:
                 return
 

@@ -8,6 +8,10 @@ flows monitor -> client; stdin, signals and terminal resizes flow client -> moni
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from basis.errors import UserError
 
 OUT, ERR, IN, IN_EOF, SIGNAL, RESIZE, STARTED, ERROR, EXIT = range(1, 10)
 _HEADER = struct.Struct("!BI")
@@ -35,3 +39,30 @@ class Decoder:
             frames.append((kind, bytes(self._buf[_HEADER.size : end])))
             del self._buf[:end]
         return frames
+
+
+def error_payload(err: BaseException) -> bytes:
+    """An ERROR frame's payload: the error's message, hint and exit code, so the client
+    raises what the monitor met (a missing command exits 127 there too)."""
+    import json
+
+    code = getattr(err, "exit_code", 1)
+    hint = getattr(err, "hint", None)
+    return json.dumps({"message": str(err), "hint": hint, "exit_code": int(code)}).encode()
+
+
+def error_of(payload: bytes) -> UserError:
+    """The user error an ERROR frame carries."""
+    import json
+
+    from basis.errors import UserError, from_exit_code
+
+    text = payload.decode(errors="replace")
+    try:
+        fields = json.loads(text)
+        message, hint, code = fields["message"], fields["hint"], fields["exit_code"]
+        if not isinstance(message, str) or not isinstance(code, int) or not 0 < code < 256:
+            raise TypeError(code)
+    except (ValueError, TypeError, KeyError):
+        return UserError(text)  # a bare message: exit 1
+    return from_exit_code(code, message, hint if isinstance(hint, str) else None)

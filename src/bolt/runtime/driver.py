@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from bolt.errors import BoltError, InvalidInput, Unsupported
+from bolt.errors import BoltError, CannotInvoke, CommandNotFound, InvalidInput, Unsupported
 
 if TYPE_CHECKING:
     import subprocess
@@ -174,7 +174,8 @@ class OciRuntime(NamedTuple):
 
 
 def runtime_message(stderr: str) -> str:
-    """The useful line of a runtime's error output (runc logs JSON-ish 'msg=' lines)."""
+    """The useful line of a runtime's error output: its last line, or the ``msg`` of a
+    JSON or logfmt line (``time=... level=error msg="..."``, as runc logs)."""
     lines = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
     if not lines:
         return "no error output"
@@ -184,7 +185,35 @@ def runtime_message(stderr: str) -> str:
             return str(json.loads(last).get("msg", last))
         except json.JSONDecodeError:
             return last
+    if last.startswith("time=") and ' msg="' in last:
+        quoted = last[last.index(' msg="') + 5 :]
+        try:
+            return str(json.JSONDecoder().raw_decode(quoted)[0])
+        except json.JSONDecodeError:
+            return last
     return last
+
+
+RUNTIME_EXEC_FAILED = 255  # crun's and runc's status when ``exec`` itself failed
+# How crun and runc say that the container's command could not be started.
+_NOT_FOUND = (
+    "executable file `",  # crun: executable file `x` not found in $PATH
+    "executable file not found",  # runc: exec: "x": executable file not found in $PATH
+    ": stat ",  # runc: exec: "/x": stat /x: no such file or directory
+)
+_CANNOT_INVOKE = ("open executable: ", '": permission denied')
+
+
+def command_error(message: str) -> type[BoltError] | None:
+    """The error class for a runtime's ``message`` when it says the container's command
+    could not be found (exit 127) or executed (126); None for every other failure."""
+    lowered = message.lower()
+    if 'exec: "' in message or "executable" in lowered:
+        if any(s in message for s in _CANNOT_INVOKE):
+            return CannotInvoke
+        if any(s in lowered for s in _NOT_FOUND):
+            return CommandNotFound
+    return None
 
 
 def _binary(name: str) -> str | None:

@@ -31,11 +31,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from bolt.errors import BoltError
 from bolt.runtime import attach, linux, rootfs
-from bolt.runtime.driver import OciRuntime, runtime_message
+from bolt.runtime.driver import OciRuntime, command_error, runtime_message
 from bolt.runtime.layout import RUN_BASE, ContainerDir, removed_dir
 from bolt.state.db import StateDB, now
 
 EVENT_READ = 1  # selectors.EVENT_READ, without importing selectors before the start
+_COMMAND_HINT = (
+    "give the command's full path in the image, or check the image's PATH and the file's "
+    "mode (bolt image inspect IMAGE shows its Env and Cmd)"
+)
 
 if TYPE_CHECKING:
     import selectors
@@ -198,7 +202,11 @@ class Monitor:
 
     def _failure(self, err_r: int) -> BoltError:
         message = runtime_message(_read_available(err_r))
-        return BoltError(f"{self.rt.name} could not create the container: {message}")
+        text = f"{self.rt.name} could not create the container: {message}"
+        kind = command_error(message)
+        if kind is None:
+            return BoltError(text)
+        return kind(text, hint=_COMMAND_HINT)
 
     def _read_pid(self) -> int | None:
         try:

@@ -69,7 +69,7 @@ def run_once(mon: Monitor) -> int | None:
         details = {**(row.details_dict if row else {}), "error": message}
         mon.db.update(job.cid, status="failed", finished=now(), details=json.dumps(details), **me)
         mon.cleanup()
-        mon.send(attach.ERROR, message.encode())
+        mon.send(attach.ERROR, attach.error_payload(exc))
         mon.sweep()
         return None
     pid_start = linux.proc_start_time(mon.pid)
