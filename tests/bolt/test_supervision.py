@@ -110,3 +110,13 @@ def test_container_exit_after_its_monitor_died_is_noticed(bolt: Bolt) -> None:
     assert entry["status"] == "exited" and entry["exit_code"] is None  # nobody saw the code
     assert "Exited (?)" in bolt.ok("ps", "-a")
     assert leftover_resources(bolt.root, entry["id"]) == [f"container dir {entry['id']}"]
+
+
+def test_a_rm_container_that_ends_after_its_monitor_died_is_still_removed(bolt: Bolt) -> None:
+    cid = bolt.ok("run", "-d", "--rm", "--name", "short-rm", "busybox", "sleep", "2").strip()
+    os.kill(bolt.inspect("short-rm")["monitor_pid"], signal.SIGKILL)
+    assert bolt.ps()[0]["status"] == "running"  # the container outlives its monitor
+    assert wait_for(lambda: bolt.ps() == [], timeout=20)  # the next look removes it
+    assert bolt("inspect", "short-rm").returncode == 2
+    assert leftover_resources(bolt.root) == leftover_resources(bolt.root, cid) == []
+    assert processes_in_container_cgroup(cid) == []

@@ -95,3 +95,23 @@ depends_on = {{ migrate = {{ condition = "service_completed_successfully" }} }}
     assert failed.returncode == 1
     assert "app: not started, dependency migrate failed" in failed.stderr
     assert "app" not in p.by_service()
+
+
+def test_a_service_whose_command_is_missing_fails_up_with_127_naming_it(surge_project: Project):
+    p = surge_project
+    p.file.write_text(f"""
+project = "{p.name}"
+[services.ok]
+image = "busybox"
+command = {serve(p.marker, "true")}
+[services.broken]
+image = "busybox"
+command = ["/no/such/daemon", "{p.marker}"]
+""")  # fmt: skip
+    up = p.surge("up")
+    assert up.returncode == 127, up.stderr
+    assert "error: service broken: " in up.stderr
+    assert "could not create the container: " in up.stderr
+    assert "/no/such/daemon" in up.stderr and "hint: " in up.stderr
+    assert p.by_service()["ok"]["status"] == "running"  # the other service is not undone
+    assert p.by_service()["broken"]["status"] == "failed"

@@ -310,6 +310,9 @@ def reconcile(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
         discard(root, db, row)
         return row._replace(status="removed")
     if row.status == "creating":
+        if row.auto_remove:  # a --rm container that never ran: nothing of it is kept
+            discard(root, db, row)
+            return row._replace(status="removed")
         _fail(db, row, "interrupted while creating")
     elif row.status in LIVE and _restarts(row):
         from bolt.engine.revive import revive
@@ -323,6 +326,10 @@ def reconcile(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
         if state is not None and state.get("status") in ("created", "running", "paused") and alive:
             if not row.details_dict.get("unsupervised"):
                 db.update(row.id, details=_with(row, unsupervised=True))
+        elif row.auto_remove:  # it ended after its monitor died: --rm still holds
+            code = _exit_file(cdir)
+            discard(root, db, row)
+            return row._replace(status="removed", exit_code=code)
         else:
             code = _exit_file(cdir)
             db.update(row.id, status="exited", exit_code=code, finished=row.finished or now())

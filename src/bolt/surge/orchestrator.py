@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from basis.errors import ExecError, NotFound, Unsupported, UserError
+from basis.errors import ExecError, NotFound, Unsupported, UserError, from_exit_code
 from bolt.config import Boltfile
 from bolt.engine import ContainerInfo, Engine, ExecResult
 from bolt.runtime.intent import ContainerIntent
@@ -309,19 +309,26 @@ class Orchestrator:
                         f"{sp.service}: not started, dependency {dep} failed: {err}"
                     ) from None
             intent, spec_hash = intent_of[sp.service]
-            for action in _merge_create_start(sp.actions):
-                await self._act(action, intent, spec_hash)
+            try:
+                for action in _merge_create_start(sp.actions):
+                    await self._act(action, intent, spec_hash)
+            except UserError as err:  # name the service; keep the code (127: no command)
+                raise from_exit_code(
+                    err.exit_code, f"service {sp.service}: {err.message}", err.hint
+                ) from None
 
         for sp in plan.services:
             done[sp.service] = asyncio.ensure_future(run(sp))
         results = await asyncio.gather(*done.values(), return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            unique = list(dict.fromkeys(str(e) for e in errors))
             first = next((e for e in errors if not isinstance(e, UserError)), None)
             if first is not None:
                 raise first
-            raise UserError("; ".join(unique))
+            unique = list({str(e): e for e in errors}.values())
+            if len(unique) == 1:
+                raise unique[0]
+            raise UserError("; ".join(str(e) for e in unique))
 
     async def _meet(
         self, service: str, cond: str, started: asyncio.Task[None], timeout: float
