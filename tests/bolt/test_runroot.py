@@ -87,3 +87,37 @@ def test_a_container_whose_run_directory_vanished_is_cleaned_up(bolt: Bolt) -> N
     assert (
         leftover_resources(bolt.root, cid) == [] and not Path(bolt.root, "containers", cid).exists()
     )
+
+
+def test_a_container_created_while_prune_runs_is_left_alone(bolt: Bolt) -> None:
+    """A `bolt run --rm` that records its container just as prune reads the rows (the
+    interleaving is forced: the creation happens inside prune's own read)."""
+    from bolt.engine import containers, operations
+
+    made: list[str] = []
+    calls = 0
+
+    class Interleaved(StateDB):
+        def all(self):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            rows = super().all()
+            calls += 1
+            if calls == 2:  # the read of the known ids, after the pass over stopped ones
+                row, _ = containers.prepare(
+                    bolt.root, ContainerIntent(image="busybox", auto_remove=True), self
+                )
+                made.append(row.id)
+            return rows
+
+    db = Interleaved(bolt.root)
+    try:
+        operations.prune(bolt.root, db)
+        operations.prune(bolt.root, db)  # the second prune: the first one's reads are old
+        (cid,) = made
+        cdir = bolt.root / "containers" / cid
+        assert cdir.is_dir() and (cdir / "bundle" / "config.json").is_file()
+        assert linux.is_mountpoint(str((cdir / "bundle" / "rootfs").resolve()))
+    finally:
+        for cid in made:
+            containers.discard(bolt.root, db, db.get(cid))
+        db.close()

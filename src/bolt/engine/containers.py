@@ -326,7 +326,7 @@ def reconcile(root: Path, db: StateDB, row: ContainerRow) -> ContainerRow:
         if state is not None and state.get("status") in ("created", "running", "paused") and alive:
             if not row.details_dict.get("unsupervised"):
                 db.update(row.id, details=_with(row, unsupervised=True))
-        elif row.auto_remove:  # it ended after its monitor died: --rm still holds
+        elif row.auto_remove and row.status != "created":  # it ran and ended: --rm holds
             code = _exit_file(cdir)
             discard(root, db, row)
             return row._replace(status="removed", exit_code=code)

@@ -28,16 +28,21 @@ def prune(root: Path, db: StateDB) -> list[str]:
             removed.append(row.name)
     import shutil
 
-    known = {r.id for r in db.all()}
     base = root / "containers"
-    if base.is_dir():
-        for d in base.iterdir():
-            if d.name not in known:
-                kill_cgroups(d.name)
-                rootfs.delete_container_dir(d)
-    for run in runroot.orphans(root, known):  # its container directory is gone
-        rootfs.unmount(ContainerDir(run).rootfs)
-        shutil.rmtree(run, ignore_errors=True)
+    dirs = list(base.iterdir()) if base.is_dir() else []
+    runs = runroot.run_dirs(root)
+    # Rows are read after the listing: a container's row is written before any of its
+    # directories, so a listed directory without a row now belongs to no container, and
+    # a container created meanwhile (a `bolt run` beside the prune) was not listed.
+    known = {r.id for r in db.all()}
+    for d in dirs:
+        if d.name not in known:
+            kill_cgroups(d.name)
+            rootfs.delete_container_dir(d)
+    for run in runs:
+        if run.name not in known:  # its container directory is gone
+            rootfs.unmount(ContainerDir(run).rootfs)
+            shutil.rmtree(run, ignore_errors=True)
     gone = removed_dir(root)  # what a killed monitor left, perhaps still mounted
     if gone.is_dir():
         for d in gone.iterdir():

@@ -83,11 +83,11 @@ def delete(cdir: ContainerDir) -> None:
             shutil.rmtree(Path(os.readlink(cdir.bundle)).parent, ignore_errors=True)
 
 
-def orphans(root: Path, known: set[str]) -> list[Path]:
-    """Run directories of this root that no known container has (a killed process, or
-    a container directory deleted by hand, left them)."""
-    base = run_dir(root)
+def run_dirs(root: Path) -> list[Path]:
+    """The run directories of this root's containers (``bolt system prune`` deletes those
+    that no container has: a killed process, or a container directory deleted by hand,
+    left them)."""
     try:
-        return [d for d in base.iterdir() if d.name not in known]
+        return list(run_dir(root).iterdir())
     except OSError:
         return []
