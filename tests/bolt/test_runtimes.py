@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +97,31 @@ def test_the_engine_raises_and_exec_reports_the_same_codes(bolt: Bolt, runtime: 
             assert eng.exec(f"ex-{runtime}", ["sh", "-c", "exit 127"]).exit_code == 127
         finally:
             eng.remove(f"ex-{runtime}", force=True)
+
+
+@pytest.mark.parametrize("runtime", ["crun", "runc"])
+def test_bolt_exec_of_a_missing_command_exits_127_as_the_container_sees_it(
+    bolt: Bolt, runtime: str, tmp_path: Path
+) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "hello").write_text("#!/bin/sh\necho hello from a volume\n")
+    (tools / "hello").chmod(0o755)
+    name = f"ex-cli-{runtime}"
+    bolt.ok("run", "-d", "--runtime", runtime, "--name", name, "-v", f"{tools}:/opt/tools:ro",
+            "busybox", "sleep", "60")  # fmt: skip
+    bolt.ok("exec", name, "sh", "-c", "mkdir /abs && ln -s /bin/busybox /abs/sh")
+    bolt.ok("exec", name, "ln", "-s", sys.executable, "/host-python")  # absent inside
+    for command, code in (
+        (["/no/such/binary"], 127),
+        (["no-such-command"], 127),
+        (["/etc"], 126),
+        (["/host-python", "-c", "0"], 127),  # the link resolves in the container, not here
+    ):
+        done = bolt("exec", name, *command)
+        assert done.returncode == code, (command, done.stderr)
+        assert done.stderr.startswith("error: ") and "hint: " in done.stderr
+    assert bolt("exec", name, "/abs/sh", "-c", "exit 3").returncode == 3  # an absolute link
+    assert bolt.ok("exec", name, "/opt/tools/hello").strip() == "hello from a volume"
+    assert bolt("exec", "-e", "PATH=/opt/tools", name, "hello").returncode == 0
+    assert bolt("exec", "-e", "PATH=/nowhere", name, "sh").returncode == 127

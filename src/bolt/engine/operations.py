@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bolt.engine.containers import discard, is_live, reconcile, runtime_of
 from bolt.errors import InvalidInput
-from bolt.runtime import rootfs, runroot
+from bolt.runtime import linux, rootfs, runroot
 from bolt.runtime.cgroups import kill_cgroups
 from bolt.runtime.layout import ContainerDir, removed_dir
 from bolt.state.db import ContainerRow, StateDB
@@ -80,11 +80,7 @@ def exec_env(root: Path, row: ContainerRow, extra: list[str] | tuple[str, ...]) 
 
     if not extra:
         return []
-    try:
-        base = json.loads(ContainerDir.of(root, row.id).config.read_text())["process"]["env"]
-    except (OSError, ValueError, KeyError):
-        base = []
-    return merge_env(base, list(extra), os.environ)
+    return merge_env(_config_env(root, row), list(extra), os.environ)
 
 
 def exec_user(root: Path, row: ContainerRow, user: str | None) -> str | None:
@@ -95,6 +91,68 @@ def exec_user(root: Path, row: ContainerRow, user: str | None) -> str | None:
 
     uid, gid = resolve_user(user, [ContainerDir.of(root, row.id).rootfs])
     return f"{uid}:{gid}"
+
+
+def check_command(root: Path, row: ContainerRow, program: str, env: list[str]) -> None:
+    """Refuse, with exit 127 or 126, a command the running container does not have or
+    cannot execute, as ``bolt run`` and the Engine's ``exec`` do; ``bolt exec`` becomes the
+    runtime, which would exit 255.  Looked up as the runtime does: an absolute path, or
+    each directory of the exec's ``PATH``, inside the container's own root and mounts.
+    Whatever cannot be told (a relative path, no ``PATH``, a kernel without openat2, a
+    container that just ended) is left to the runtime."""
+    import stat
+
+    from bolt.errors import CannotInvoke, CommandNotFound
+    from bolt.runtime.driver import COMMAND_HINT
+
+    if not row.pid or not program or ("/" in program and not program.startswith("/")):
+        return
+    if "/" in program:
+        candidates, where = [program], ""
+    else:
+        path = _env_value(env, "PATH")
+        if path is None:
+            path = _env_value(_config_env(root, row), "PATH")
+        if path is None:
+            return
+        dirs = [d for d in path.split(":") if d.startswith("/")]
+        candidates, where = [f"{d.rstrip('/')}/{program}" for d in dirs], f" in $PATH ({path})"
+    found = False
+    for candidate in candidates:
+        try:
+            st = linux.stat_in_root(f"/proc/{row.pid}/root", candidate)
+        except OSError:
+            return
+        if st is None:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111:
+            return
+        found = True
+    if found:
+        raise CannotInvoke(
+            f"`{program}` cannot be executed in container {row.name}: it is a directory or "
+            "has no execute permission",
+            hint=COMMAND_HINT,
+        )
+    raise CommandNotFound(
+        f"executable file `{program}` not found in container {row.name}{where}", hint=COMMAND_HINT
+    )
+
+
+def _env_value(env: list[str], key: str) -> str | None:
+    for item in reversed(env):
+        name, sep, value = item.partition("=")
+        if sep and name == key:
+            return value
+    return None
+
+
+def _config_env(root: Path, row: ContainerRow) -> list[str]:
+    try:
+        env = json.loads(ContainerDir.of(root, row.id).config.read_text())["process"]["env"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [e for e in env if isinstance(e, str)] if isinstance(env, list) else []
 
 
 def exec_replace(
@@ -117,8 +175,10 @@ def exec_replace(
             hint=f"start one with 'bolt run ... {row.image}'",
         )
     rt = runtime_of(root, row)
+    full_env = exec_env(root, row, env)
+    check_command(root, row, cmd[0], full_env)
     argv = rt.exec_argv(
-        row.id, cmd, env=exec_env(root, row, env), cwd=cwd, tty=tty, user=exec_user(root, row, user)
+        row.id, cmd, env=full_env, cwd=cwd, tty=tty, user=exec_user(root, row, user)
     )
     db.close()
     if not interactive:

@@ -194,6 +194,10 @@ def runtime_message(stderr: str) -> str:
     return last
 
 
+COMMAND_HINT = (
+    "give the command's full path in the image, or check the image's PATH and the file's "
+    "mode (bolt image inspect IMAGE shows its Env and Cmd)"
+)
 RUNTIME_EXEC_FAILED = 255  # crun's and runc's status when ``exec`` itself failed
 # How crun and runc say that the container's command could not be started.
 _NOT_FOUND = (

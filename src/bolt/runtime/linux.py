@@ -48,6 +48,44 @@ def _check(ret: int, what: str) -> None:
         raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+_SYS_OPENAT2 = 437  # the same number on every architecture (a syscall added after 5.1)
+_RESOLVE_IN_ROOT = 0x10
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def stat_in_root(root_dir: str, path: str) -> os.stat_result | None:
+    """``stat`` of ``path`` as a process whose ``/`` is ``root_dir`` sees it: every link,
+    absolute ones too, is resolved inside ``root_dir`` (openat2's RESOLVE_IN_ROOT), so
+    ``/proc/PID/root`` gives a container's own view, its mounts included.  None when
+    nothing is there; OSError for anything else (ENOSYS before Linux 5.6)."""
+    root_fd = os.open(root_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        how = _OpenHow(os.O_PATH | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT)
+        syscall = _libc().syscall
+        syscall.restype = ctypes.c_long
+        fd = syscall(
+            ctypes.c_long(_SYS_OPENAT2),
+            ctypes.c_int(root_fd),
+            path.encode(),
+            ctypes.byref(how),
+            ctypes.c_size_t(ctypes.sizeof(how)),
+        )
+        if fd < 0:
+            err = ctypes.get_errno()
+            if err in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return None
+            raise OSError(err, f"openat2 {path}: {os.strerror(err)}")
+        try:
+            return os.fstat(fd)
+        finally:
+            os.close(fd)
+    finally:
+        os.close(root_fd)
+
+
 def set_child_subreaper() -> None:
     _check(_libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
 

@@ -31,15 +31,11 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from bolt.errors import BoltError
 from bolt.runtime import attach, linux, rootfs
-from bolt.runtime.driver import OciRuntime, command_error, runtime_message
+from bolt.runtime.driver import COMMAND_HINT, OciRuntime, command_error, runtime_message
 from bolt.runtime.layout import RUN_BASE, ContainerDir, removed_dir
 from bolt.state.db import StateDB, now
 
 EVENT_READ = 1  # selectors.EVENT_READ, without importing selectors before the start
-_COMMAND_HINT = (
-    "give the command's full path in the image, or check the image's PATH and the file's "
-    "mode (bolt image inspect IMAGE shows its Env and Cmd)"
-)
 
 if TYPE_CHECKING:
     import selectors
@@ -206,7 +202,7 @@ class Monitor:
         kind = command_error(message)
         if kind is None:
             return BoltError(text)
-        return kind(text, hint=_COMMAND_HINT)
+        return kind(text, hint=COMMAND_HINT)
 
     def _read_pid(self) -> int | None:
         try:
