@@ -20,7 +20,7 @@ from bolt.engine import Conflict, ContainerIntent, Engine
 from bolt.errors import BoltError
 from bolt.runtime import linux
 from bolt.state.db import SCHEMA_VERSION, StateDB
-from tests.bolt.conftest import Bolt
+from tests.bolt.conftest import Bolt, leftover_resources
 from tests.conftest import tool
 
 pytestmark = [pytest.mark.root, pytest.mark.runtime]
@@ -149,8 +149,9 @@ def test_the_warm_monitor_waits_detached_is_replaced_if_killed_and_ends_with_the
         time.sleep(0.02)
 
 
-def test_a_monitor_lost_before_the_start_leaves_the_container_failed_not_creating(
-    bolt: Bolt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("remove", [False, True], ids=["kept", "rm"])
+def test_a_monitor_lost_before_the_start_leaves_it_failed_or_removed_not_creating(
+    bolt: Bolt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remove: bool
 ) -> None:
     fake = tmp_path / "bin"  # a runtime whose "run" never creates the container
     fake.mkdir()
@@ -160,7 +161,7 @@ def test_a_monitor_lost_before_the_start_leaves_the_container_failed_not_creatin
     )
     (fake / "crun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
-    intent = ContainerIntent(image="busybox", command=["true"], runtime="crun")
+    intent = ContainerIntent(image="busybox", command=["true"], runtime="crun", auto_remove=remove)
     with Engine(bolt.root) as eng:
         failures: list[BaseException] = []
 
@@ -189,6 +190,9 @@ def test_a_monitor_lost_before_the_start_leaves_the_container_failed_not_creatin
         for pid in runtime:
             os.kill(pid, signal.SIGKILL)
         assert [type(e).__name__ for e in failures] == ["MonitorLost"]
+        if remove:  # --rm: nothing is left to inspect or remove
+            assert eng.list() == [] and leftover_resources(bolt.root) == []
+            return
         info = eng.inspect("lost-monitor")
         assert info.status == "failed"
         began = time.monotonic()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -84,6 +85,52 @@ def test_kill_9_of_bolt_run_d_leaves_truthful_state(bolt: Bolt, delay: float) ->
     if cid:
         assert leftover_resources(bolt.root, cid) == []
         assert processes_in_container_cgroup(cid) == []
+
+
+@pytest.mark.parametrize("delay", [0.05, 0.1, 0.14, 0.2, 0.4])
+def test_kill_9_of_bolt_run_rm_leaves_a_running_container_or_nothing(
+    bolt: Bolt, delay: float
+) -> None:
+    marker = unique_seconds(320 + int(delay * 100))
+    cli = subprocess.Popen(
+        [tool("bolt"), "run", "-d", "--rm", "--name", "victim-rm", "busybox", "sleep", marker],
+        env=bolt.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(delay)
+    cli.send_signal(signal.SIGKILL)
+    cli.wait()
+    assert wait_for(lambda: all(e["status"] != "creating" for e in bolt.ps()))
+    listed = bolt.ps()
+    assert [e["status"] for e in listed] in ([], ["running"]), listed  # never a failed --rm
+    if listed:
+        assert processes_with_arg(f"sleep {marker}") != []
+        bolt.ok("rm", "-f", "victim-rm")
+    assert processes_with_arg(f"sleep {marker}") == []
+    assert leftover_resources(bolt.root) == [] and container_ids_on_disk(bolt.root) == []
+
+
+@pytest.mark.parametrize("remove", [False, True], ids=["kept", "rm"])
+def test_a_creator_that_died_while_creating_leaves_failed_or_nothing(
+    bolt: Bolt, remove: bool
+) -> None:
+    """A process recorded and laid out a container, then died before any monitor."""
+    script = (
+        "import os, sys; from pathlib import Path; from bolt.engine import ContainerIntent, "
+        "containers; from bolt.state.db import StateDB; "
+        "containers.prepare(Path(sys.argv[1]), ContainerIntent(image='busybox', "
+        "auto_remove=sys.argv[2] == '1'), StateDB(Path(sys.argv[1])), 'orphaned'); os._exit(0)"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(bolt.root), "1" if remove else "0"], check=True
+    )
+    if remove:
+        assert bolt.ps() == []
+        assert leftover_resources(bolt.root) == [] and container_ids_on_disk(bolt.root) == []
+    else:
+        (entry,) = bolt.ps()
+        assert entry["status"] == "failed"
+        bolt.ok("rm", "orphaned")
+        assert leftover_resources(bolt.root) == []
 
 
 def test_kill_9_of_the_monitor_is_reported_and_rm_f_cleans_up(bolt: Bolt) -> None:

@@ -520,14 +520,17 @@ def _handed_over(root: Path, db: StateDB, row: ContainerRow, timeout: float = 10
 
 def abandon_if_lost(root: Path, db: StateDB, row: ContainerRow) -> None:
     """This process created ``row`` and its monitor vanished before it started the
-    container: say the container failed, rather than leave it "creating", in our name
-    or in that of a monitor still on its way out (its socket closes before the kernel
-    shows it dead; give it a second)."""
+    container: say the container failed (or remove it, for ``--rm``), rather than leave
+    it "creating", in our name or in that of a monitor still on its way out (its socket
+    closes before the kernel shows it dead; give it a second)."""
     fresh = db.refresh(row)
     if fresh is None or fresh.status != "creating":
         return
     if fresh.monitor_pid == os.getpid():
-        _fail(db, fresh, "its monitor exited before starting it")
+        if fresh.auto_remove:  # --rm: the caller's MonitorLost is all that is left of it
+            discard(root, db, fresh)
+        else:
+            _fail(db, fresh, "its monitor exited before starting it")
         return
     deadline = time.monotonic() + 1.0
     while linux.process_alive(fresh.monitor_pid, fresh.monitor_start):

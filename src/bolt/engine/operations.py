@@ -116,6 +116,8 @@ def check_command(root: Path, row: ContainerRow, program: str, env: list[str]) -
         if path is None:
             return
         dirs = [d for d in path.split(":") if d.startswith("/")]
+        if not dirs:  # only relative entries: they name the runtime's working directory
+            return
         candidates, where = [f"{d.rstrip('/')}/{program}" for d in dirs], f" in $PATH ({path})"
     found = False
     for candidate in candidates:
