@@ -125,3 +125,6 @@ def test_bolt_exec_of_a_missing_command_exits_127_as_the_container_sees_it(
     assert bolt.ok("exec", name, "/opt/tools/hello").strip() == "hello from a volume"
     assert bolt("exec", "-e", "PATH=/opt/tools", name, "hello").returncode == 0
     assert bolt("exec", "-e", "PATH=/nowhere", name, "sh").returncode == 127
+    assert bolt("exec", "-w", "/bin", name, "./sh", "-c", "exit 5").returncode == 5  # relative
+    assert bolt("exec", "-w", "/bin", name, "./nope").returncode == 127
+    assert bolt("exec", name, "./bin/sh", "-c", "exit 7").returncode == 7  # from the image's cwd

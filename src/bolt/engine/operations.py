@@ -93,22 +93,30 @@ def exec_user(root: Path, row: ContainerRow, user: str | None) -> str | None:
     return f"{uid}:{gid}"
 
 
-def check_command(root: Path, row: ContainerRow, program: str, env: list[str]) -> None:
+def check_command(
+    root: Path, row: ContainerRow, program: str, env: list[str], cwd: str | None = None
+) -> None:
     """Refuse, with exit 127 or 126, a command the running container does not have or
     cannot execute, as ``bolt run`` and the Engine's ``exec`` do; ``bolt exec`` becomes the
-    runtime, which would exit 255.  Looked up as the runtime does: an absolute path, or
-    each directory of the exec's ``PATH``, inside the container's own root and mounts.
-    Whatever cannot be told (a relative path, no ``PATH``, a kernel without openat2, a
-    container that just ended) is left to the runtime."""
+    runtime, which would exit 255.  Looked up as the runtime does: a path (a relative one
+    from the exec's working directory), or each directory of the exec's ``PATH``, inside
+    the container's own root and mounts.  Whatever cannot be told (no ``PATH``, a kernel
+    without openat2, a container that just ended) is left to the runtime."""
     import stat
 
     from bolt.errors import CannotInvoke, CommandNotFound
     from bolt.runtime.driver import COMMAND_HINT
 
-    if not row.pid or not program or ("/" in program and not program.startswith("/")):
+    if not row.pid or not program:
         return
     if "/" in program:
-        candidates, where = [program], ""
+        if not program.startswith("/"):
+            workdir = cwd or _config_cwd(root, row)
+            if not workdir or not workdir.startswith("/"):
+                return
+            candidates, where = [f"{workdir.rstrip('/')}/{program}"], f" (from {workdir})"
+        else:
+            candidates, where = [program], ""
     else:
         path = _env_value(env, "PATH")
         if path is None:
@@ -149,6 +157,14 @@ def _env_value(env: list[str], key: str) -> str | None:
     return None
 
 
+def _config_cwd(root: Path, row: ContainerRow) -> str | None:
+    try:
+        cwd = json.loads(ContainerDir.of(root, row.id).config.read_text())["process"]["cwd"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return cwd if isinstance(cwd, str) else None
+
+
 def _config_env(root: Path, row: ContainerRow) -> list[str]:
     try:
         env = json.loads(ContainerDir.of(root, row.id).config.read_text())["process"]["env"]
@@ -178,7 +194,7 @@ def exec_replace(
         )
     rt = runtime_of(root, row)
     full_env = exec_env(root, row, env)
-    check_command(root, row, cmd[0], full_env)
+    check_command(root, row, cmd[0], full_env, cwd)
     argv = rt.exec_argv(
         row.id, cmd, env=full_env, cwd=cwd, tty=tty, user=exec_user(root, row, user)
     )
