@@ -55,19 +55,24 @@ def test_detached_container_outlives_its_cli_and_leaves_no_zombies(
     assert [_stat(runtime_pid)[0], _stat(info["pid"])[0]] == ["S", "S"]
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.03, 0.08, 0.15, 0.4])
-def test_kill_9_of_bolt_run_d_leaves_truthful_state(bolt: Bolt, delay: float) -> None:
-    marker = unique_seconds(300 + int(delay * 100))
+def _kill_bolt_run_after(bolt: Bolt, delay: float, *args: str) -> list[dict]:
+    """``kill -9`` of ``bolt run -d ARGS`` after ``delay`` seconds; the containers once a
+    monitor that was already forked has finished starting."""
     cli = subprocess.Popen(
-        [tool("bolt"), "run", "-d", "--name", "victim", "busybox", "sleep", marker],
+        [tool("bolt"), "run", "-d", *args],
         env=bolt.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(delay)
     cli.send_signal(signal.SIGKILL)
     cli.wait()
-    # let a monitor that was already forked finish starting
     assert wait_for(lambda: all(e["status"] != "creating" for e in bolt.ps()))
-    listed = bolt.ps()
+    return bolt.ps()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.08, 0.15, 0.4])
+def test_kill_9_of_bolt_run_d_leaves_truthful_state(bolt: Bolt, delay: float) -> None:
+    marker = unique_seconds(300 + int(delay * 100))
+    listed = _kill_bolt_run_after(bolt, delay, "--name", "victim", "busybox", "sleep", marker)
     running_now = processes_with_arg(f"sleep {marker}")
     if listed:
         (entry,) = listed
@@ -92,15 +97,9 @@ def test_kill_9_of_bolt_run_rm_leaves_a_running_container_or_nothing(
     bolt: Bolt, delay: float
 ) -> None:
     marker = unique_seconds(320 + int(delay * 100))
-    cli = subprocess.Popen(
-        [tool("bolt"), "run", "-d", "--rm", "--name", "victim-rm", "busybox", "sleep", marker],
-        env=bolt.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    time.sleep(delay)
-    cli.send_signal(signal.SIGKILL)
-    cli.wait()
-    assert wait_for(lambda: all(e["status"] != "creating" for e in bolt.ps()))
-    listed = bolt.ps()
+    listed = _kill_bolt_run_after(
+        bolt, delay, "--rm", "--name", "victim-rm", "busybox", "sleep", marker
+    )
     assert [e["status"] for e in listed] in ([], ["running"]), listed  # never a failed --rm
     if listed:
         assert processes_with_arg(f"sleep {marker}") != []

@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from bolt.engine.containers import discard, is_live, reconcile, runtime_of
 from bolt.errors import InvalidInput
@@ -74,13 +75,33 @@ def rename(root: Path, db: StateDB, row: ContainerRow, new_name: str) -> None:
     db.add_event(row.id, new_name, "renamed", old_name=row.name)
 
 
-def exec_env(root: Path, row: ContainerRow, extra: list[str] | tuple[str, ...]) -> list[str]:
-    """The container's environment with ``extra`` on top (crun replaces, runc appends: be explicit)."""
+def exec_env(
+    root: Path,
+    row: ContainerRow,
+    extra: list[str] | tuple[str, ...],
+    process: dict[str, Any] | None = None,
+) -> list[str]:
+    """The container's environment with ``extra`` on top (crun replaces, runc appends: be
+    explicit); ``process``: the container's ``config.json`` process, if already read."""
     from bolt.runtime.request import merge_env
 
     if not extra:
         return []
-    return merge_env(_config_env(root, row), list(extra), os.environ)
+    base = _strings((process if process is not None else config_process(root, row)).get("env"))
+    return merge_env(base, list(extra), os.environ)
+
+
+def config_process(root: Path, row: ContainerRow) -> dict[str, Any]:
+    """The ``process`` object of the container's ``config.json`` ({} if it cannot be read)."""
+    try:
+        process = json.loads(ContainerDir.of(root, row.id).config.read_text())["process"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return process if isinstance(process, dict) else {}
+
+
+def _strings(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def exec_user(root: Path, row: ContainerRow, user: str | None) -> str | None:
@@ -93,15 +114,14 @@ def exec_user(root: Path, row: ContainerRow, user: str | None) -> str | None:
     return f"{uid}:{gid}"
 
 
-def check_command(
-    root: Path, row: ContainerRow, program: str, env: list[str], cwd: str | None = None
-) -> None:
+def check_command(row: ContainerRow, program: str, env: list[str], cwd: object) -> None:
     """Refuse, with exit 127 or 126, a command the running container does not have or
     cannot execute, as ``bolt run`` and the Engine's ``exec`` do; ``bolt exec`` becomes the
     runtime, which would exit 255.  Looked up as the runtime does: a path (a relative one
     from the exec's working directory), or each directory of the exec's ``PATH``, inside
-    the container's own root and mounts.  Whatever cannot be told (no ``PATH``, a kernel
-    without openat2, a container that just ended) is left to the runtime."""
+    the container's own root and mounts.  ``env`` and ``cwd`` are the exec's own (the
+    container's where not given).  Whatever cannot be told (no ``PATH``, a kernel without
+    openat2, a container that just ended) is left to the runtime."""
     import stat
 
     from bolt.errors import CannotInvoke, CommandNotFound
@@ -111,16 +131,13 @@ def check_command(
         return
     if "/" in program:
         if not program.startswith("/"):
-            workdir = cwd or _config_cwd(root, row)
-            if not workdir or not workdir.startswith("/"):
+            if not isinstance(cwd, str) or not cwd.startswith("/"):
                 return
-            candidates, where = [f"{workdir.rstrip('/')}/{program}"], f" (from {workdir})"
+            candidates, where = [f"{cwd.rstrip('/')}/{program}"], f" (from {cwd})"
         else:
             candidates, where = [program], ""
     else:
         path = _env_value(env, "PATH")
-        if path is None:
-            path = _env_value(_config_env(root, row), "PATH")
         if path is None:
             return
         dirs = [d for d in path.split(":") if d.startswith("/")]
@@ -157,22 +174,6 @@ def _env_value(env: list[str], key: str) -> str | None:
     return None
 
 
-def _config_cwd(root: Path, row: ContainerRow) -> str | None:
-    try:
-        cwd = json.loads(ContainerDir.of(root, row.id).config.read_text())["process"]["cwd"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return cwd if isinstance(cwd, str) else None
-
-
-def _config_env(root: Path, row: ContainerRow) -> list[str]:
-    try:
-        env = json.loads(ContainerDir.of(root, row.id).config.read_text())["process"]["env"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
-    return [e for e in env if isinstance(e, str)] if isinstance(env, list) else []
-
-
 def exec_replace(
     root: Path,
     db: StateDB,
@@ -193,8 +194,9 @@ def exec_replace(
             hint=f"start one with 'bolt run ... {row.image}'",
         )
     rt = runtime_of(root, row)
-    full_env = exec_env(root, row, env)
-    check_command(root, row, cmd[0], full_env, cwd)
+    process = config_process(root, row)  # read once, for the environment and the check
+    full_env = exec_env(root, row, env, process)
+    check_command(row, cmd[0], full_env or _strings(process.get("env")), cwd or process.get("cwd"))
     argv = rt.exec_argv(
         row.id, cmd, env=full_env, cwd=cwd, tty=tty, user=exec_user(root, row, user)
     )

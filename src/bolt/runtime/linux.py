@@ -13,7 +13,7 @@ import errno
 import os
 import sys
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from basis import process
 
@@ -56,6 +56,14 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
+@cache
+def _syscall() -> Any:
+    """libc's ``syscall``, returning a long (a descriptor or -1)."""
+    fn = _libc().syscall
+    fn.restype = ctypes.c_long
+    return fn
+
+
 def stat_in_root(root_dir: str, path: str) -> os.stat_result | None:
     """``stat`` of ``path`` as a process whose ``/`` is ``root_dir`` sees it: every link,
     absolute ones too, is resolved inside ``root_dir`` (openat2's RESOLVE_IN_ROOT), so
@@ -64,9 +72,7 @@ def stat_in_root(root_dir: str, path: str) -> os.stat_result | None:
     root_fd = os.open(root_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         how = _OpenHow(os.O_PATH | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT)
-        syscall = _libc().syscall
-        syscall.restype = ctypes.c_long
-        fd = syscall(
+        fd = _syscall()(
             ctypes.c_long(_SYS_OPENAT2),
             ctypes.c_int(root_fd),
             path.encode(),
