@@ -207,9 +207,9 @@ def test_rm_f_waits_for_a_creator_that_is_not_a_monitor_and_never_kills_it(bolt:
     creator = subprocess.Popen(["sleep", "1.5"])  # stands in for a program still preparing it
     db = StateDB(bolt.root)
     try:
-        row, _ = containers.prepare(
+        row = containers.prepare(
             bolt.root, ContainerIntent(image="busybox", command=["true"]), db, name="half-made"
-        )
+        ).row
         db.update(row.id, monitor_pid=creator.pid, monitor_start=linux.proc_start_time(creator.pid))
     finally:
         db.close()

@@ -103,9 +103,9 @@ def test_a_container_created_while_prune_runs_is_left_alone(bolt: Bolt) -> None:
             rows = super().all()
             calls += 1
             if calls == 2:  # the read of the known ids, after the pass over stopped ones
-                row, _ = containers.prepare(
+                row = containers.prepare(
                     bolt.root, ContainerIntent(image="busybox", auto_remove=True), self
-                )
+                ).row
                 made.append(row.id)
             return rows
 

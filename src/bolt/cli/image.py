@@ -146,6 +146,9 @@ def remove_images(args: argparse.Namespace) -> int:
         in_use = _in_use_provider(store.root) if _in_use_provider is not None else None
 
         def remove(ref: str) -> str:
+            from bolt.runtime import spares
+
+            spares.discard(store.root, image_id=store.resolve(ref).id)  # they hold its layers
             removed = store.remove(ref, force=args.force, in_use=in_use)
             return "\n".join(f"Untagged: {r}" for r in removed)
 
@@ -163,8 +166,14 @@ def inspect_image(args: argparse.Namespace) -> int:
 
 
 def prune_images(args: argparse.Namespace) -> int:
+    from bolt.runtime import spares
+
     with _store(args) as store:
         partial = store.prune_staging()
+        named = {r.id for r in store.list()}
+        for image_id in spares.image_ids(store.root):  # an untagged image's hold its layers
+            if image_id not in named:
+                spares.discard(store.root, image_id=image_id)
         removed = store.prune_layers()
     from bolt.registry.progress import human_size
 

@@ -47,6 +47,7 @@ class Launched(NamedTuple):
     row: ContainerRow
     sock: socket.socket
     monitor_pid: int | None  # set when forked (the caller may reap it)
+    layers: tuple[Path, ...] = ()  # the image's layers (a new container's only)
 
 
 def _new_name(cid: str) -> str:
@@ -65,19 +66,37 @@ def _join_container(root: Path, db: StateDB, ref: str) -> Network:
     return Network(kind="netns", path=f"/proc/{other.pid}/ns/net")
 
 
+class Prepared(NamedTuple):
+    row: ContainerRow
+    runtime: OciRuntime
+    layers: tuple[Path, ...]  # the image's unpacked layers, lowest first
+
+
+class _SpareLost(Exception):
+    """Another caller took the spare root file system first (or it was not mounted)."""
+
+
 def prepare(
-    root: Path, intent: ContainerIntent, db: StateDB, name: str | None = None
-) -> tuple[ContainerRow, OciRuntime]:
-    """Resolve, validate, record and lay out a container; nothing runs yet."""
-    from bolt.runtime import imagecache
+    root: Path,
+    intent: ContainerIntent,
+    db: StateDB,
+    name: str | None = None,
+    *,
+    use_spare: bool = True,
+) -> Prepared:
+    """Resolve, validate, record and lay out a container; nothing runs yet.  A container
+    removed on exit takes a spare root file system of its image if one is ready
+    (``bolt.runtime.spares``; ``use_spare=False``: never)."""
+    from bolt.runtime import imagecache, spares
     from bolt.runtime.ocispec import generate
 
     intent = anonymous_volumes(intent.validate())
     rt = select_runtime(intent.runtime, root)
     image = imagecache.resolve(root, db.conn, intent.image)
     layers = image.layers
-    cid = os.urandom(32).hex()
-    name = name or _new_name(cid)
+    spare = spares.find(root, image.id) if intent.auto_remove and use_spare else None
+    cid = spare.cid if spare is not None else os.urandom(32).hex()
+    given, name = name, name or _new_name(cid)
     cdir = ContainerDir.of(root, cid)
     mode = intent.network_mode
     network = (
@@ -139,8 +158,16 @@ def prepare(
         spec_hash=intent.spec_hash(),
         health="starting" if health is not None else None,
     )
-    db.insert(row)
     try:
+        db.insert(row)
+    except InvalidInput:
+        if spare is None:
+            raise
+        # Another container took this spare's id first; a taken name fails again below.
+        return prepare(root, intent, db, given, use_spare=False)
+    try:
+        if spare is not None:
+            _take_spare(spare, cdir)
         own_ips: list[str] = []
         nameservers: list[str] = []
         if mode == "bridge":
@@ -152,7 +179,7 @@ def prepare(
         # A container removed on exit has its bundle on tmpfs; the runtime is given the
         # real paths (runc refuses a root file system reached through a link).
         files = cdir
-        if intent.auto_remove and runroot.make_bundle(root, cdir):
+        if spare is not None or (intent.auto_remove and runroot.make_bundle(root, cdir)):
             files = runroot.in_run_dir(root, cid)
             spec = spec._replace(rootfs=str(files.rootfs))
         taken = {m.destination for m in spec.mounts}
@@ -164,13 +191,25 @@ def prepare(
         spec = validate(spec._replace(mounts=(*extra, *spec.mounts)))
         # A container removed on exit never mounts its upper directory again, so its
         # writes need not reach the disk (unmounting a synced overlay waits for them).
-        rootfs.mount_overlay(layers, cdir.path, cdir.rootfs, volatile=intent.auto_remove)
+        if spare is None:
+            rootfs.mount_overlay(layers, cdir.path, cdir.rootfs, volatile=intent.auto_remove)
         cdir.config.write_text(json.dumps(generate(spec)))
+    except _SpareLost:
+        rootfs.delete_container_dir(cdir.path)  # what it holds of the spare, if anything
+        db.delete(cid)  # never announced: no event
+        return prepare(root, intent, db, given, use_spare=False)
     except BaseException:
         discard(root, db, row)
         raise
     db.add_event(cid, name, "created", image=intent.image)
-    return db.refresh(row) or row, rt
+    return Prepared(db.refresh(row) or row, rt, tuple(layers))
+
+
+def _take_spare(spare: Any, cdir: ContainerDir) -> None:
+    from bolt.runtime import spares
+
+    if not spares.take(spare, cdir) or not spares.mounted(cdir):
+        raise _SpareLost
 
 
 def launch(
@@ -186,16 +225,16 @@ def launch(
     process for speed, or a fresh interpreter for threaded callers).  ``db``: the
     caller's own connection, kept open (only where this process does not fork)."""
     if db is not None:
-        row, rt = prepare(root, intent, db, name)
-        return _spawn(
-            root, row, _job(root, row, rt, start=start, interactive=intent.interactive), fork
-        )
-    db = StateDB(root)
-    try:
-        row, rt = prepare(root, intent, db, name)
-    finally:
-        db.close()  # before fork(): a child that inherits SQLite's state cannot open its own
-    return _spawn(root, row, _job(root, row, rt, start=start, interactive=intent.interactive), fork)
+        done = prepare(root, intent, db, name)
+    else:
+        db = StateDB(root)
+        try:
+            done = prepare(root, intent, db, name)
+        finally:
+            db.close()  # before fork(): a child that inherits SQLite's state cannot open its own
+    row, rt = done.row, done.runtime
+    job = _job(root, row, rt, start=start, interactive=intent.interactive)
+    return _spawn(root, row, job, fork)._replace(layers=done.layers)
 
 
 def _job(

@@ -19,8 +19,12 @@ from bolt.state.db import ContainerRow, StateDB
 
 
 def prune(root: Path, db: StateDB) -> list[str]:
-    """Remove every stopped container; also unmount stale rootfs mounts of unknown ids,
-    and delete removed containers' files that a killed monitor left."""
+    """Remove every stopped container and every spare root file system; also unmount
+    stale rootfs mounts of unknown ids, and delete removed containers' files that a
+    killed monitor left."""
+    from bolt.runtime import spares
+
+    spares.discard(root)  # first: a spare's mount holds its image's layers
     removed = []
     for row in db.all():
         row = reconcile(root, db, row)
@@ -32,16 +36,18 @@ def prune(root: Path, db: StateDB) -> list[str]:
     base = root / "containers"
     dirs = list(base.iterdir()) if base.is_dir() else []
     runs = runroot.run_dirs(root)
-    # Rows are read after the listing: a container's row is written before any of its
-    # directories, so a listed directory without a row now belongs to no container, and
-    # a container created meanwhile (a `bolt run` beside the prune) was not listed.
+    # Spares and rows are read after the listing: a spare's disk part is made before its
+    # run directory, and a container's row before any of its directories (a spare moves
+    # into containers/ after its row is written), so a listed directory that is neither
+    # now belongs to nobody, and one made meanwhile (a `bolt run` beside) was not listed.
+    in_spares = spares.cids(root)
     known = {r.id for r in db.all()}
     for d in dirs:
         if d.name not in known:
             kill_cgroups(d.name)
             rootfs.delete_container_dir(d)
     for run in runs:
-        if run.name not in known:  # its container directory is gone
+        if run.name not in known and run.name not in in_spares:  # its owner is gone
             rootfs.unmount(ContainerDir(run).rootfs)
             shutil.rmtree(run, ignore_errors=True)
     gone = removed_dir(root)  # what a killed monitor left, perhaps still mounted

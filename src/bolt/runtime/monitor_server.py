@@ -31,6 +31,7 @@ from bolt.runtime import linux
 from bolt.runtime.monitor import MonitorJob
 
 WANT = bytes(4)  # a job of length 0: "fork the next warm monitor and hand it to me"
+SPARE = b"\xff" * 4  # then a length and JSON: "mount a spare root file system for this image"
 
 
 class MonitorServer:
@@ -86,6 +87,21 @@ class MonitorServer:
         with self._lock:
             if self._owed and self._sock is not None:
                 self._ask()
+
+    def spare(self, root: Path, image_id: str, layers: tuple[Path, ...]) -> None:
+        """Ask the server to mount a spare root file system for the image's next container
+        removed on exit (``bolt.runtime.spares``); it keeps it until it exits.  Nothing is
+        answered; a server not running is not started for it."""
+        payload = json.dumps(
+            {"root": str(root), "image_id": image_id, "layers": [str(p) for p in layers]}
+        ).encode()
+        with self._lock:
+            if self._sock is None:
+                return
+            try:
+                self._sock.sendall(SPARE + len(payload).to_bytes(4, "big") + payload)
+            except OSError:
+                self._close()
 
     def _ask(self) -> None:
         try:
@@ -212,6 +228,7 @@ def preload() -> None:
     import bolt.runtime.monitor_loop
     import bolt.runtime.netavark
     import bolt.runtime.prober
+    import bolt.runtime.spares
     import bolt.runtime.supervision
     import bolt.volumes  # noqa: F401
     from bolt.runtime import logs  # noqa: F401
@@ -223,6 +240,19 @@ def serve(control: socket.socket, root: str | None = None) -> None:
     # collections do not write to (and so copy) the pages it shares with this server.
     gc.freeze()
     _hand_warm(control, root)  # the caller's first job finds a monitor waiting
+    kept: set[str] = set()  # the roots this server keeps spares in
+    try:
+        _serve(control, root, kept)
+    finally:
+        from bolt.runtime import spares
+
+        owner = spares.me()
+        for spare_root in kept:  # the caller is gone: nobody asks for them any more
+            with contextlib.suppress(OSError):
+                spares.discard(Path(spare_root), owner=owner)
+
+
+def _serve(control: socket.socket, root: str | None, kept: set[str]) -> None:
     while True:
         ready, _, _ = select.select([control], [], [], 1.0)
         with contextlib.suppress(ChildProcessError):
@@ -234,6 +264,12 @@ def serve(control: socket.socket, root: str | None = None) -> None:
         if not msg:
             return  # the caller is gone; so is every warm monitor's channel
         header = _whole_header(control, msg)
+        if header == SPARE:
+            for fd in fds:
+                os.close(fd)
+            request = json.loads(_recv_exact(control, int.from_bytes(_recv_exact(control, 4))))
+            _make_spare(request, kept)
+            continue
         size = int.from_bytes(header, "big")
         if size == 0:  # WANT: the caller used its warm monitor
             _hand_warm(control, root)
@@ -254,6 +290,22 @@ def serve(control: socket.socket, root: str | None = None) -> None:
             for fd in fds:
                 os.close(fd)
         control.sendall(b"+")
+
+
+def _make_spare(request: dict[str, object], kept: set[str]) -> None:
+    """Mount a spare for the request's image, owned by this server.  A spare only saves
+    time: one that cannot be made is not made, and the server goes on."""
+    from bolt.errors import BoltError
+    from bolt.runtime import spares
+
+    spare_root = Path(str(request["root"]))
+    if str(spare_root) not in kept:  # the first in this root: what a killed owner left goes
+        with contextlib.suppress(OSError):
+            spares.discard(spare_root, dead_owners=True)
+    kept.add(str(spare_root))
+    layers = [Path(str(p)) for p in request["layers"]]  # type: ignore[attr-defined]
+    with contextlib.suppress(BoltError, OSError):
+        spares.make(spare_root, str(request["image_id"]), layers, owner=spares.me())
 
 
 def _hand_warm(control: socket.socket, root: str | None) -> None:
