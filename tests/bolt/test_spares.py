@@ -102,13 +102,10 @@ def test_a_spare_taken_by_another_caller_is_not_used(bolt: Bolt) -> None:
             first = containers.prepare(bolt.root, intent, db, use_spare=True).row
             made.append(first)
             assert first.id == spare.cid
-            real_find = spares.find
-            try:
-                spares.find = lambda root, image: spare  # type: ignore[assignment]
+            with pytest.MonkeyPatch.context() as patch:  # a second caller found it too
+                patch.setattr(spares, "find", lambda root, image: spare)
                 second = containers.prepare(bolt.root, intent, db).row  # the id is taken
                 made.append(second)
-            finally:
-                spares.find = real_find  # type: ignore[assignment]
             assert second.id != spare.cid
             assert linux.is_mountpoint(str(run_dir(bolt.root) / second.id / "bundle" / "rootfs"))
             assert _events_of(db, second.id) == ["created"]
@@ -128,14 +125,11 @@ def test_a_spare_lost_between_finding_and_taking_leaves_no_trace(bolt: Bolt) -> 
         assert spares.discard(bolt.root, image_id=image_id) == 1  # as a prune would
         db = StateDB(bolt.root)
         try:
-            real_find = spares.find
-            try:
-                spares.find = lambda root, image: spare  # type: ignore[assignment]
+            with pytest.MonkeyPatch.context() as patch:  # found just before the prune
+                patch.setattr(spares, "find", lambda root, image: spare)
                 row = containers.prepare(
                     bolt.root, ContainerIntent(image="busybox", auto_remove=True), db
                 ).row
-            finally:
-                spares.find = real_find  # type: ignore[assignment]
             assert row.id != spare.cid
             assert db.find(spare.cid) is None
             assert _events_of(db, spare.cid) == []
@@ -214,8 +208,13 @@ def test_a_killed_owners_spares_go_with_the_next_owner_or_prune(bolt: Bolt) -> N
                 with Engine(bolt.root) as eng:
                     _run(eng)
                     _run(eng)  # its server's first spare request clears dead owners' first
-                    _ready(bolt.root, image_id)
-                    assert spare.cid not in spares.cids(bolt.root)
+                    wait_for(
+                        lambda spare=spare: (
+                            spare.cid not in spares.cids(bolt.root)
+                            and spares.find(bolt.root, image_id) is not None
+                        ),
+                        timeout=10,
+                    )
             else:
                 bolt.ok("system", "prune", "-f")
             assert spares.cids(bolt.root) == set()
@@ -225,7 +224,9 @@ def test_a_killed_owners_spares_go_with_the_next_owner_or_prune(bolt: Bolt) -> N
             proc.wait()
 
 
-def test_an_owner_keeps_a_few_spares_the_newest_images(bolt: Bolt, monkeypatch) -> None:
+def test_an_owner_keeps_a_few_spares_the_newest_images(
+    bolt: Bolt, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bolt.runtime import imagecache
 
     db = StateDB(bolt.root)
