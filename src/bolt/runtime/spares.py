@@ -16,7 +16,7 @@ Names: ``<id>.<owner>`` is ready (``owner``: the process that keeps it, as
 disk part is made before the run directory and the mount, so that ``bolt system prune``,
 which lists the run directories before the spares, never takes a run directory whose
 spare it has not seen.  Whatever a killed owner or maker left is removed by the next
-prune, and by the next owner that starts.
+prune, and when the next owner in the same root makes its first spare.
 """
 
 from __future__ import annotations
