@@ -59,6 +59,13 @@ def _ready(root: Path, image_id: str) -> spares.Spare:
     return found[0]
 
 
+def _spare_after_two_runs(eng: Engine, bolt: Bolt) -> spares.Spare:
+    """Two one-shot runs of busybox: the engine's server then mounts a spare of it."""
+    _run(eng)
+    _run(eng)
+    return _ready(bolt.root, _image_id(bolt))
+
+
 def _overlays_in_run_dir(root: Path) -> list[str]:
     with open("/proc/self/mountinfo") as f:
         return [ln.split()[4] for ln in f if ln.split()[4].startswith(f"{run_dir(root)}/")]
@@ -90,11 +97,8 @@ def test_the_next_run_takes_the_spare_and_starts_from_a_pristine_root(bolt: Bolt
 def test_a_spare_taken_by_another_caller_is_not_used(bolt: Bolt) -> None:
     """Two callers found the same spare: whoever writes its id first takes it; the
     other makes its container the ordinary way, under an id of its own."""
-    image_id = _image_id(bolt)
     with Engine(bolt.root) as eng:
-        _run(eng)
-        _run(eng)
-        spare = _ready(bolt.root, image_id)
+        spare = _spare_after_two_runs(eng, bolt)
         db = StateDB(bolt.root)
         made = []
         try:
@@ -119,9 +123,7 @@ def test_a_spare_taken_by_another_caller_is_not_used(bolt: Bolt) -> None:
 def test_a_spare_lost_between_finding_and_taking_leaves_no_trace(bolt: Bolt) -> None:
     image_id = _image_id(bolt)
     with Engine(bolt.root) as eng:
-        _run(eng)
-        _run(eng)
-        spare = _ready(bolt.root, image_id)
+        spare = _spare_after_two_runs(eng, bolt)
         assert spares.discard(bolt.root, image_id=image_id) == 1  # as a prune would
         db = StateDB(bolt.root)
         try:
@@ -141,11 +143,8 @@ def test_a_spare_lost_between_finding_and_taking_leaves_no_trace(bolt: Bolt) -> 
 
 def test_a_spare_no_longer_mounted_is_dropped_and_the_run_goes_on(bolt: Bolt) -> None:
     """After a reboot /run is empty: the spare's disk part is all that is left."""
-    image_id = _image_id(bolt)
     with Engine(bolt.root) as eng:
-        _run(eng)
-        _run(eng)
-        spare = _ready(bolt.root, image_id)
+        spare = _spare_after_two_runs(eng, bolt)
         rootfs = run_dir(bolt.root) / spare.cid / "bundle" / "rootfs"
         assert linux.umount(str(rootfs), detach=True)
         hostname, *tmp = _run(eng)
