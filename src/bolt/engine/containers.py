@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from bolt.engine.etc import etc_files, health_of
 from bolt.errors import BoltError, InvalidInput
-from bolt.runtime import linux, rootfs, runroot
+from bolt.runtime import linux, rootfs, runroot, spares
 from bolt.runtime.cgroups import kill_cgroups
 from bolt.runtime.driver import OciRuntime, make_runtime, select_runtime
 from bolt.runtime.flags import signal_number
@@ -87,7 +87,7 @@ def prepare(
     """Resolve, validate, record and lay out a container; nothing runs yet.  A container
     removed on exit takes a spare root file system of its image if one is ready
     (``bolt.runtime.spares``; ``use_spare=False``: never)."""
-    from bolt.runtime import imagecache, spares
+    from bolt.runtime import imagecache
     from bolt.runtime.ocispec import generate
 
     intent = anonymous_volumes(intent.validate())
@@ -205,9 +205,7 @@ def prepare(
     return Prepared(db.refresh(row) or row, rt, tuple(layers))
 
 
-def _take_spare(spare: Any, cdir: ContainerDir) -> None:
-    from bolt.runtime import spares
-
+def _take_spare(spare: spares.Spare, cdir: ContainerDir) -> None:
     if not spares.take(spare, cdir) or not spares.mounted(cdir):
         raise _SpareLost
 
