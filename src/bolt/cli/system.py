@@ -13,7 +13,8 @@ def register(sub: Any) -> None:
     ssub.required = True
     pr = ssub.add_parser(
         "prune",
-        help="remove stopped containers, unused layers, stale mounts and what killed builds and pulls left",
+        help="remove stopped containers, spare root file systems, unused layers, stale mounts"
+        " and what killed builds and pulls left",
     )
     pr.add_argument("-f", "--force", action="store_true", help="do not ask for confirmation")
     pr.set_defaults(handler=prune, needs_root=True)
@@ -38,7 +39,10 @@ def prune(args: argparse.Namespace) -> int:
             from bolt.errors import InvalidInput
 
             raise InvalidInput("prune needs confirmation", hint="use -f to prune without asking")
-        answer = input("Remove all stopped containers, unused layers and stale mounts? [y/N] ")
+        answer = input(
+            "Remove all stopped containers, spare root file systems, unused layers and stale"
+            " mounts? [y/N] "
+        )
         if answer.strip().lower() not in ("y", "yes"):
             return 2
     from bolt.build.scratch import reap_killed_builds
