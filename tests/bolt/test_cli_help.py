@@ -30,4 +30,4 @@ def test_system_prune_help_says_what_it_removes() -> None:
         [tool("bolt"), "system", "prune", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0
-    assert "Remove stopped containers, unused layers" in done.stdout
+    assert "Remove stopped containers, spare root file systems, unused layers" in done.stdout
