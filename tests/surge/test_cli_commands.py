@@ -73,8 +73,8 @@ command = {serve(p.marker, "true")}
     finally:
         config.unlink(missing_ok=True)
         p.surge("down", "-t", "1")
-        _bolt(p, "rmi", ref)
-        _bolt(p, "rmi", f"{p.name}-local:latest")
+        _bolt(p, "image", "rm", ref)
+        _bolt(p, "image", "rm", f"{p.name}-local:latest")
 
 
 def test_logs_follow_streams_new_lines_and_ends_when_the_containers_stop(surge_project: Project):
@@ -155,7 +155,7 @@ image = "busybox"
         assert "no service has a build section" in none.stderr
     finally:
         for name in ("one", "two"):
-            _bolt(p, "rmi", f"{p.name}-{name}:latest")
+            _bolt(p, "image", "rm", f"{p.name}-{name}:latest")
 
 
 def test_scale_sets_the_replicas_and_refuses_bad_input(surge_project: Project):

@@ -184,4 +184,6 @@ command = {serve(p.marker, "cat /state /srv/data/x")}
         assert "Traceback" not in missing.stderr
     finally:
         Snapshot.delete(snap, root=p.root)
-        subprocess.run([*bolt, "rmi", f"{p.name}-copy:latest"], env=p.env, capture_output=True)
+        subprocess.run(
+            [*bolt, "image", "rm", f"{p.name}-copy:latest"], env=p.env, capture_output=True
+        )

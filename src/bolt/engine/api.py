@@ -346,7 +346,7 @@ class Engine:
             self._oneshots[image_id] += 1
             again = self._oneshots[image_id] > 1
         if again:
-            self._monitor_server().spare(self.root, image_id, launched.layers)
+            self._monitor_server().spare(image_id, launched.layers)
 
     def list(
         self, all: bool = True, labels: Mapping[str, str] | None = None

@@ -88,15 +88,13 @@ class MonitorServer:
             if self._owed and self._sock is not None:
                 self._ask()
 
-    def spare(self, root: Path, image_id: str, layers: tuple[Path, ...]) -> None:
-        """Ask the server to mount a spare root file system for the image's next container
-        removed on exit (``bolt.runtime.spares``); it keeps it until it exits.  Nothing is
-        answered; a server not running is not started for it."""
-        payload = json.dumps(
-            {"root": str(root), "image_id": image_id, "layers": [str(p) for p in layers]}
-        ).encode()
+    def spare(self, image_id: str, layers: tuple[Path, ...]) -> None:
+        """Ask the server to mount a spare root file system in its root for the image's
+        next container removed on exit (``bolt.runtime.spares``); it keeps it until it
+        exits.  Nothing is answered; a server not running is not started for it."""
+        payload = json.dumps({"image_id": image_id, "layers": [str(p) for p in layers]}).encode()
         with self._lock:
-            if self._sock is None:
+            if self._sock is None or self._root is None:
                 return
             try:
                 self._sock.sendall(SPARE + len(payload).to_bytes(4, "big") + payload)
@@ -240,19 +238,17 @@ def serve(control: socket.socket, root: str | None = None) -> None:
     # collections do not write to (and so copy) the pages it shares with this server.
     gc.freeze()
     _hand_warm(control, root)  # the caller's first job finds a monitor waiting
-    kept: set[str] = set()  # the roots this server keeps spares in
     try:
-        _serve(control, root, kept)
+        _serve(control, root)
     finally:
-        from bolt.runtime import spares
+        if root is not None:  # the caller is gone: nobody asks for its spares any more
+            from bolt.runtime import spares
 
-        owner = spares.me()
-        for spare_root in kept:  # the caller is gone: nobody asks for them any more
             with contextlib.suppress(OSError):
-                spares.discard(Path(spare_root), owner=owner)
+                spares.discard(Path(root), owner=spares.me())
 
 
-def _serve(control: socket.socket, root: str | None, kept: set[str]) -> None:
+def _serve(control: socket.socket, root: str | None) -> None:
     while True:
         ready, _, _ = select.select([control], [], [], 1.0)
         with contextlib.suppress(ChildProcessError):
@@ -268,7 +264,8 @@ def _serve(control: socket.socket, root: str | None, kept: set[str]) -> None:
             for fd in fds:
                 os.close(fd)
             request = json.loads(_recv_exact(control, int.from_bytes(_recv_exact(control, 4))))
-            _make_spare(request, kept)
+            if root is not None:
+                _make_spare(Path(root), request)
             continue
         size = int.from_bytes(header, "big")
         if size == 0:  # WANT: the caller used its warm monitor
@@ -292,20 +289,17 @@ def _serve(control: socket.socket, root: str | None, kept: set[str]) -> None:
         control.sendall(b"+")
 
 
-def _make_spare(request: dict[str, object], kept: set[str]) -> None:
-    """Mount a spare for the request's image, owned by this server.  A spare only saves
-    time: one that cannot be made is not made, and the server goes on."""
+def _make_spare(root: Path, request: dict[str, object]) -> None:
+    """Mount a spare for the request's image, owned by this server, after removing what
+    a killed owner left.  A spare only saves time: one that cannot be made is not made,
+    and the server goes on."""
     from bolt.errors import BoltError
     from bolt.runtime import spares
 
-    spare_root = Path(str(request["root"]))
-    if str(spare_root) not in kept:  # the first in this root: what a killed owner left goes
-        with contextlib.suppress(OSError):
-            spares.discard(spare_root, dead_owners=True)
-    kept.add(str(spare_root))
     layers = [Path(str(p)) for p in request["layers"]]  # type: ignore[attr-defined]
     with contextlib.suppress(BoltError, OSError):
-        spares.make(spare_root, str(request["image_id"]), layers, owner=spares.me())
+        spares.discard(root, dead_owners=True)
+        spares.make(root, str(request["image_id"]), layers, owner=spares.me())
 
 
 def _hand_warm(control: socket.socket, root: str | None) -> None:

@@ -160,6 +160,8 @@ def discard(
             elif (owner is not None and token != owner) or (dead_owners and _alive(token)):
                 continue
             count += _delete(root, directory / name)
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # an image whose spare was taken leaves its directory empty
     return count
 
 
@@ -173,8 +175,6 @@ def _delete(root: Path, path: Path) -> bool:
     except OSError:
         return False
     rootfs.delete_container_dir(doomed)
-    with contextlib.suppress(OSError):
-        path.parent.rmdir()  # the image's last
     return True
 
 
